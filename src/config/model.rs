@@ -1,0 +1,195 @@
+//! The validated configuration: real types, every value checked. Built by
+//! [`super::load`] from the YAML file; nothing downstream sees raw YAML.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::{Schedule, Secret, Span};
+use crate::mapping::MapSpec;
+
+/// The whole configuration of one Liaison instance.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from (absolute).
+    pub file: PathBuf,
+    /// Where users, links, journal and outbox live.
+    pub store: StoreLocation,
+    /// The portal the users log in to.
+    pub portal: Option<PortalConfig>,
+    /// Locale of users whose source gives none.
+    pub default_locale: String,
+    /// Source instances in config order (which is also attribute precedence).
+    pub sources: Vec<SourceConfig>,
+    /// Mass-deprovision and bad-row limits.
+    pub safety: SafetyConfig,
+    /// What happens to users whose contacts left.
+    pub deprovision: DeprovisionConfig,
+    /// Outgoing e-mail; `None` sends nothing.
+    pub mail: Option<MailConfig>,
+    /// Optional HTTP listener.
+    pub api: Option<ApiConfig>,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// The store URL, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// `sqlite://PATH`: an SQLite file, path resolved against the config folder.
+    Sqlite(PathBuf),
+    /// `postgres://…`: kept whole, password redacted in Debug.
+    Postgres(Secret),
+}
+
+/// `portal:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalConfig {
+    /// Login page linked from welcome e-mails.
+    pub url: url::Url,
+}
+
+/// One entry of `sources:`.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Unique name, used in anchors and logs.
+    pub name: String,
+    /// Where in the config file this source is defined.
+    pub span: Span,
+    /// Plugin-specific settings.
+    pub connector: ConnectorConfig,
+    /// Optional cron schedule.
+    pub schedule: Option<Schedule>,
+    /// Sync when the source file changes.
+    pub watch: bool,
+    /// `map:` and `when:`; `None` means the standard layout.
+    pub map: Option<MapSpec>,
+    /// Per-source override of `safety.max_bad_row_ratio`.
+    pub max_bad_row_ratio: Option<f64>,
+}
+
+/// Settings per connector type. Only plugins compiled into this build appear.
+#[derive(Debug, Clone)]
+pub enum ConnectorConfig {
+    /// `type: csv`.
+    #[cfg(feature = "csv")]
+    Csv(liaison_plugin_csv::CsvConfig),
+}
+
+/// `safety:` section.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SafetyConfig {
+    /// At most this many disables/deletes per run (default 50).
+    pub max_deprovision: u32,
+    /// At most this share of the source's active users per run (default 0.10).
+    pub max_deprovision_ratio: f64,
+    /// More bad rows than this share and the read failed (default 0.05).
+    pub max_bad_row_ratio: f64,
+}
+
+impl Default for SafetyConfig {
+    fn default() -> Self {
+        SafetyConfig {
+            max_deprovision: 50,
+            max_deprovision_ratio: 0.10,
+            max_bad_row_ratio: 0.05,
+        }
+    }
+}
+
+/// `deprovision:` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeprovisionConfig {
+    /// Delete sync-disabled users after this long; `None` = never.
+    pub delete_after: Option<std::time::Duration>,
+}
+
+/// `mail:` section.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// How mail leaves.
+    pub transport: MailTransport,
+    /// The From mailbox, e.g. `Support <support@example.com>`.
+    pub from: String,
+    /// When the dispatcher runs (default every minute).
+    pub schedule: Schedule,
+    /// Optional send window, e.g. weekdays 08–18.
+    pub window: Option<SendWindow>,
+    /// Time zone of `schedule` and `window` (IANA name, default UTC).
+    pub timezone: String,
+    /// A folder whose templates override the built-in ones.
+    pub templates: Option<PathBuf>,
+    /// At most this many messages per minute (`None` = unlimited).
+    pub rate_per_minute: Option<u32>,
+    /// Also send `registration_confirmation` to users created by sync.
+    pub confirm_sync_created: bool,
+}
+
+/// A send window: days of week and an hour range, in the mail time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendWindow {
+    /// ISO weekdays 1 (Monday) … 7 (Sunday) allowed.
+    pub days: Vec<u8>,
+    /// First hour allowed (0–23).
+    pub from_hour: u8,
+    /// Hour at which sending stops (1–24).
+    pub to_hour: u8,
+}
+
+/// Mail transport, from the `mail.transport` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    /// `file://PATH`: one `.eml` per message in a folder.
+    File(PathBuf),
+    /// `smtp://`, `smtps://` (implicit TLS), `smtp+starttls://`.
+    Smtp {
+        /// TLS mode.
+        tls: SmtpTls,
+        /// Host name.
+        host: String,
+        /// Port (defaults 25, 465, 587).
+        port: u16,
+        /// User name, if any.
+        user: Option<String>,
+        /// Password, if any.
+        password: Option<Secret>,
+    },
+}
+
+/// How an SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text (`smtp://`): loopback or trusted relays only.
+    None,
+    /// Implicit TLS (`smtps://`).
+    Implicit,
+    /// STARTTLS, never downgraded (`smtp+starttls://`).
+    StartTls,
+}
+
+/// `api:` section.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Bearer token for the admin API and SCIM.
+    pub token: Secret,
+}
+
+/// `log:` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// An `EnvFilter` directive such as `info` or `liaison=debug`.
+    pub level: Option<String>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}

@@ -1,0 +1,9 @@
+//! Liaison: keeps a directory of external portal users in step with the CRM,
+//! LDAP directories and CSV exports where those people already live.
+//!
+//! The data path is `plugins → mapping → reconcile (pure Plan) → store`; see the
+//! README's architecture section for where each concept lives.
+
+pub mod model;
+pub mod config;
+pub mod mapping;

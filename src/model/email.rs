@@ -1,0 +1,146 @@
+//! A case-insensitive e-mail address: correlation key and notification address.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// Why a string is not an e-mail address we accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmailError {
+    /// Nothing given.
+    #[error("e-mail is empty")]
+    Empty,
+    /// Not of the form `local@domain.tld`.
+    #[error("invalid e-mail {0:?}")]
+    Invalid(String),
+}
+
+/// An e-mail address that compares, hashes and orders case-insensitively but
+/// keeps the spelling the source gave for sending.
+#[derive(Clone)]
+pub struct Email {
+    original: Box<str>,
+    normalized: Box<str>,
+}
+
+impl Email {
+    /// Parses and checks an address: one `@`, a non-empty local part, a dotted
+    /// domain of letters, digits and hyphens, no spaces or control characters.
+    pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err(EmailError::Empty);
+        }
+        let invalid = || EmailError::Invalid(s.to_owned());
+        let (local, domain) = s.rsplit_once('@').ok_or_else(invalid)?;
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && local.chars().all(|c| {
+                c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c)
+            });
+        let labels: Vec<&str> = domain.split('.').collect();
+        let domain_ok = domain.len() <= 253
+            && labels.len() >= 2
+            && labels.iter().all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+            });
+        if !local_ok || !domain_ok {
+            return Err(invalid());
+        }
+        Ok(Email {
+            original: s.into(),
+            normalized: s.to_lowercase().into(),
+        })
+    }
+
+    /// The address as the source spelled it.
+    pub fn as_str(&self) -> &str {
+        &self.original
+    }
+
+    /// The lower-cased form used for correlation.
+    pub fn normalized(&self) -> &str {
+        &self.normalized
+    }
+
+    /// The part before the `@`.
+    pub fn local_part(&self) -> &str {
+        self.original
+            .rsplit_once('@')
+            .map(|(l, _)| l)
+            .unwrap_or(&self.original)
+    }
+
+    /// The domain, lower-cased.
+    pub fn domain(&self) -> &str {
+        self.normalized
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or("")
+    }
+}
+
+impl PartialEq for Email {
+    fn eq(&self, other: &Self) -> bool {
+        self.normalized == other.normalized
+    }
+}
+impl Eq for Email {}
+impl Hash for Email {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.normalized.hash(state)
+    }
+}
+impl PartialOrd for Email {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Email {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.normalized.cmp(&other.normalized)
+    }
+}
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.original)
+    }
+}
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Email({:?})", self.original)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compares_case_insensitively_and_keeps_spelling() {
+        let a = Email::parse(" Ann.Smith@Example.COM ").unwrap();
+        let b = Email::parse("ann.smith@example.com").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.as_str(), "Ann.Smith@Example.COM");
+        assert_eq!(a.normalized(), "ann.smith@example.com");
+        assert_eq!(a.local_part(), "Ann.Smith");
+        assert_eq!(a.domain(), "example.com");
+    }
+
+    #[test]
+    fn rejects_malformed_addresses() {
+        for bad in [
+            "", "plain", "@example.com", "a@", "a@b", "a b@example.com", "a@exa mple.com",
+            "a..b@example.com", "a@-example.com", "a@example..com", ".a@example.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Email::parse("jiří@příklad.cz").is_ok(), "internationalised addresses are fine");
+    }
+}
