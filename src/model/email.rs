@@ -37,9 +37,9 @@ impl Email {
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..")
-            && local.chars().all(|c| {
-                c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c)
-            });
+            && local
+                .chars()
+                .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = domain.len() <= 253
             && labels.len() >= 2
@@ -136,11 +136,23 @@ mod tests {
     #[test]
     fn rejects_malformed_addresses() {
         for bad in [
-            "", "plain", "@example.com", "a@", "a@b", "a b@example.com", "a@exa mple.com",
-            "a..b@example.com", "a@-example.com", "a@example..com", ".a@example.com",
+            "",
+            "plain",
+            "@example.com",
+            "a@",
+            "a@b",
+            "a b@example.com",
+            "a@exa mple.com",
+            "a..b@example.com",
+            "a@-example.com",
+            "a@example..com",
+            ".a@example.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
-        assert!(Email::parse("jiří@příklad.cz").is_ok(), "internationalised addresses are fine");
+        assert!(
+            Email::parse("jiří@příklad.cz").is_ok(),
+            "internationalised addresses are fine"
+        );
     }
 }

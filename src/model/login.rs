@@ -83,7 +83,8 @@ fn slug_parts(s: &str) -> String {
     let mut out = String::with_capacity(ascii.len());
     let mut pending_dot = false;
     for c in ascii.chars() {
-        if c.is_ascii_alphanumeric() || ((c == '_' || c == '-') && !out.is_empty() && !pending_dot) {
+        if c.is_ascii_alphanumeric() || ((c == '_' || c == '-') && !out.is_empty() && !pending_dot)
+        {
             if pending_dot && !out.is_empty() {
                 out.push('.');
             }
@@ -109,9 +110,15 @@ mod tests {
     fn transliterates_names() {
         assert_eq!(derive_login_base("Jiří Dvořák", "x"), "jiri.dvorak");
         assert_eq!(derive_login_base("Łukasz", "x"), "lukasz");
-        assert_eq!(derive_login_base("Žofie  Nováková-Malá", "x"), "zofie.novakova-mala");
+        assert_eq!(
+            derive_login_base("Žofie  Nováková-Malá", "x"),
+            "zofie.novakova-mala"
+        );
         assert_eq!(derive_login_base("Иван Петров", "x"), "ivan.petrov");
-        assert_eq!(derive_login_base("Γιώργος Παπαδόπουλος", "x"), "giorgos.papadopoulos");
+        assert_eq!(
+            derive_login_base("Γιώργος Παπαδόπουλος", "x"),
+            "giorgos.papadopoulos"
+        );
         assert_eq!(derive_login_base("  O'Brien, Seán ", "x"), "o.brien.sean");
         assert_eq!(derive_login_base("Müller GmbH", "x"), "muller.gmbh");
     }
@@ -129,7 +136,10 @@ mod tests {
         let base = derive_login_base(&long, "x");
         assert!(base.len() <= 60);
         assert!(Login::parse(&base).is_ok());
-        assert_eq!(Login::with_suffix("jiri.dvorak", 2).as_str(), "jiri.dvorak2");
+        assert_eq!(
+            Login::with_suffix("jiri.dvorak", 2).as_str(),
+            "jiri.dvorak2"
+        );
         assert_eq!(Login::with_suffix("jiri.dvorak", 1).as_str(), "jiri.dvorak");
     }
 

@@ -7,6 +7,4 @@ mod user;
 
 pub use email::{Email, EmailError};
 pub use login::{derive_login_base, Login, LoginError};
-pub use user::{
-    Account, ContactRecord, DisabledBy, ExternalUser, Flags, Origin, Status, UserId,
-};
+pub use user::{Account, ContactRecord, DisabledBy, ExternalUser, Flags, Origin, Status, UserId};

@@ -1,0 +1,131 @@
+//! Merging the contacts of one user into the user's fields, independent of order.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::FieldChange;
+use crate::model::{ContactRecord, Email, ExternalUser, Flags};
+
+/// The fields of an external user that sources decide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFields {
+    /// Display name.
+    pub title: String,
+    /// Free note.
+    pub description: Option<String>,
+    /// Notification address.
+    pub email: Email,
+    /// Language of e-mails.
+    pub locale: String,
+    /// Access flags.
+    pub flags: Flags,
+    /// Grants, sorted and unique.
+    pub grants: Vec<String>,
+    /// Custom attributes.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Merges a user's contacts, given as (source rank, record) in any order.
+///
+/// The record with the smallest (source rank, contact id) supplies the title and
+/// e-mail; description and locale come from the first record in that order that
+/// has one; a flag is true only if every record says so (least privilege); grants
+/// are the union; attributes merge with the smallest record winning a clash.
+/// Returns `None` for no contacts.
+pub fn merge_fields(
+    contacts: &[(usize, &ContactRecord)],
+    default_locale: &str,
+) -> Option<UserFields> {
+    let mut sorted: Vec<&(usize, &ContactRecord)> = contacts.iter().collect();
+    sorted.sort_by(|a, b| (a.0, &a.1.contact_id).cmp(&(b.0, &b.1.contact_id)));
+    let primary = sorted.first()?.1;
+    let first_some = |get: fn(&ContactRecord) -> &Option<String>| {
+        sorted.iter().find_map(|(_, r)| get(r).clone())
+    };
+    let all =
+        |get: fn(&ContactRecord) -> Option<bool>| sorted.iter().all(|(_, r)| get(r) == Some(true));
+    let mut grants: Vec<String> = sorted
+        .iter()
+        .flat_map(|(_, r)| r.grants.iter().cloned())
+        .collect();
+    grants.sort();
+    grants.dedup();
+    let mut attributes = BTreeMap::new();
+    for (_, r) in &sorted {
+        for (k, v) in &r.attributes {
+            attributes.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    Some(UserFields {
+        title: primary.name.clone(),
+        description: first_some(|r| &r.description),
+        email: primary.email.clone(),
+        locale: first_some(|r| &r.locale).unwrap_or_else(|| default_locale.to_owned()),
+        flags: Flags {
+            account_contacts: all(|r| r.account_contacts),
+            account_tickets: all(|r| r.account_tickets),
+            external_comments: all(|r| r.external_comments),
+        },
+        grants,
+        attributes,
+    })
+}
+
+impl UserFields {
+    /// The fields of a stored user, for comparison.
+    pub fn of(user: &ExternalUser) -> Option<UserFields> {
+        Some(UserFields {
+            title: user.title.clone(),
+            description: user.description.clone(),
+            email: user.email.clone()?,
+            locale: user.locale.clone(),
+            flags: user.flags,
+            grants: user.grants.clone(),
+            attributes: user.attributes.clone(),
+        })
+    }
+
+    /// What changes from `user` to these fields, field by field. E-mail compares
+    /// case-insensitively: a change of case alone is not a change.
+    pub fn diff_from(&self, user: &ExternalUser) -> Vec<FieldChange> {
+        let mut out = Vec::new();
+        let mut check = |field: &'static str, old: serde_json::Value, new: serde_json::Value| {
+            if old != new {
+                out.push(FieldChange { field, old, new });
+            }
+        };
+        check("title", json!(user.title), json!(self.title));
+        check(
+            "description",
+            json!(user.description),
+            json!(self.description),
+        );
+        if user.email.as_ref() != Some(&self.email) {
+            check(
+                "email",
+                json!(user.email.as_ref().map(Email::as_str)),
+                json!(self.email.as_str()),
+            );
+        }
+        check("locale", json!(user.locale), json!(self.locale));
+        check(
+            "account_contacts",
+            json!(user.flags.account_contacts),
+            json!(self.flags.account_contacts),
+        );
+        check(
+            "account_tickets",
+            json!(user.flags.account_tickets),
+            json!(self.flags.account_tickets),
+        );
+        check(
+            "external_comments",
+            json!(user.flags.external_comments),
+            json!(self.flags.external_comments),
+        );
+        check("grants", json!(user.grants), json!(self.grants));
+        check("attributes", json!(user.attributes), json!(self.attributes));
+        out
+    }
+}

@@ -1,0 +1,194 @@
+//! The decision of one run, as a value: printed by `plan`, applied by `sync`.
+
+use serde::Serialize;
+
+use super::UserFields;
+use crate::model::{ContactRecord, Login, UserId};
+
+/// Everything one run of one source would change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// The source this plan is for.
+    pub source: String,
+    /// Users to create, each with its contacts, in (source, contact id) order.
+    pub creates: Vec<NewUser>,
+    /// Field changes of existing users.
+    pub updates: Vec<UserUpdate>,
+    /// Contact links to write or remove for existing users.
+    pub contacts: Vec<ContactChange>,
+    /// Sync-disabled users whose contacts came back.
+    pub enables: Vec<(UserId, Login)>,
+    /// Users to disable or delete, with the unlinks that lead there.
+    pub deprovisions: Vec<Deprovision>,
+    /// Deprovisions the guard held back (not applied).
+    pub held: Vec<Held>,
+    /// Records left as they were because correlating them would mean guessing.
+    pub conflicts: Vec<Conflict>,
+    /// Users this source feeds that need no change.
+    pub unchanged: usize,
+}
+
+/// A user to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUser {
+    /// The login it gets (given by the source, or derived with a collision suffix).
+    pub login: Login,
+    /// Its fields, merged from its contacts.
+    pub fields: UserFields,
+    /// Its contacts from the planned source, by contact id.
+    pub contacts: Vec<ContactRecord>,
+}
+
+/// Field changes of one existing user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserUpdate {
+    /// The user.
+    pub user: UserId,
+    /// Its login, for people.
+    pub login: Login,
+    /// Each changed field, old → new.
+    pub changes: Vec<FieldChange>,
+    /// The complete new field values.
+    pub fields: UserFields,
+}
+
+/// One field's old and new value, as JSON so that lists and maps print faithfully.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldChange {
+    /// Field name as in SPEC §1 (`title`, `email`, `grants`, …).
+    pub field: &'static str,
+    /// Value before.
+    pub old: serde_json::Value,
+    /// Value after.
+    pub new: serde_json::Value,
+}
+
+/// A change to a contact link of an existing user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContactChange {
+    /// Link the contact to the user, or store what the source now says about it.
+    Upsert {
+        /// The user it belongs to.
+        user: UserId,
+        /// The record as read.
+        record: ContactRecord,
+        /// The contact was not linked to this user before (new, moved or back).
+        linked_now: bool,
+    },
+    /// The contact left its source: remove the link, remember the anchor.
+    Unlink {
+        /// The user it belonged to.
+        user: UserId,
+        /// Its login, for people.
+        login: Login,
+        /// The contact id.
+        contact_id: String,
+    },
+}
+
+/// Disable or delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeprovisionAction {
+    /// Deactivate, reversibly; links are removed, anchors kept.
+    Disable,
+    /// Delete for good (after `deprovision.delete_after`).
+    Delete,
+}
+
+/// A user that loses access in this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deprovision {
+    /// The user.
+    pub user: UserId,
+    /// Its login.
+    pub login: Login,
+    /// Disable or delete.
+    pub action: DeprovisionAction,
+    /// Contacts of the planned source unlinked with it.
+    pub unlinks: Vec<String>,
+}
+
+/// A deprovision the guard did not apply, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// What would have happened.
+    pub deprovision: Deprovision,
+    /// Which limit held it.
+    pub reason: String,
+}
+
+/// A record left as it was because correlating it would mean guessing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    /// The record's contact id.
+    pub contact_id: String,
+    /// What clashes.
+    pub message: String,
+}
+
+/// How many users each kind of change touches; each user counts once, in its
+/// most significant kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PlanCounts {
+    /// Users created.
+    pub created: usize,
+    /// Users with changed fields or contacts.
+    pub updated: usize,
+    /// Users disabled.
+    pub disabled: usize,
+    /// Users enabled again.
+    pub enabled: usize,
+    /// Users deleted.
+    pub deleted: usize,
+    /// Users that need no change.
+    pub unchanged: usize,
+    /// Deprovisions held by the guard.
+    pub held: usize,
+}
+
+impl Plan {
+    /// True when applying the plan would write nothing.
+    pub fn is_empty(&self) -> bool {
+        self.creates.is_empty()
+            && self.updates.is_empty()
+            && self.contacts.is_empty()
+            && self.enables.is_empty()
+            && self.deprovisions.is_empty()
+    }
+
+    /// Per-kind user counts.
+    pub fn counts(&self) -> PlanCounts {
+        use std::collections::BTreeSet;
+        let disabled: BTreeSet<UserId> = self
+            .deprovisions
+            .iter()
+            .filter(|d| d.action == DeprovisionAction::Disable)
+            .map(|d| d.user)
+            .collect();
+        let deleted: BTreeSet<UserId> = self
+            .deprovisions
+            .iter()
+            .filter(|d| d.action == DeprovisionAction::Delete)
+            .map(|d| d.user)
+            .collect();
+        let enabled: BTreeSet<UserId> = self.enables.iter().map(|(u, _)| *u).collect();
+        let mut updated: BTreeSet<UserId> = self.updates.iter().map(|u| u.user).collect();
+        updated.extend(self.contacts.iter().map(|c| match c {
+            ContactChange::Upsert { user, .. } | ContactChange::Unlink { user, .. } => *user,
+        }));
+        let updated = updated
+            .iter()
+            .filter(|u| !disabled.contains(u) && !deleted.contains(u) && !enabled.contains(u))
+            .count();
+        PlanCounts {
+            created: self.creates.len(),
+            updated,
+            disabled: disabled.len(),
+            enabled: enabled.len(),
+            deleted: deleted.len(),
+            unchanged: self.unchanged,
+            held: self.held.len(),
+        }
+    }
+}

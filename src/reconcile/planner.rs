@@ -1,0 +1,504 @@
+//! The planner: correlate one source's records with users and compute the diff.
+//!
+//! Steps, each deterministic and independent of record order:
+//! 1. group records by e-mail (rows sharing an address become one user);
+//! 2. give each group a user — by anchor first, else by e-mail, else a new one —
+//!    and report every ambiguity as a conflict instead of guessing;
+//! 3. per touched user, merge its contacts from all sources and diff the fields;
+//! 4. unlink contacts that left, disable `sync` users left without contacts and
+//!    delete those past `delete_after`;
+//! 5. give new users logins: the source's if free, else derived with a suffix.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::merge::merge_fields;
+use super::plan::{
+    Conflict, ContactChange, Deprovision, DeprovisionAction, NewUser, Plan, UserUpdate,
+};
+use super::state::{PlanOptions, SourceInput, State, StoredContact};
+use crate::model::{
+    derive_login_base, ContactRecord, DisabledBy, ExternalUser, Login, Origin, Status, UserId,
+};
+
+/// Computes what a run of `input` would change in `state`.
+pub fn plan(input: SourceInput, state: &State, opts: &PlanOptions) -> Plan {
+    let source = input.source.clone();
+    Planner::new(&source, state, opts).run(input)
+}
+
+struct Planner<'a> {
+    source: &'a str,
+    state: &'a State,
+    opts: &'a PlanOptions,
+    rank: HashMap<&'a str, usize>,
+    /// This source's anchors by contact id (only those pointing at known users).
+    anchors: HashMap<&'a str, &'a StoredContact>,
+    /// Linked contacts of every source, per user.
+    linked: BTreeMap<UserId, Vec<&'a StoredContact>>,
+    /// Users by normalized e-mail.
+    by_email: HashMap<&'a str, Vec<UserId>>,
+    plan: Plan,
+}
+
+/// A set of records of the planned source that share an e-mail address.
+struct Group {
+    email: String,
+    records: Vec<ContactRecord>,
+}
+
+impl Group {
+    fn first_id(&self) -> &str {
+        self.records
+            .first()
+            .map(|r| r.contact_id.as_str())
+            .unwrap_or("")
+    }
+}
+
+impl<'a> Planner<'a> {
+    fn new(source: &'a str, state: &'a State, opts: &'a PlanOptions) -> Self {
+        let rank = opts
+            .source_order
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i))
+            .collect();
+        let mut anchors = HashMap::new();
+        let mut linked: BTreeMap<UserId, Vec<&StoredContact>> = BTreeMap::new();
+        for c in &state.contacts {
+            if !state.users.contains_key(&c.user) {
+                continue;
+            }
+            if c.source == source {
+                anchors.insert(c.record.contact_id.as_str(), c);
+            }
+            if c.linked {
+                linked.entry(c.user).or_default().push(c);
+            }
+        }
+        let mut by_email: HashMap<&str, Vec<UserId>> = HashMap::new();
+        for u in state.users.values() {
+            if let Some(e) = &u.email {
+                by_email.entry(e.normalized()).or_default().push(u.id);
+            }
+        }
+        Planner {
+            source,
+            state,
+            opts,
+            rank,
+            anchors,
+            linked,
+            by_email,
+            plan: Plan {
+                source: source.to_owned(),
+                ..Plan::default()
+            },
+        }
+    }
+
+    fn rank_of(&self, source: &str) -> usize {
+        self.rank.get(source).copied().unwrap_or(usize::MAX)
+    }
+
+    fn user(&self, id: UserId) -> Option<&'a ExternalUser> {
+        self.state.users.get(&id)
+    }
+
+    fn login(&self, id: UserId) -> Login {
+        self.user(id)
+            .map(|u| u.login.clone())
+            .unwrap_or_else(|| Login::from_trusted(id.to_string()))
+    }
+
+    fn ambiguity(&self, group: &Group, users: &[UserId]) -> String {
+        let logins: Vec<String> = users.iter().map(|u| self.login(*u).to_string()).collect();
+        format!(
+            "e-mail {} matches {} users ({}); left as it was",
+            group.records[0].email,
+            users.len(),
+            logins.join(", ")
+        )
+    }
+
+    fn conflict(&mut self, group: &Group, frozen: &mut BTreeSet<String>, message: String) {
+        for r in &group.records {
+            frozen.insert(r.contact_id.clone());
+            self.plan.conflicts.push(Conflict {
+                contact_id: r.contact_id.clone(),
+                message: message.clone(),
+            });
+        }
+    }
+
+    fn run(mut self, input: SourceInput) -> Plan {
+        // 1. Group by e-mail; within a group, by contact id.
+        let mut groups: BTreeMap<String, Vec<ContactRecord>> = BTreeMap::new();
+        for r in input.records {
+            groups
+                .entry(r.email.normalized().to_owned())
+                .or_default()
+                .push(r);
+        }
+        let mut groups: Vec<Group> = groups
+            .into_iter()
+            .map(|(email, mut records)| {
+                records.sort_by(|a, b| a.contact_id.cmp(&b.contact_id));
+                Group { email, records }
+            })
+            .collect();
+        // Contacts present but not to be touched: unreadable rows and conflicts.
+        let mut frozen: BTreeSet<String> = input.unreadable;
+
+        // 2a. Each group claims a user: by anchor, else by e-mail. A group
+        // anchored to several users, or matching several by e-mail, is a conflict.
+        let mut claims: BTreeMap<UserId, Vec<usize>> = BTreeMap::new();
+        let mut to_create: Vec<usize> = Vec::new();
+        for (gi, g) in groups.iter().enumerate() {
+            let anchored: BTreeSet<UserId> = g
+                .records
+                .iter()
+                .filter_map(|r| self.anchors.get(r.contact_id.as_str()).map(|a| a.user))
+                .collect();
+            let users: Vec<UserId> = if anchored.is_empty() {
+                self.by_email
+                    .get(g.email.as_str())
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                anchored.into_iter().collect()
+            };
+            match users.as_slice() {
+                [] => to_create.push(gi),
+                [u] => claims.entry(*u).or_default().push(gi),
+                many => {
+                    let msg = self.ambiguity(g, many);
+                    self.conflict(g, &mut frozen, msg);
+                }
+            }
+        }
+        // 2b. A user claimed by several groups keeps the one with its own e-mail
+        // (else the smallest contact id); the others look for another user with
+        // their e-mail that no group claimed, else get a new one.
+        let mut assigned: BTreeMap<UserId, usize> = BTreeMap::new();
+        let mut losers: Vec<(usize, UserId)> = Vec::new();
+        for (user, gis) in &claims {
+            let own = self
+                .user(*user)
+                .and_then(|u| u.email.as_ref())
+                .map(|e| e.normalized());
+            let keep = gis
+                .iter()
+                .copied()
+                .min_by_key(|gi| {
+                    (
+                        Some(groups[*gi].email.as_str()) != own,
+                        groups[*gi].first_id(),
+                    )
+                })
+                .unwrap_or(gis[0]);
+            assigned.insert(*user, keep);
+            losers.extend(
+                gis.iter()
+                    .copied()
+                    .filter(|gi| *gi != keep)
+                    .map(|gi| (gi, *user)),
+            );
+        }
+        losers.sort();
+        for (gi, left) in losers {
+            let candidates: Vec<UserId> = self
+                .by_email
+                .get(groups[gi].email.as_str())
+                .map(|v| {
+                    v.iter()
+                        .copied()
+                        .filter(|u| *u != left && !claims.contains_key(u))
+                        .collect()
+                })
+                .unwrap_or_default();
+            match candidates.as_slice() {
+                [] => to_create.push(gi),
+                [u] => {
+                    assigned.insert(*u, gi);
+                }
+                many => {
+                    let msg = self.ambiguity(&groups[gi], many);
+                    self.conflict(&groups[gi], &mut frozen, msg);
+                }
+            }
+        }
+        to_create.sort();
+        // 2c. An e-mail change must not give two users one address. Users keep
+        // their address unless assigned to a group with another one; an assignment
+        // that would collide is dropped (a conflict), which may in turn make its
+        // user keep its address, so repeat until nothing collides.
+        loop {
+            let mut holders: HashMap<&str, Vec<UserId>> = HashMap::new();
+            for u in self.state.users.values() {
+                let email = match assigned.get(&u.id) {
+                    Some(gi) => Some(groups[*gi].email.as_str()),
+                    None => u.email.as_ref().map(|e| e.normalized()),
+                };
+                if let Some(e) = email {
+                    holders.entry(e).or_default().push(u.id);
+                }
+            }
+            let clashes: Vec<(UserId, UserId)> = assigned
+                .iter()
+                .filter_map(|(user, gi)| {
+                    let other = holders
+                        .get(groups[*gi].email.as_str())?
+                        .iter()
+                        .copied()
+                        .find(|u| u != user)?;
+                    Some((*user, other))
+                })
+                .collect();
+            if clashes.is_empty() {
+                break;
+            }
+            for (user, other) in clashes {
+                let Some(gi) = assigned.remove(&user) else {
+                    continue;
+                };
+                let msg = format!(
+                    "changing the e-mail of user {} to {} would give it the address of user {}; left as it was",
+                    self.login(user),
+                    groups[gi].records[0].email,
+                    self.login(other)
+                );
+                self.conflict(&groups[gi], &mut frozen, msg);
+            }
+        }
+        // 3./4. Every user touched by this source: assigned ones and those whose
+        // anchors of this source were linked before.
+        let mut touched: BTreeSet<UserId> = assigned.keys().copied().collect();
+        touched.extend(self.anchors.values().filter(|a| a.linked).map(|a| a.user));
+        let mut moved_in: BTreeMap<UserId, &[ContactRecord]> = BTreeMap::new();
+        for (user, gi) in &assigned {
+            moved_in.insert(*user, &groups[*gi].records);
+        }
+        // Contacts of this source placed with some user in this run (`None`: a new one).
+        let mut placed: HashMap<&str, Option<UserId>> = assigned
+            .iter()
+            .flat_map(|(u, gi)| {
+                groups[*gi]
+                    .records
+                    .iter()
+                    .map(move |r| (r.contact_id.as_str(), Some(*u)))
+            })
+            .collect();
+        for gi in &to_create {
+            placed.extend(
+                groups[*gi]
+                    .records
+                    .iter()
+                    .map(|r| (r.contact_id.as_str(), None)),
+            );
+        }
+        for user in touched {
+            self.plan_user(
+                user,
+                moved_in.get(&user).copied().unwrap_or(&[]),
+                &placed,
+                &frozen,
+            );
+        }
+        self.plan_expired_deletes();
+
+        // 5. New users, in (source, contact id) order.
+        let mut creates: Vec<Group> = Vec::new();
+        for gi in to_create.into_iter().rev() {
+            creates.push(std::mem::replace(
+                &mut groups[gi],
+                Group {
+                    email: String::new(),
+                    records: Vec::new(),
+                },
+            ));
+        }
+        creates.sort_by(|a, b| a.first_id().cmp(b.first_id()));
+        self.plan_creates(creates);
+        self.plan
+    }
+
+    /// Plans one existing user: its contacts of this source now are `records`
+    /// (plus frozen ones it already had); others of this source left or moved.
+    fn plan_user(
+        &mut self,
+        user_id: UserId,
+        records: &[ContactRecord],
+        placed: &HashMap<&str, Option<UserId>>,
+        frozen: &BTreeSet<String>,
+    ) {
+        let Some(user) = self.user(user_id) else {
+            return;
+        };
+        let my_rank = self.rank_of(self.source);
+        let mut contacts: Vec<(usize, &ContactRecord)> = Vec::new();
+        let mut unlinks: Vec<String> = Vec::new();
+        let mut moved_away = false;
+        for c in self.linked.get(&user_id).map(Vec::as_slice).unwrap_or(&[]) {
+            if c.source != self.source {
+                contacts.push((self.rank_of(&c.source), &c.record));
+            } else if frozen.contains(&c.record.contact_id) {
+                contacts.push((my_rank, &c.record));
+            } else if let Some(to) = placed.get(c.record.contact_id.as_str()) {
+                if *to != Some(user_id) {
+                    moved_away = true;
+                }
+            } else {
+                unlinks.push(c.record.contact_id.clone());
+            }
+        }
+        contacts.extend(records.iter().map(|r| (my_rank, r)));
+        let had_changes = !unlinks.is_empty() || moved_away;
+
+        if contacts.is_empty() {
+            let deprovision = user.origin == Origin::Sync
+                && matches!(user.status, Status::Active | Status::Pending);
+            if deprovision {
+                self.plan.deprovisions.push(Deprovision {
+                    user: user_id,
+                    login: user.login.clone(),
+                    action: DeprovisionAction::Disable,
+                    unlinks,
+                });
+            } else {
+                self.push_unlinks(user, unlinks);
+            }
+            return;
+        }
+
+        let mut changed = had_changes;
+        self.push_unlinks(user, unlinks);
+        for r in records {
+            let anchor = self.anchors.get(r.contact_id.as_str());
+            let linked_now = !matches!(anchor, Some(a) if a.linked && a.user == user_id);
+            if linked_now || anchor.is_some_and(|a| a.record != *r) {
+                changed = true;
+                self.plan.contacts.push(ContactChange::Upsert {
+                    user: user_id,
+                    record: r.clone(),
+                    linked_now,
+                });
+            }
+        }
+        if let Some(fields) = merge_fields(&contacts, &self.opts.default_locale) {
+            let changes = fields.diff_from(user);
+            if !changes.is_empty() {
+                changed = true;
+                self.plan.updates.push(UserUpdate {
+                    user: user_id,
+                    login: user.login.clone(),
+                    changes,
+                    fields,
+                });
+            }
+        }
+        if user.status == Status::Disabled && user.disabled_by == Some(DisabledBy::Sync) {
+            changed = true;
+            self.plan.enables.push((user_id, user.login.clone()));
+        }
+        if !changed {
+            self.plan.unchanged += 1;
+        }
+    }
+
+    fn push_unlinks(&mut self, user: &ExternalUser, unlinks: Vec<String>) {
+        for contact_id in unlinks {
+            self.plan.contacts.push(ContactChange::Unlink {
+                user: user.id,
+                login: user.login.clone(),
+                contact_id,
+            });
+        }
+    }
+
+    /// Sync-disabled `sync` users without contacts whose grace period has passed.
+    fn plan_expired_deletes(&mut self) {
+        let Some(after) = self.opts.delete_after_ms else {
+            return;
+        };
+        let already: BTreeSet<UserId> = self.plan.deprovisions.iter().map(|d| d.user).collect();
+        for u in self.state.users.values() {
+            let expired = u.origin == Origin::Sync
+                && u.status == Status::Disabled
+                && u.disabled_by == Some(DisabledBy::Sync)
+                && u.disabled_at
+                    .is_some_and(|at| at.saturating_add(after) <= self.opts.now_ms)
+                && !self.linked.contains_key(&u.id)
+                && !already.contains(&u.id);
+            if expired {
+                self.plan.deprovisions.push(Deprovision {
+                    user: u.id,
+                    login: u.login.clone(),
+                    action: DeprovisionAction::Delete,
+                    unlinks: Vec::new(),
+                });
+            }
+        }
+    }
+
+    /// Creates users for `groups` (already in contact-id order). Logins the
+    /// source asks for are claimed first, so a derived login never takes one.
+    fn plan_creates(&mut self, groups: Vec<Group>) {
+        let my_rank = self.rank_of(self.source);
+        let mut claimed: BTreeSet<String> = BTreeSet::new();
+        let mut logins: Vec<Option<Login>> = vec![None; groups.len()];
+        let mut refused = vec![false; groups.len()];
+        // Next suffix to try per derived base, so many equal names stay linear.
+        let mut next_suffix: HashMap<String, u32> = HashMap::new();
+        for (i, g) in groups.iter().enumerate() {
+            let Some(wanted) = g.records.iter().find_map(|r| r.login.clone()) else {
+                continue;
+            };
+            if self.state.taken_logins.contains(wanted.as_str())
+                || !claimed.insert(wanted.to_string())
+            {
+                refused[i] = true;
+                for r in &g.records {
+                    self.plan.conflicts.push(Conflict {
+                        contact_id: r.contact_id.clone(),
+                        message: format!("login {wanted} is taken by another user"),
+                    });
+                }
+            } else {
+                logins[i] = Some(wanted);
+            }
+        }
+        for (i, g) in groups.into_iter().enumerate() {
+            if refused[i] {
+                continue;
+            }
+            let contacts: Vec<(usize, &ContactRecord)> =
+                g.records.iter().map(|r| (my_rank, r)).collect();
+            let Some(fields) = merge_fields(&contacts, &self.opts.default_locale) else {
+                continue;
+            };
+            let login = match logins[i].take() {
+                Some(l) => l,
+                None => {
+                    let base = derive_login_base(&fields.title, fields.email.local_part());
+                    let n = next_suffix.entry(base.clone()).or_insert(1);
+                    loop {
+                        let candidate = Login::with_suffix(&base, *n);
+                        *n += 1;
+                        if !self.state.taken_logins.contains(candidate.as_str())
+                            && !claimed.contains(candidate.as_str())
+                        {
+                            claimed.insert(candidate.to_string());
+                            break candidate;
+                        }
+                    }
+                }
+            };
+            self.plan.creates.push(NewUser {
+                login,
+                fields,
+                contacts: g.records,
+            });
+        }
+    }
+}
