@@ -4,7 +4,13 @@
 //! The data path is `plugins → mapping → reconcile (pure Plan) → store`; see the
 //! README's architecture section for where each concept lives.
 
+pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod logging;
 pub mod mapping;
 pub mod model;
+pub mod plugins;
 pub mod reconcile;
+pub mod store;
+pub mod sync;

@@ -1,1 +1,1 @@
-
+//! Integration tests: one binary, a module per feature.

@@ -33,12 +33,25 @@ pub struct Config {
 }
 
 /// The store URL, parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreLocation {
     /// `sqlite://PATH`: an SQLite file, path resolved against the config folder.
     Sqlite(PathBuf),
-    /// `postgres://…`: kept whole, password redacted in Debug.
+    /// `postgres://…` or `postgresql://…`: kept whole (secrets resolved),
+    /// password redacted in Debug.
     Postgres(Secret),
+}
+
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            StoreLocation::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&super::redact_url(url.expose()))
+                .finish(),
+        }
+    }
 }
 
 /// `portal:` section.
@@ -61,7 +74,8 @@ pub struct SourceConfig {
     pub schedule: Option<Schedule>,
     /// Sync when the source file changes.
     pub watch: bool,
-    /// `map:` and `when:`; `None` means the standard layout.
+    /// `map:` and `when:`; `None` means the standard layout. A `when:` without
+    /// `map:` gives empty `fields`: the standard layout, filtered by `when`.
     pub map: Option<MapSpec>,
     /// Per-source override of `safety.max_bad_row_ratio`.
     pub max_bad_row_ratio: Option<f64>,
@@ -114,7 +128,9 @@ pub struct MailConfig {
     pub schedule: Schedule,
     /// Optional send window, e.g. weekdays 08–18.
     pub window: Option<SendWindow>,
-    /// Time zone of `schedule` and `window` (IANA name, default UTC).
+    /// Time zone of `schedule` and `window` (IANA name, default `UTC`). The
+    /// loader checks its form only (`Area/City`, letters, digits, `_+-`), not
+    /// that the zone exists: that needs a zone database where it is used.
     pub timezone: String,
     /// A folder whose templates override the built-in ones.
     pub templates: Option<PathBuf>,
@@ -158,11 +174,11 @@ pub enum MailTransport {
 /// How an SMTP connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmtpTls {
-    /// Plain text (`smtp://`): loopback or trusted relays only.
+    /// Plain text (`smtp://`, default port 25): loopback or trusted relays only.
     None,
-    /// Implicit TLS (`smtps://`).
+    /// Implicit TLS (`smtps://`, default port 465).
     Implicit,
-    /// STARTTLS, never downgraded (`smtp+starttls://`).
+    /// STARTTLS, never downgraded (`smtp+starttls://`, default port 587).
     StartTls,
 }
 

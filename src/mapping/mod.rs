@@ -2,11 +2,95 @@
 //! `map:` templates with filters, the `when:` filter, and the standard layout that
 //! needs no map at all.
 //!
-//! INTERFACE PLACEHOLDER — to be implemented (issue 2). Signatures are the contract.
+//! Two paths, one set of rules:
+//! - **Standard layout** ([`Mapping::standard`], or a `map:` with no fields): the
+//!   record's columns *are* the field names. Column positions are resolved once per
+//!   [`Schema`](liaison_plugin_api::Schema) (cached by its `Arc`), and no template
+//!   engine is involved, so a million rows map in a fraction of a second.
+//! - **Templates** ([`Mapping::compile`]): each `map:` value is a minijinja template
+//!   over the record's attributes, compiled once.
+//!
+//! Either way every value is trimmed and an empty value means "not said"; the
+//! three flags read `true/false`, `yes/no`, `1/0` (any case); `grants` is split at
+//! `|`; `portal_access` saying no skips the row; `contact_id`, `name` and `email`
+//! are required, the e-mail and a given login must be valid.
+//!
+//! # Templates
+//! - Each attribute is a variable of its name (`{{ mail }}`), and every attribute,
+//!   whatever its name, is in the `record` map (`{{ record["First Name"] }}`).
+//! - A missing attribute is undefined and renders empty; lookups on it stay
+//!   undefined (`{{ manager.name }}` is empty too).
+//! - A multi-valued attribute is a list (`{{ memberOf | first }}`,
+//!   `'admins' in memberOf`); printed as text it shows its values joined by `|`,
+//!   so a one-value list prints that value and `grants: "{{ memberOf }}"` gives
+//!   one grant per value.
+//! - Filters: minijinja's built-ins (`lower`, `upper`, `trim`, `replace`,
+//!   `split(sep)`, `join(sep)`, `first`, `default(value)`, …) plus ours, `slug`
+//!   (`Dvořák & Syn` → `dvorak-syn`) and `regex_replace(pattern, replacement)`
+//!   (Rust regex syntax, `$1` for groups).
+//! - minijinja 3 follows Jinja2: `default(x)` replaces only an *undefined* value,
+//!   not empty text (a CSV cell is never undefined, only empty); use
+//!   `default(x, true)` for both. Booleans print as `True`/`False`.
+//! - Output is not HTML-escaped. A `grants` template that is one expression may
+//!   give a list (`{{ teams | split(",") }}`): one grant per item.
+//!
+//! # `when:`
+//! A minijinja *expression*, written with or without one surrounding `{{ }}`,
+//! whose value's truth decides (`false`, `none`, undefined, `0`, empty text and
+//! empty lists are false). Nothing is rendered and compared with `"true"`: the
+//! text `no` is true, so compare explicitly (`portal == 'yes'`).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use liaison::mapping::{MapSpec, Mapped, Mapping};
+//! use liaison_plugin_api::{Location, Record, Schema};
+//!
+//! let spec = MapSpec {
+//!     fields: vec![
+//!         ("contact_id".into(), "{{ id }}".into()),
+//!         ("name".into(), "{{ record['First Name'] }} {{ surname }}".into()),
+//!         ("email".into(), "{{ mail | lower }}".into()),
+//!         ("account_id".into(), "{{ company | slug }}".into()),
+//!     ],
+//!     when: Some("kind == 'partner'".into()),
+//! };
+//! let mapping = Mapping::compile(&spec).expect("valid map");
+//! let schema = Arc::new(Schema::new(
+//!     ["id", "First Name", "surname", "mail", "company", "kind"].map(String::from).to_vec(),
+//! ));
+//! let record = Record::new(
+//!     Location::line("crm.csv", 2),
+//!     schema,
+//!     ["7", "Jiří", "Dvořák", "Jiri@Example.COM", "Dvořák & Syn", "partner"]
+//!         .map(Into::into)
+//!         .to_vec(),
+//! );
+//! let Mapped::Contact(contact) = mapping.apply(&record) else { panic!() };
+//! assert_eq!(contact.name, "Jiří Dvořák");
+//! assert_eq!(contact.email.as_str(), "jiri@example.com");
+//! assert_eq!(contact.account_id.as_deref(), Some("dvorak-syn"));
+//! ```
+
+mod context;
+mod draft;
+mod fields;
+mod filters;
+mod standard;
+mod template;
+mod when;
+
+#[cfg(test)]
+mod tests;
 
 use liaison_plugin_api::Record;
 
 use crate::model::ContactRecord;
+
+pub use fields::STANDARD_FIELDS;
+
+use standard::Standard;
+use template::Templates;
+use when::When;
 
 /// A source's `map:` and `when:` as written in config, before compiling.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -18,6 +102,9 @@ pub struct MapSpec {
 }
 
 /// Why a `map:` entry or `when:` does not compile.
+///
+/// For a template that does not parse, `message` ends with the position inside
+/// the template, as `(line L, column C)` (both 1-based).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {message}")]
 pub struct MapError {
@@ -27,7 +114,19 @@ pub struct MapError {
     pub message: String,
 }
 
+impl MapError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        MapError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// What mapping made of one record.
+// Returned once per record and consumed at once; boxing the contact would cost an
+// allocation per record for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mapped {
     /// A valid contact.
@@ -45,27 +144,87 @@ pub enum Mapped {
 }
 
 /// A compiled mapping, built once per source and applied to every record.
+/// It is `Send + Sync`: one mapping may serve several threads.
 #[derive(Debug)]
-pub struct Mapping {}
+pub struct Mapping {
+    fields: Fields,
+    when: Option<When>,
+}
+
+#[derive(Debug)]
+enum Fields {
+    Standard(Standard),
+    Templates(Box<Templates>),
+}
 
 impl Mapping {
     /// The standard CSV layout: columns are the field names, no templates.
     pub fn standard() -> Self {
-        todo!()
+        Mapping {
+            fields: Fields::Standard(Standard::new()),
+            when: None,
+        }
     }
 
     /// Compiles `map:`/`when:`; collects every error instead of stopping at the first.
-    pub fn compile(_spec: &MapSpec) -> Result<Self, Vec<MapError>> {
-        todo!()
+    ///
+    /// A spec without fields keeps the standard layout and only adds its `when:`.
+    pub fn compile(spec: &MapSpec) -> Result<Self, Vec<MapError>> {
+        let mut errors = Vec::new();
+        let when = match spec.when.as_deref().map(When::compile).transpose() {
+            Ok(when) => when,
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let fields = if spec.fields.is_empty() {
+            Some(Fields::Standard(Standard::new()))
+        } else {
+            match Templates::compile(&spec.fields) {
+                Ok(templates) => Some(Fields::Templates(Box::new(templates))),
+                Err(mut e) => {
+                    errors.append(&mut e);
+                    None
+                }
+            }
+        };
+        match fields {
+            Some(fields) if errors.is_empty() => Ok(Mapping { fields, when }),
+            _ => Err(errors),
+        }
+    }
+
+    /// True for the standard layout (no `map:` fields).
+    pub fn is_standard(&self) -> bool {
+        matches!(self.fields, Fields::Standard(_))
     }
 
     /// Maps one record.
-    pub fn apply(&self, _record: &Record) -> Mapped {
-        todo!()
+    pub fn apply(&self, record: &Record) -> Mapped {
+        if let Some(when) = &self.when {
+            match when.eval(record) {
+                Ok(true) => {}
+                Ok(false) => return Mapped::Skipped,
+                Err(message) => {
+                    return Mapped::Invalid {
+                        contact_id: self.contact_id_of(record),
+                        message,
+                    }
+                }
+            }
+        }
+        match &self.fields {
+            Fields::Standard(standard) => standard.draft(record).finish(),
+            Fields::Templates(templates) => templates.apply(record),
+        }
     }
 
     /// Best-effort contact id of a record that could not be read cleanly.
-    pub fn contact_id_of(&self, _record: &Record) -> Option<String> {
-        todo!()
+    pub fn contact_id_of(&self, record: &Record) -> Option<String> {
+        match &self.fields {
+            Fields::Standard(standard) => standard.contact_id(record),
+            Fields::Templates(templates) => templates.contact_id(record),
+        }
     }
 }

@@ -71,7 +71,7 @@ pub enum ContactChange {
         /// The user it belongs to.
         user: UserId,
         /// The record as read.
-        record: ContactRecord,
+        record: Box<ContactRecord>,
         /// The contact was not linked to this user before (new, moved or back).
         linked_now: bool,
     },

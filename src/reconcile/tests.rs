@@ -61,10 +61,9 @@ fn no_limits() -> GuardLimits {
 
 /// The apply rules, in memory: what every store implementation must do.
 fn apply(state: &mut State, plan: &Plan, now_ms: i64) {
-    let mut next = state.users.keys().map(|u| u.0).max().unwrap_or(0) + 1;
-    for n in &plan.creates {
+    let first = state.users.keys().map(|u| u.0).max().unwrap_or(0) + 1;
+    for (next, n) in (first..).zip(&plan.creates) {
         let id = UserId(next);
-        next += 1;
         state.taken_logins.insert(n.login.to_string());
         state.users.insert(
             id,
@@ -101,7 +100,7 @@ fn apply(state: &mut State, plan: &Plan, now_ms: i64) {
     for c in &plan.contacts {
         match c {
             ContactChange::Upsert { user, record, .. } => {
-                upsert_contact(state, &plan.source, *user, record.clone())
+                upsert_contact(state, &plan.source, *user, (**record).clone())
             }
             ContactChange::Unlink { contact_id, .. } => unlink(state, &plan.source, contact_id),
         }

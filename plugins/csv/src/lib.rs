@@ -1,6 +1,51 @@
-//! CSV connector for Liaison. (Being built: see issue 2.)
+//! CSV connector for Liaison: one file or a glob of files, RFC 4180 quoting (fields
+//! may hold delimiters, quotes and line breaks), a header row or configured column
+//! names, UTF-8 (with or without BOM) or Windows-1250.
+//!
+//! Reading streams: one record in memory at a time, whatever the file size. Rows
+//! that cannot be read cleanly — a wrong number of fields, bytes that are not valid
+//! UTF-8 — become [`Item::Bad`](liaison_plugin_api::Item::Bad) with whatever could
+//! be read, never a failed read. Every item carries the *physical* line where its
+//! row starts, as an editor shows it (CRLF files, quoted line breaks and blank lines
+//! included), so an admin can jump straight to it.
+//!
+//! ```no_run
+//! use liaison_plugin_api::{Connector, Item};
+//! use liaison_plugin_csv::{CsvConfig, CsvConnector};
+//!
+//! let csv = CsvConnector::new(CsvConfig::new("/var/lib/liaison/partners-*.csv"));
+//! for item in csv.read()? {
+//!     match item? {
+//!         Item::Record(r) => println!("{}: {:?}", r.location, r.get("email")),
+//!         Item::Bad(b) => eprintln!("{}: {}", b.location, b.message),
+//!     }
+//! }
+//! # Ok::<(), liaison_plugin_api::SourceError>(())
+//! ```
+//!
+//! Decisions worth knowing:
+//! - Line breaks are `\n` or `\r\n`; a line is counted at each `\n`.
+//! - A row whose fields are all blank (a line of spaces, or `;;;` as spreadsheets
+//!   write below the data) is skipped like a blank line.
+//! - Header names are trimmed. With `header: true` *and* `columns`, the header row
+//!   is skipped and `columns` name the fields.
+//! - With `header: false` and no `columns`, fields are named `col1`, `col2`, … and
+//!   the first row fixes how many there are.
+//! - An empty file (or one holding only a header) yields no records; a header that
+//!   is not valid text fails the read.
+
+mod decode;
+mod files;
+mod lines;
+mod reader;
+mod stream;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
+
+use liaison_plugin_api::{Connector, ItemStream, SourceError};
 
 /// Character encoding of a CSV file: declared in config, never guessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -27,4 +72,52 @@ pub struct CsvConfig {
     pub columns: Option<Vec<String>>,
     /// Character encoding.
     pub encoding: Encoding,
+}
+
+impl CsvConfig {
+    /// The defaults for `path`: comma-separated, `"`-quoted, header row, UTF-8.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        CsvConfig {
+            path: path.into(),
+            delimiter: b',',
+            quote: b'"',
+            header: true,
+            columns: None,
+            encoding: Encoding::Utf8,
+        }
+    }
+}
+
+/// The `csv` connector: reads the configured file (or every file its glob
+/// matches, in sorted order) afresh on each [`Connector::read`].
+#[derive(Debug, Clone)]
+pub struct CsvConnector {
+    config: CsvConfig,
+}
+
+impl CsvConnector {
+    /// A connector for one `type: csv` source.
+    pub fn new(config: CsvConfig) -> Self {
+        CsvConnector { config }
+    }
+
+    /// The settings this connector reads with.
+    pub fn config(&self) -> &CsvConfig {
+        &self.config
+    }
+}
+
+impl Connector for CsvConnector {
+    fn kind(&self) -> &'static str {
+        "csv"
+    }
+
+    /// Resolves the path or glob and opens the first file, so that a missing file
+    /// or an empty glob fails here; later files are opened as the stream reaches
+    /// them, and a failure there ends the stream with an `Err`.
+    fn read(&self) -> Result<ItemStream<'_>, SourceError> {
+        let files = files::resolve(&self.config.path)?;
+        let stream = stream::CsvStream::open(&self.config, files)?;
+        Ok(Box::new(stream))
+    }
 }

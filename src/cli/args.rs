@@ -1,0 +1,143 @@
+//! Arguments, as clap parses them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::model::{Origin, Status};
+
+/// Liaison: keeps external portal users in step with CRM, LDAP and CSV sources.
+#[derive(Debug, Parser)]
+#[command(name = "liaison", version, about)]
+pub struct Cli {
+    /// The config file.
+    #[arg(
+        long,
+        global = true,
+        env = "LIAISON_CONFIG",
+        default_value = "/etc/liaison/liaison.yaml"
+    )]
+    pub config: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format of commands that print data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// For people.
+    #[default]
+    Human,
+    /// Machine-readable JSON (SPEC §5 shapes).
+    Json,
+}
+
+/// Output format of `users list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ListFormat {
+    /// A table for people.
+    #[default]
+    Human,
+    /// A JSON array of users.
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the config; errors as FILE:LINE:COLUMN: message, exit 2.
+    Validate,
+    /// Show what a sync would change, without changing it.
+    Plan {
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Synchronise sources into the directory.
+    Sync(SyncArgs),
+    /// The directory of external users.
+    Users {
+        /// What to do with users.
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+/// `sync` arguments.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Run once and exit (the daemon is `liaison run`).
+    #[arg(long)]
+    pub once: bool,
+    /// Only this source.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Plan and report, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply deprovisions the safety guard would hold.
+    #[arg(long)]
+    pub allow_mass_deprovision: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// `users` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List users, with filters.
+    List(ListArgs),
+    /// One user with contacts, accounts, flags and history.
+    Show {
+        /// The user's login.
+        login: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+}
+
+/// `users list` arguments.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only users in this status (pending, active, disabled, rejected).
+    #[arg(long, value_parser = parse_status)]
+    pub status: Option<Status>,
+    /// Only users linked to this account id.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Only users of this origin (sync, registration, manual).
+    #[arg(long, value_parser = parse_origin)]
+    pub origin: Option<Origin>,
+    /// Only users with this attribute value, as KEY=VALUE; repeatable.
+    #[arg(long = "attribute", value_parser = parse_key_value)]
+    pub attributes: Vec<(String, String)>,
+    /// Text in login, title, e-mail, description or an attribute value.
+    #[arg(long)]
+    pub search: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ListFormat,
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    s.parse()
+}
+
+fn parse_origin(s: &str) -> Result<Origin, String> {
+    s.parse()
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, found {s:?}")),
+    }
+}

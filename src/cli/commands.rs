@@ -1,0 +1,202 @@
+//! The commands: load config, open the store, call into the library, print.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use tracing::error;
+
+use super::args::{Cli, Command, Format, ListArgs, SyncArgs, UsersCommand};
+use super::exit;
+use super::output;
+use crate::config::{self, Config, SourceConfig, StoreLocation};
+use crate::store::{SqliteStore, Store, UserFilter};
+use crate::sync::{run_source, RunOptions, RunReport, RunStatus};
+
+/// Runs the parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let code = match &cli.command {
+        Command::Validate => validate(&cli),
+        Command::Plan { source, format } => {
+            with_config(&cli, |c| plan(c, source.as_deref(), *format))
+        }
+        Command::Sync(args) => with_config(&cli, |c| sync(c, args)),
+        Command::Users { command } => with_config(&cli, |c| users(c, command)),
+    };
+    ExitCode::from(code)
+}
+
+fn validate(cli: &Cli) -> u8 {
+    match config::load(&cli.config) {
+        Ok(c) => {
+            output::line(&format!(
+                "{}: OK ({} source{})",
+                cli.config.display(),
+                c.sources.len(),
+                if c.sources.len() == 1 { "" } else { "s" }
+            ));
+            exit::OK
+        }
+        Err(errors) => {
+            print_config_errors(&errors);
+            exit::INVALID
+        }
+    }
+}
+
+fn print_config_errors(errors: &config::ConfigErrors) {
+    for e in errors.iter() {
+        output::error_line(&e.to_string());
+    }
+}
+
+/// Loads the config (exit 2 on errors) and runs `f`; an error from `f` is exit 1.
+fn with_config(cli: &Cli, f: impl FnOnce(&Config) -> anyhow::Result<u8>) -> u8 {
+    let config = match config::load(&cli.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            print_config_errors(&errors);
+            return exit::INVALID;
+        }
+    };
+    crate::logging::init(&config.log);
+    match f(&config) {
+        Ok(code) => code,
+        Err(e) => {
+            error!("{e:#}");
+            output::error_line(&format!("error: {e:#}"));
+            exit::FAILURE
+        }
+    }
+}
+
+fn open_store(config: &Config) -> anyhow::Result<Box<dyn Store>> {
+    match &config.store {
+        StoreLocation::Sqlite(path) => {
+            Ok(Box::new(SqliteStore::open(path).with_context(|| {
+                format!("opening the store {}", path.display())
+            })?))
+        }
+        StoreLocation::Postgres(_) => {
+            bail!("the PostgreSQL store is not part of this build yet; use sqlite://")
+        }
+    }
+}
+
+/// The sources a command runs on: one by name, or all in config order.
+fn select<'c>(config: &'c Config, name: Option<&str>) -> Result<Vec<&'c SourceConfig>, u8> {
+    match name {
+        None => Ok(config.sources.iter().collect()),
+        Some(n) => match config.sources.iter().find(|s| s.name == n) {
+            Some(s) => Ok(vec![s]),
+            None => {
+                let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+                output::error_line(&format!(
+                    "unknown source {n:?} (configured: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ));
+                Err(exit::INVALID)
+            }
+        },
+    }
+}
+
+fn run_all(
+    config: &Config,
+    sources: &[&SourceConfig],
+    opts: RunOptions,
+) -> anyhow::Result<Vec<RunReport>> {
+    let mut store = open_store(config)?;
+    let mut reports = Vec::with_capacity(sources.len());
+    for s in sources {
+        let report = run_source(config, s, store.as_mut(), opts)
+            .with_context(|| format!("source {}", s.name))?;
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+/// 1 if any run failed, else 3 if any was held, else 0.
+fn exit_code(reports: &[RunReport]) -> u8 {
+    if reports.iter().any(|r| r.status == RunStatus::Failed) {
+        exit::FAILURE
+    } else if reports
+        .iter()
+        .any(|r| r.status == RunStatus::Held || !r.plan.held.is_empty())
+    {
+        exit::HELD
+    } else {
+        exit::OK
+    }
+}
+
+fn plan(config: &Config, source: Option<&str>, format: Format) -> anyhow::Result<u8> {
+    let sources = match select(config, source) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let opts = RunOptions {
+        dry_run: true,
+        allow_mass_deprovision: false,
+        now_ms: crate::clock::now_ms(),
+    };
+    let reports = run_all(config, &sources, opts)?;
+    output::plans(&reports, format)?;
+    Ok(if reports.iter().any(|r| r.status == RunStatus::Failed) {
+        exit::FAILURE
+    } else {
+        exit::OK
+    })
+}
+
+fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
+    if !args.once {
+        output::error_line("sync needs --once (the daemon is `liaison run`)");
+        return Ok(exit::INVALID);
+    }
+    let sources = match select(config, args.source.as_deref()) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let opts = RunOptions {
+        dry_run: args.dry_run,
+        allow_mass_deprovision: args.allow_mass_deprovision,
+        now_ms: crate::clock::now_ms(),
+    };
+    let reports = run_all(config, &sources, opts)?;
+    output::reports(&reports, args.format)?;
+    Ok(exit_code(&reports))
+}
+
+fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<u8> {
+    let mut store = open_store(config)?;
+    match command {
+        UsersCommand::List(args) => list(store.as_mut(), args),
+        UsersCommand::Show { login, format } => match store.user_detail(login)? {
+            Some(detail) => {
+                output::user_detail(&detail, *format)?;
+                Ok(exit::OK)
+            }
+            None => {
+                output::error_line(&format!("no user with login {login:?}"));
+                Ok(exit::FAILURE)
+            }
+        },
+    }
+}
+
+fn list(store: &mut dyn Store, args: &ListArgs) -> anyhow::Result<u8> {
+    let filter = UserFilter {
+        status: args.status,
+        account: args.account.clone(),
+        origin: args.origin,
+        attributes: args.attributes.clone(),
+        search: args.search.clone(),
+    };
+    let users = store.list_users(&filter)?;
+    output::user_list(&users, args.format)?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,21 @@
+//! The command line (SPEC §5): argument parsing and the commands. Output to
+//! stdout goes through [`output`] only; logs go to stderr.
+
+mod args;
+mod commands;
+mod output;
+
+pub use args::Cli;
+pub use commands::run;
+
+/// Process exit codes (SPEC §5).
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A runtime failure (a source failed, the store is unreachable).
+    pub const FAILURE: u8 = 1;
+    /// Invalid config or usage.
+    pub const INVALID: u8 = 2;
+    /// A run was held by the safety guard.
+    pub const HELD: u8 = 3;
+}

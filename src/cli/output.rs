@@ -1,0 +1,378 @@
+//! Everything the CLI prints: stdout for results, stderr for diagnostics.
+
+use std::io::{self, BufWriter, Write};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::args::{Format, ListFormat};
+use crate::reconcile::{ContactChange, DeprovisionAction, Plan};
+use crate::store::{UserDetail, UserView};
+use crate::sync::RunReport;
+
+/// One line to stdout.
+pub fn line(text: &str) {
+    let _ = writeln!(io::stdout().lock(), "{text}");
+}
+
+/// One line to stderr.
+pub fn error_line(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
+}
+
+fn json_out<T: Serialize + ?Sized>(value: &T) -> io::Result<()> {
+    let mut out = BufWriter::new(io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()
+}
+
+/// The SPEC §5 object of one source run.
+fn report_json(r: &RunReport) -> Value {
+    let c = r.counts;
+    let mut v = json!({
+        "source": r.source,
+        "status": r.status,
+        "created": c.created,
+        "updated": c.updated,
+        "disabled": c.disabled,
+        "enabled": c.enabled,
+        "deleted": c.deleted,
+        "unchanged": c.unchanged,
+        "errors": r.errors,
+        "held": r.plan.held.iter().map(|h| json!({
+            "login": h.deprovision.login.as_str(),
+            "action": h.deprovision.action,
+            "unlinks": h.deprovision.unlinks,
+            "reason": h.reason,
+        })).collect::<Vec<_>>(),
+    });
+    if let Some(f) = &r.failure {
+        v["failure"] = json!(f);
+    }
+    v
+}
+
+/// One object, or an array when several sources ran.
+fn one_or_many(values: Vec<Value>) -> Value {
+    if values.len() == 1 {
+        values.into_iter().next().unwrap_or(Value::Null)
+    } else {
+        Value::Array(values)
+    }
+}
+
+/// `sync --once` output.
+pub fn reports(reports: &[RunReport], format: Format) -> io::Result<()> {
+    if format == Format::Json {
+        return json_out(&one_or_many(reports.iter().map(report_json).collect()));
+    }
+    let mut out = BufWriter::new(io::stdout().lock());
+    for r in reports {
+        summary(&mut out, r)?;
+    }
+    out.flush()
+}
+
+fn summary(out: &mut impl Write, r: &RunReport) -> io::Result<()> {
+    let c = r.counts;
+    match &r.failure {
+        Some(f) => writeln!(out, "{}: failed, nothing applied: {f}", r.source)?,
+        None => writeln!(
+            out,
+            "{}: {} — {} created, {} updated, {} disabled, {} enabled, {} deleted, {} unchanged{}",
+            r.source,
+            r.status.as_str(),
+            c.created,
+            c.updated,
+            c.disabled,
+            c.enabled,
+            c.deleted,
+            c.unchanged,
+            if r.plan.held.is_empty() {
+                String::new()
+            } else {
+                format!(", {} held", r.plan.held.len())
+            }
+        )?,
+    }
+    for h in &r.plan.held {
+        writeln!(
+            out,
+            "  held: {} {} ({}); release with --allow-mass-deprovision",
+            action_word(h.deprovision.action),
+            h.deprovision.login,
+            h.reason
+        )?;
+    }
+    for e in &r.errors {
+        writeln!(out, "  {}: {}", e.location, e.message)?;
+    }
+    Ok(())
+}
+
+fn action_word(a: DeprovisionAction) -> &'static str {
+    match a {
+        DeprovisionAction::Disable => "disable",
+        DeprovisionAction::Delete => "delete",
+    }
+}
+
+fn plan_changes_json(p: &Plan) -> Value {
+    json!({
+        "create": p.creates.iter().map(|n| json!({
+            "login": n.login.as_str(),
+            "title": n.fields.title,
+            "email": n.fields.email.as_str(),
+            "contacts": n.contacts.iter().map(|c| c.contact_id.as_str()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "update": p.updates.iter().map(|u| json!({
+            "login": u.login.as_str(),
+            "changes": u.changes,
+        })).collect::<Vec<_>>(),
+        "link": p.contacts.iter().filter_map(|c| match c {
+            ContactChange::Upsert { user, record, linked_now: true } => Some(json!({"user": user.0, "contact": record.contact_id})),
+            _ => None,
+        }).collect::<Vec<_>>(),
+        "unlink": p.contacts.iter().filter_map(|c| match c {
+            ContactChange::Unlink { login, contact_id, .. } => Some(json!({"login": login.as_str(), "contact": contact_id})),
+            _ => None,
+        }).collect::<Vec<_>>(),
+        "enable": p.enables.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>(),
+        "disable": p.deprovisions.iter().filter(|d| d.action == DeprovisionAction::Disable).map(|d| d.login.as_str()).collect::<Vec<_>>(),
+        "delete": p.deprovisions.iter().filter(|d| d.action == DeprovisionAction::Delete).map(|d| d.login.as_str()).collect::<Vec<_>>(),
+    })
+}
+
+/// `plan` output: the counts plus every change.
+pub fn plans(reports: &[RunReport], format: Format) -> io::Result<()> {
+    if format == Format::Json {
+        let values = reports
+            .iter()
+            .map(|r| {
+                let mut v = report_json(r);
+                v["changes"] = plan_changes_json(&r.plan);
+                v
+            })
+            .collect();
+        return json_out(&one_or_many(values));
+    }
+    let mut out = BufWriter::new(io::stdout().lock());
+    for r in reports {
+        summary(&mut out, r)?;
+        let p = &r.plan;
+        for n in &p.creates {
+            let ids: Vec<&str> = n.contacts.iter().map(|c| c.contact_id.as_str()).collect();
+            writeln!(
+                out,
+                "  + create {} {:?} <{}> contacts: {}",
+                n.login,
+                n.fields.title,
+                n.fields.email,
+                ids.join(", ")
+            )?;
+        }
+        for u in &p.updates {
+            for c in &u.changes {
+                writeln!(
+                    out,
+                    "  ~ update {} {}: {} → {}",
+                    u.login, c.field, c.old, c.new
+                )?;
+            }
+        }
+        for c in &p.contacts {
+            match c {
+                ContactChange::Upsert {
+                    record,
+                    linked_now: true,
+                    user,
+                } => writeln!(
+                    out,
+                    "  ~ link contact {} to user #{}",
+                    record.contact_id, user
+                )?,
+                ContactChange::Upsert { .. } => {}
+                ContactChange::Unlink {
+                    login, contact_id, ..
+                } => writeln!(out, "  ~ unlink contact {contact_id} from {login}")?,
+            }
+        }
+        for (_, login) in &p.enables {
+            writeln!(out, "  + enable {login}")?;
+        }
+        for d in &p.deprovisions {
+            writeln!(out, "  - {} {}", action_word(d.action), d.login)?;
+        }
+        if p.is_empty() && r.failure.is_none() {
+            writeln!(out, "  no changes")?;
+        }
+    }
+    out.flush()
+}
+
+/// `users list` output.
+pub fn user_list(users: &[UserView], format: ListFormat) -> io::Result<()> {
+    match format {
+        ListFormat::Json => json_out(users),
+        ListFormat::Csv => {
+            let mut w = csv::Writer::from_writer(io::stdout().lock());
+            w.write_record([
+                "id",
+                "login",
+                "title",
+                "description",
+                "email",
+                "locale",
+                "status",
+                "origin",
+                "contacts",
+                "accounts",
+                "account_contacts",
+                "account_tickets",
+                "external_comments",
+                "grants",
+                "attributes",
+                "created_at",
+                "updated_at",
+            ])?;
+            for u in users {
+                w.write_record([
+                    u.id.to_string(),
+                    u.login.clone(),
+                    u.title.clone(),
+                    u.description.clone().unwrap_or_default(),
+                    u.email.clone().unwrap_or_default(),
+                    u.locale.clone(),
+                    u.status.to_string(),
+                    u.origin.to_string(),
+                    u.contacts.join("|"),
+                    u.accounts.join("|"),
+                    u.account_contacts.to_string(),
+                    u.account_tickets.to_string(),
+                    u.external_comments.to_string(),
+                    u.grants.join("|"),
+                    serde_json::to_string(&u.attributes).unwrap_or_default(),
+                    u.created_at.clone(),
+                    u.updated_at.clone(),
+                ])?;
+            }
+            w.flush()
+        }
+        ListFormat::Human => {
+            let mut out = BufWriter::new(io::stdout().lock());
+            let width = users
+                .iter()
+                .map(|u| u.login.len())
+                .max()
+                .unwrap_or(5)
+                .max(5);
+            writeln!(
+                out,
+                "{:<width$}  {:<8}  {:<6}  {:<30}  TITLE",
+                "LOGIN", "STATUS", "ORIGIN", "E-MAIL"
+            )?;
+            for u in users {
+                writeln!(
+                    out,
+                    "{:<width$}  {:<8}  {:<6}  {:<30}  {}",
+                    u.login,
+                    u.status.as_str(),
+                    u.origin.as_str(),
+                    u.email.as_deref().unwrap_or("-"),
+                    u.title
+                )?;
+            }
+            writeln!(
+                out,
+                "{} user{}",
+                users.len(),
+                if users.len() == 1 { "" } else { "s" }
+            )?;
+            out.flush()
+        }
+    }
+}
+
+/// `users show` output.
+pub fn user_detail(d: &UserDetail, format: Format) -> io::Result<()> {
+    if format == Format::Json {
+        return json_out(d);
+    }
+    let u = &d.user;
+    let mut out = BufWriter::new(io::stdout().lock());
+    writeln!(out, "login:       {}", u.login)?;
+    writeln!(out, "title:       {}", u.title)?;
+    writeln!(out, "e-mail:      {}", u.email.as_deref().unwrap_or("-"))?;
+    writeln!(out, "status:      {} (origin {})", u.status, u.origin)?;
+    writeln!(out, "locale:      {}", u.locale)?;
+    if let Some(desc) = &u.description {
+        writeln!(out, "description: {desc}")?;
+    }
+    writeln!(
+        out,
+        "accounts:    {}",
+        if u.accounts.is_empty() {
+            "-".to_owned()
+        } else {
+            u.accounts.join(", ")
+        }
+    )?;
+    writeln!(
+        out,
+        "flags:       account_contacts={} account_tickets={} external_comments={}",
+        u.account_contacts, u.account_tickets, u.external_comments
+    )?;
+    writeln!(
+        out,
+        "grants:      {}",
+        if u.grants.is_empty() {
+            "-".to_owned()
+        } else {
+            u.grants.join(", ")
+        }
+    )?;
+    for (k, v) in &u.attributes {
+        writeln!(out, "attribute:   {k} = {v}")?;
+    }
+    writeln!(out, "contacts:")?;
+    for c in &d.linked_contacts {
+        writeln!(
+            out,
+            "  {}:{}  {} <{}>{}{}",
+            c.source,
+            c.id,
+            c.name,
+            c.email,
+            c.phone
+                .as_deref()
+                .map(|p| format!("  {p}"))
+                .unwrap_or_default(),
+            c.account
+                .as_deref()
+                .map(|a| format!("  account {a}"))
+                .unwrap_or_default()
+        )?;
+    }
+    writeln!(out, "history:")?;
+    for h in &d.history {
+        let what = match (&h.field, &h.old, &h.new) {
+            (Some(f), Some(o), Some(n)) => format!("{f}: {o} → {n}"),
+            (Some(f), None, Some(n)) => format!("{f}: + {n}"),
+            (Some(f), Some(o), None) => format!("{f}: - {o}"),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "  {}  {:<7} {}{}",
+            h.at,
+            h.action,
+            h.source
+                .as_deref()
+                .map(|s| format!("[{s}] "))
+                .unwrap_or_default(),
+            what
+        )?;
+    }
+    out.flush()
+}

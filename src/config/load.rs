@@ -1,0 +1,319 @@
+//! The walk from the located YAML tree to [`Config`]: top level and the small
+//! sections. Sources and mail have their own modules.
+
+use std::path::Path;
+
+use super::model::{
+    ApiConfig, Config, DeprovisionConfig, LogConfig, LogFormat, PortalConfig, SafetyConfig,
+    StoreLocation,
+};
+use super::walk::{self, Ctx, EnvLookup, Section};
+use super::yaml::{self, quote, Node};
+use super::{duration, mail, source, ConfigErrors};
+
+const TOP_KEYS: &[&str] = &[
+    "store",
+    "portal",
+    "default_locale",
+    "sources",
+    "safety",
+    "deprovision",
+    "mail",
+    "api",
+    "log",
+];
+const PORTAL_KEYS: &[&str] = &["url"];
+const SAFETY_KEYS: &[&str] = &[
+    "max_deprovision",
+    "max_deprovision_ratio",
+    "max_bad_row_ratio",
+];
+const DEPROVISION_KEYS: &[&str] = &["delete_after"];
+const API_KEYS: &[&str] = &["listen", "token"];
+const LOG_KEYS: &[&str] = &["format", "level"];
+
+/// Loads `text` as the config file: parse, walk, collect every error. Messages
+/// name `file` as the caller wrote it; relative paths in the file resolve
+/// against the folder of `absolute_file`, which becomes [`Config::file`].
+pub(super) fn load_with(
+    text: &str,
+    file: &Path,
+    absolute_file: &Path,
+    env: EnvLookup<'_>,
+) -> Result<Config, ConfigErrors> {
+    let base_dir = absolute_file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut ctx = Ctx::new(file, base_dir, env);
+    let root = match yaml::parse(text) {
+        Ok(root) => root,
+        Err((span, message)) => {
+            ctx.error(span, "", message);
+            return Err(ConfigErrors::sorted(ctx.into_errors()));
+        }
+    };
+    if root.is_null() {
+        ctx.error(
+            root.span,
+            "",
+            "the file is empty: at least \"store\" and \"sources\" are required",
+        );
+        return Err(ConfigErrors::sorted(ctx.into_errors()));
+    }
+    let config = walk_root(&mut ctx, absolute_file, &root);
+    match config {
+        Some(config) if !ctx.has_errors() => Ok(config),
+        _ => Err(ConfigErrors::sorted(ctx.into_errors())),
+    }
+}
+
+/// `None` when something required is missing (an error is then recorded).
+fn walk_root(ctx: &mut Ctx<'_>, file: &Path, root: &Node) -> Option<Config> {
+    let top = Section::new(ctx, "", root)?;
+    top.deny_unknown(ctx, TOP_KEYS, "");
+
+    let store = top.require(ctx, "store").and_then(|n| store(ctx, n));
+    let portal = top.section(ctx, "portal").and_then(|s| portal(ctx, s));
+    let default_locale = match top.get("default_locale") {
+        Some(n) => locale(ctx, "default_locale", n).unwrap_or_default(),
+        None => "en".to_owned(),
+    };
+    let sources = top
+        .require(ctx, "sources")
+        .and_then(|n| source::sources(ctx, n));
+    let safety = top
+        .section(ctx, "safety")
+        .map(|s| safety(ctx, &s))
+        .unwrap_or_default();
+    let deprovision = top
+        .section(ctx, "deprovision")
+        .map(|s| deprovision(ctx, &s))
+        .unwrap_or_default();
+    let mail = top.section(ctx, "mail").and_then(|s| mail::mail(ctx, &s));
+    let api = top.section(ctx, "api").and_then(|s| api(ctx, &s));
+    let log = top
+        .section(ctx, "log")
+        .map(|s| log(ctx, &s))
+        .unwrap_or_default();
+
+    Some(Config {
+        file: file.to_path_buf(),
+        store: store?,
+        portal,
+        default_locale,
+        sources: sources?,
+        safety,
+        deprovision,
+        mail,
+        api,
+        log,
+    })
+}
+
+/// `sqlite://PATH` or `postgres://…` / `postgresql://…`.
+fn store(ctx: &mut Ctx<'_>, node: &Node) -> Option<StoreLocation> {
+    let url = walk::secret(ctx, "store", node)?;
+    let text = url.expose();
+    let Some((scheme, rest)) = text.split_once("://") else {
+        ctx.error(
+            node.span,
+            "store",
+            "expected sqlite://PATH or postgres://USER@HOST/DB",
+        );
+        return None;
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "sqlite" if rest.is_empty() => {
+            let message = "sqlite:// needs a file path, e.g. sqlite:///var/lib/liaison/liaison.db";
+            ctx.error(node.span, "store", message);
+            None
+        }
+        "sqlite" => Some(StoreLocation::Sqlite(ctx.resolve_path(rest))),
+        "postgres" | "postgresql" => match url::Url::parse(text) {
+            // The URL may hold a password: describe the problem, never the text.
+            Err(e) => {
+                ctx.error(node.span, "store", format!("invalid PostgreSQL URL: {e}"));
+                None
+            }
+            Ok(_) => Some(StoreLocation::Postgres(url)),
+        },
+        other => {
+            ctx.error(
+                node.span,
+                "store",
+                format!(
+                    "unsupported scheme {} (expected sqlite:// or postgres://)",
+                    scheme_for_message(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A URL scheme for an error message: quoted if it looks like one, else
+/// withheld (the text before `://` could be anything, even a password).
+pub(super) fn scheme_for_message(scheme: &str) -> String {
+    let looks_like_scheme = scheme.len() <= 32
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+    if looks_like_scheme {
+        quote(scheme)
+    } else {
+        "before \"://\"".to_owned()
+    }
+}
+
+fn portal(ctx: &mut Ctx<'_>, section: Section<'_>) -> Option<PortalConfig> {
+    section.deny_unknown(ctx, PORTAL_KEYS, "");
+    let url_node = section.require(ctx, "url")?;
+    let text = walk::non_empty_string(ctx, "portal.url", url_node)?;
+    match url::Url::parse(&text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
+            Some(PortalConfig { url })
+        }
+        Ok(_) => {
+            let message = format!(
+                "expected an http:// or https:// URL, found {}",
+                quote(&text)
+            );
+            ctx.error(url_node.span, "portal.url", message);
+            None
+        }
+        Err(e) => {
+            let message = format!("invalid URL {}: {e}", quote(&text));
+            ctx.error(url_node.span, "portal.url", message);
+            None
+        }
+    }
+}
+
+/// A language tag such as `en`, `cs` or `pt-BR`.
+fn locale(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<String> {
+    let text = walk::string(ctx, path, node)?;
+    let mut parts = text.split(['-', '_']);
+    let language_ok = parts
+        .next()
+        .is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
+    let rest_ok =
+        parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    if language_ok && rest_ok {
+        Some(text)
+    } else {
+        let message = format!(
+            "expected a language tag such as en, cs or pt-BR, found {}",
+            quote(&text)
+        );
+        ctx.error(node.span, path, message);
+        None
+    }
+}
+
+fn safety(ctx: &mut Ctx<'_>, section: &Section<'_>) -> SafetyConfig {
+    let mut safety = SafetyConfig::default();
+    section.deny_unknown(ctx, SAFETY_KEYS, "");
+    if let Some(n) = section.get("max_deprovision") {
+        let path = section.child("max_deprovision");
+        if let Some(v) = walk::unsigned(ctx, &path, n) {
+            safety.max_deprovision = v;
+        }
+    }
+    if let Some(n) = section.get("max_deprovision_ratio") {
+        let path = section.child("max_deprovision_ratio");
+        if let Some(v) = walk::ratio(ctx, &path, n) {
+            safety.max_deprovision_ratio = v;
+        }
+    }
+    if let Some(n) = section.get("max_bad_row_ratio") {
+        let path = section.child("max_bad_row_ratio");
+        if let Some(v) = walk::ratio(ctx, &path, n) {
+            safety.max_bad_row_ratio = v;
+        }
+    }
+    safety
+}
+
+fn deprovision(ctx: &mut Ctx<'_>, section: &Section<'_>) -> DeprovisionConfig {
+    let mut deprovision = DeprovisionConfig::default();
+    section.deny_unknown(ctx, DEPROVISION_KEYS, "");
+    if let Some(n) = section.get("delete_after") {
+        let path = "deprovision.delete_after";
+        let text = match &n.value {
+            yaml::Value::Str(s) => Some(s.clone()),
+            // `30` without a unit: let the duration parser say what is missing.
+            yaml::Value::Int(i) => Some(i.to_string()),
+            _ => walk::string(ctx, path, n),
+        };
+        if let Some(text) = text {
+            match duration::parse_duration(&text) {
+                Ok(Some(d)) if d.is_zero() => ctx.error(
+                    n.span,
+                    path,
+                    "must be longer than zero (write never to keep disabled users)",
+                ),
+                Ok(d) => deprovision.delete_after = d,
+                Err(e) => ctx.error(n.span, path, format!("{e}, found {}", quote(&text))),
+            }
+        }
+    }
+    deprovision
+}
+
+fn api(ctx: &mut Ctx<'_>, section: &Section<'_>) -> Option<ApiConfig> {
+    section.deny_unknown(ctx, API_KEYS, "");
+    let listen = section.require(ctx, "listen").and_then(|n| {
+        let text = match &n.value {
+            yaml::Value::Str(s) => s.clone(),
+            _ => n.describe(),
+        };
+        match text.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                let message = format!(
+                    "expected an IP address and port such as 127.0.0.1:8080 or [::1]:8080, found {}",
+                    n.describe()
+                );
+                ctx.error(n.span, "api.listen", message);
+                None
+            }
+        }
+    });
+    let token = section
+        .require(ctx, "token")
+        .and_then(|n| walk::secret(ctx, "api.token", n));
+    Some(ApiConfig {
+        listen: listen?,
+        token: token?,
+    })
+}
+
+fn log(ctx: &mut Ctx<'_>, section: &Section<'_>) -> LogConfig {
+    let mut log = LogConfig::default();
+    section.deny_unknown(ctx, LOG_KEYS, "");
+    if let Some(n) = section.get("format") {
+        match walk::string(ctx, "log.format", n).as_deref() {
+            Some("human") => log.format = LogFormat::Human,
+            Some("json") => log.format = LogFormat::Json,
+            Some(other) => {
+                let message = format!("expected human or json, found {}", quote(other));
+                ctx.error(n.span, "log.format", message);
+            }
+            None => {}
+        }
+    }
+    if let Some(n) = section.get("level") {
+        if let Some(level) = walk::non_empty_string(ctx, "log.level", n) {
+            match tracing_subscriber::EnvFilter::builder().parse(&level) {
+                Ok(_) => log.level = Some(level),
+                Err(e) => {
+                    let message = format!("invalid filter {}: {e}", quote(&level));
+                    ctx.error(n.span, "log.level", message);
+                }
+            }
+        }
+    }
+    log
+}

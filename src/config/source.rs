@@ -1,0 +1,354 @@
+//! `sources:`: the list of connector instances, their common keys (`name`,
+//! `type`, `schedule`, `map`, …) and each built-in connector's own keys.
+
+use std::collections::HashMap;
+
+use crate::mapping::{MapSpec, Mapping};
+use crate::plugins::{BUILT_IN as BUILT_IN_CONNECTORS, KNOWN as KNOWN_CONNECTORS};
+
+use super::model::{ConnectorConfig, SourceConfig};
+use super::walk::{self, Ctx, Section};
+use super::yaml::{quote, Node};
+use super::{Schedule, Span};
+
+/// Keys every source accepts, whatever its type.
+const COMMON_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "schedule",
+    "watch",
+    "max_bad_row_ratio",
+    "map",
+    "when",
+];
+
+/// Reads `sources:` (a list, possibly empty). Sources with errors are left out.
+pub(super) fn sources(ctx: &mut Ctx<'_>, node: &Node) -> Option<Vec<SourceConfig>> {
+    let items = walk::list(ctx, "sources", node)?;
+    let mut names: HashMap<String, Span> = HashMap::new();
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        if let Some(source) = source(ctx, &format!("sources[{i}]"), item, &mut names) {
+            out.push(source);
+        }
+    }
+    Some(out)
+}
+
+fn source(
+    ctx: &mut Ctx<'_>,
+    path: &str,
+    node: &Node,
+    names: &mut HashMap<String, Span>,
+) -> Option<SourceConfig> {
+    let section = Section::new(ctx, path, node)?;
+    let name = section
+        .require(ctx, "name")
+        .and_then(|n| source_name(ctx, &section.child("name"), n, names));
+    let kind = section
+        .require(ctx, "type")
+        .and_then(|n| connector_type(ctx, &section.child("type"), n));
+
+    // Keys of a connector not in this build cannot be checked: say only that
+    // the type is missing, not that every plugin key is unknown.
+    #[cfg(feature = "csv")]
+    if kind == Some("csv") {
+        let allowed: Vec<&str> = COMMON_KEYS.iter().chain(CSV_KEYS).copied().collect();
+        section.deny_unknown(ctx, &allowed, "for a csv source");
+    }
+
+    let schedule = section.get("schedule").and_then(|n| {
+        let path = section.child("schedule");
+        let text = walk::string(ctx, &path, n)?;
+        match Schedule::parse(&text) {
+            Ok(schedule) => Some(schedule),
+            Err(e) => {
+                ctx.error(
+                    n.span,
+                    &path,
+                    format!("invalid cron expression {}: {e}", quote(&text)),
+                );
+                None
+            }
+        }
+    });
+    let watch = section
+        .get("watch")
+        .and_then(|n| walk::boolean(ctx, &section.child("watch"), n))
+        .unwrap_or(false);
+    let max_bad_row_ratio = section
+        .get("max_bad_row_ratio")
+        .and_then(|n| walk::ratio(ctx, &section.child("max_bad_row_ratio"), n));
+    let map = map_spec(ctx, &section);
+
+    let connector = match kind {
+        #[cfg(feature = "csv")]
+        Some("csv") => csv::csv(ctx, &section).map(ConnectorConfig::Csv),
+        _ => None,
+    };
+    Some(SourceConfig {
+        name: name?,
+        span: section.span,
+        connector: connector?,
+        schedule,
+        watch,
+        map,
+        max_bad_row_ratio,
+    })
+}
+
+fn source_name(
+    ctx: &mut Ctx<'_>,
+    path: &str,
+    node: &Node,
+    names: &mut HashMap<String, Span>,
+) -> Option<String> {
+    let name = walk::non_empty_string(ctx, path, node)?;
+    let valid = name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid {
+        let message = format!(
+            "a source name is 1 to 64 of the characters A-Z a-z 0-9 _ -, found {}",
+            quote(&name)
+        );
+        ctx.error(node.span, path, message);
+        return None;
+    }
+    if let Some(first) = names.get(&name) {
+        let message = format!(
+            "duplicate source name {} (first at line {})",
+            quote(&name),
+            first.line
+        );
+        ctx.error(node.span, path, message);
+        return None;
+    }
+    names.insert(name.clone(), node.span);
+    Some(name)
+}
+
+/// The connector type if it is built in; reports unknown and absent ones.
+fn connector_type(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<&'static str> {
+    let text = walk::string(ctx, path, node)?;
+    if let Some(built) = BUILT_IN_CONNECTORS.iter().find(|c| **c == text) {
+        return Some(built);
+    }
+    let message = if KNOWN_CONNECTORS.contains(&text.as_str()) {
+        let built = if BUILT_IN_CONNECTORS.is_empty() {
+            "none".to_owned()
+        } else {
+            BUILT_IN_CONNECTORS.join(", ")
+        };
+        format!(
+            "connector {} is not in this build (built in: {built})",
+            quote(&text)
+        )
+    } else {
+        format!(
+            "unknown connector type {} (known: {})",
+            quote(&text),
+            KNOWN_CONNECTORS.join(", ")
+        )
+    };
+    ctx.error(node.span, path, message);
+    None
+}
+
+/// `map:` and `when:` as a [`MapSpec`], compiled once to report template errors
+/// at the template's position. `None` (standard layout) when both are absent;
+/// `when:` alone gives empty `fields`: the standard layout, filtered.
+fn map_spec(ctx: &mut Ctx<'_>, section: &Section<'_>) -> Option<MapSpec> {
+    let map_node = section.get("map");
+    let when_node = section.get("when");
+    if map_node.is_none() && when_node.is_none() {
+        return None;
+    }
+    let mut spec = MapSpec::default();
+    let mut spans: Vec<Span> = Vec::new();
+    let mut ok = true;
+    if map_node.is_some() {
+        match section.section(ctx, "map") {
+            Some(map) => {
+                for (key, _, value) in map.entries() {
+                    match walk::scalar_text(ctx, &map.child(key), value) {
+                        Some(template) => {
+                            spec.fields.push(((*key).to_owned(), template));
+                            spans.push(value.span);
+                        }
+                        None => ok = false,
+                    }
+                }
+            }
+            None => ok = false,
+        }
+    }
+    if let Some(node) = when_node {
+        match walk::scalar_text(ctx, &section.child("when"), node) {
+            Some(when) => spec.when = Some(when),
+            None => ok = false,
+        }
+    }
+    if ok {
+        check_templates(ctx, section, &spec, &spans);
+    }
+    Some(spec)
+}
+
+/// Compiles the templates and places each [`crate::mapping::MapError`] at the
+/// value it is about (or at `map:` when it is about a key that is missing).
+fn check_templates(ctx: &mut Ctx<'_>, section: &Section<'_>, spec: &MapSpec, spans: &[Span]) {
+    let Err(errors) = Mapping::compile(spec) else {
+        return;
+    };
+    for error in errors {
+        let (path, span) = if error.key == "when" {
+            let span = section.get("when").map(|n| n.span);
+            (section.child("when"), span)
+        } else {
+            let at = spec.fields.iter().position(|(k, _)| *k == error.key);
+            let span = at.and_then(|i| spans.get(i).copied());
+            (section.child(&format!("map.{}", error.key)), span)
+        };
+        let span = span
+            .or_else(|| section.key_span("map"))
+            .unwrap_or(section.span);
+        ctx.error(span, &path, &error.message);
+    }
+}
+
+/// Keys of a `type: csv` source.
+#[cfg(feature = "csv")]
+const CSV_KEYS: &[&str] = &[
+    "path",
+    "delimiter",
+    "quote",
+    "header",
+    "columns",
+    "encoding",
+];
+
+#[cfg(feature = "csv")]
+mod csv {
+    //! `type: csv`: builds [`liaison_plugin_csv::CsvConfig`].
+
+    use liaison_plugin_csv::{CsvConfig, Encoding};
+
+    use super::super::walk::{self, Ctx, Section};
+    use super::super::yaml::{quote, Node};
+
+    pub(super) fn csv(ctx: &mut Ctx<'_>, section: &Section<'_>) -> Option<CsvConfig> {
+        let path = section
+            .require(ctx, "path")
+            .and_then(|n| walk::path(ctx, &section.child("path"), n));
+        let delimiter = match section.get("delimiter") {
+            Some(n) => one_byte(ctx, &section.child("delimiter"), n),
+            None => Some(b','),
+        };
+        let quote_char = match section.get("quote") {
+            Some(n) => one_byte(ctx, &section.child("quote"), n),
+            None => Some(b'"'),
+        };
+        if let (Some(d), Some(q), Some(n)) = (delimiter, quote_char, section.get("quote")) {
+            if d == q {
+                let message = "must differ from the delimiter";
+                ctx.error(n.span, &section.child("quote"), message);
+            }
+        }
+        let header = section
+            .get("header")
+            .and_then(|n| walk::boolean(ctx, &section.child("header"), n))
+            .unwrap_or(true);
+        let columns = section
+            .get("columns")
+            .and_then(|n| columns(ctx, &section.child("columns"), n, header));
+        let encoding = match section.get("encoding") {
+            Some(n) => encoding(ctx, &section.child("encoding"), n),
+            None => Some(Encoding::Utf8),
+        };
+        Some(CsvConfig {
+            path: path?,
+            delimiter: delimiter?,
+            quote: quote_char?,
+            header,
+            columns,
+            encoding: encoding?,
+        })
+    }
+
+    /// One ASCII character other than a line break; `tab` and `\t` mean a tab.
+    fn one_byte(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<u8> {
+        let text = walk::string(ctx, path, node)?;
+        let c = match text.as_str() {
+            "tab" | "\\t" => '\t',
+            _ => {
+                let mut chars = text.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => c,
+                    _ => {
+                        let message = format!("expected one character, found {}", quote(&text));
+                        ctx.error(node.span, path, message);
+                        return None;
+                    }
+                }
+            }
+        };
+        match u8::try_from(c) {
+            Ok(b) if c.is_ascii() && b != b'\n' && b != b'\r' => Some(b),
+            _ => {
+                let message = format!(
+                    "expected an ASCII character other than a line break, found {}",
+                    quote(&text)
+                );
+                ctx.error(node.span, path, message);
+                None
+            }
+        }
+    }
+
+    fn columns(ctx: &mut Ctx<'_>, path: &str, node: &Node, header: bool) -> Option<Vec<String>> {
+        if header {
+            let message =
+                "only used with header: false (otherwise the header row names the columns)";
+            ctx.error(node.span, path, message);
+            return None;
+        }
+        let items = walk::list(ctx, path, node)?;
+        let mut names: Vec<String> = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let item_path = format!("{path}[{i}]");
+            match walk::non_empty_string(ctx, &item_path, item) {
+                Some(name) if names.contains(&name) => {
+                    let message = format!("duplicate column name {}", quote(&name));
+                    ctx.error(item.span, &item_path, message);
+                    ok = false;
+                }
+                Some(name) => names.push(name),
+                None => ok = false,
+            }
+        }
+        if items.is_empty() {
+            ctx.error(node.span, path, "the list is empty");
+            ok = false;
+        }
+        ok.then_some(names)
+    }
+
+    fn encoding(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<Encoding> {
+        let text = node.as_str().map(str::to_ascii_lowercase);
+        match text.as_deref() {
+            Some("utf-8" | "utf8") => Some(Encoding::Utf8),
+            Some("windows-1250" | "cp1250") => Some(Encoding::Windows1250),
+            _ => {
+                let message = format!(
+                    "unsupported encoding {} (supported: utf-8, windows-1250)",
+                    node.describe()
+                );
+                ctx.error(node.span, path, message);
+                None
+            }
+        }
+    }
+}

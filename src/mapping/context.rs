@@ -1,0 +1,112 @@
+//! A record as the context of templates and `when:` expressions.
+//!
+//! Every attribute is a variable of its own name (usable directly when the name is
+//! an identifier: `{{ mail }}`) and an entry of the `record` map
+//! (`{{ record["First Name"] }}`). An attribute named `record` is reachable only
+//! as `record["record"]`. Missing attributes are undefined, which renders empty.
+//!
+//! A single value is a string. A multi-valued attribute (LDAP `memberOf`) is a
+//! list: `{{ memberOf | first }}`, `{{ memberOf | join(", ") }}`,
+//! `'admins' in memberOf` all work; printed as text, a list shows its values
+//! joined by `|`, so a one-value list prints just that value and
+//! `grants: "{{ memberOf }}"` gives one grant per value.
+
+use std::fmt;
+use std::sync::Arc;
+
+use liaison_plugin_api::{Record, Value as AttrValue};
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
+
+/// Name of the map holding every attribute.
+const RECORD: &str = "record";
+
+/// The context value for one record.
+pub(crate) fn of(record: &Record) -> Value {
+    Value::from_object(Root(Arc::new(record.clone())))
+}
+
+/// The template root: attributes as variables, plus `record`.
+#[derive(Debug)]
+struct Root(Arc<Record>);
+
+impl Object for Root {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        if key == RECORD {
+            return Some(Value::from_object(Attributes(Arc::clone(&self.0))));
+        }
+        attribute(&self.0, key)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let names = self
+            .0
+            .schema
+            .names()
+            .iter()
+            .map(|n| Value::from(n.as_str()));
+        Enumerator::Values(names.chain([Value::from(RECORD)]).collect())
+    }
+}
+
+/// The `record` map: every attribute by its exact name.
+#[derive(Debug)]
+struct Attributes(Arc<Record>);
+
+impl Object for Attributes {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        attribute(&self.0, key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        attribute(&self.0, key)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let names = self
+            .0
+            .schema
+            .names()
+            .iter()
+            .map(|n| Value::from(n.as_str()));
+        Enumerator::Values(names.collect())
+    }
+}
+
+fn attribute(record: &Record, name: &str) -> Option<Value> {
+    Some(match record.value(name)? {
+        AttrValue::One(text) => Value::from(text.as_str()),
+        AttrValue::Many(texts) => Value::from_object(Many(texts.clone())),
+    })
+}
+
+/// A multi-valued attribute: a list that prints as its values joined by `|`.
+#[derive(Debug)]
+struct Many(Vec<String>);
+
+impl Object for Many {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.0.get(key.as_usize()?).map(|s| Value::from(s.as_str()))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.0.len())
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, value) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("|")?;
+            }
+            f.write_str(value)?;
+        }
+        Ok(())
+    }
+}

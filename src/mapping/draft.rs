@@ -1,0 +1,175 @@
+//! A contact being assembled from field texts, and the checks that turn it into
+//! a [`Mapped`] result. Both mapping paths (standard layout and templates) end here,
+//! so the rules for empty values, flags, grants and required fields are one code.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use super::fields::{parse_flag, split_grants, Field, Target, FIELD_COUNT};
+use super::Mapped;
+use crate::model::{ContactRecord, Email, Login};
+
+/// Field texts collected for one record: trimmed, empty ones left out.
+#[derive(Debug, Default)]
+pub(crate) struct Draft<'a> {
+    values: [Option<Cow<'a, str>>; FIELD_COUNT],
+    grants: Vec<String>,
+    attributes: BTreeMap<String, String>,
+    /// Required fields the source cannot give at all, with the reason.
+    unavailable: Vec<(Field, String)>,
+}
+
+impl<'a> Draft<'a> {
+    /// Sets a target from its text. Empty (after trimming) means "not said";
+    /// grants are split at `|` and added.
+    pub(crate) fn set(&mut self, target: &Target, text: Cow<'a, str>) {
+        match target {
+            Target::Field(field) => self.set_field(*field, text),
+            Target::Attribute(key) => self.set_attribute(key, text),
+        }
+    }
+
+    /// Sets a standard field from its text.
+    pub(crate) fn set_field(&mut self, field: Field, text: Cow<'a, str>) {
+        let Some(text) = trimmed(text) else { return };
+        if field == Field::Grants {
+            self.grants.extend(split_grants(&text).map(str::to_owned));
+        } else {
+            self.values[field.index()] = Some(text);
+        }
+    }
+
+    /// Sets custom attribute `key`; an empty value leaves it absent.
+    pub(crate) fn set_attribute(&mut self, key: &str, text: Cow<'a, str>) {
+        if let Some(text) = trimmed(text) {
+            self.attributes.insert(key.to_owned(), text.into_owned());
+        }
+    }
+
+    /// Adds grants given as a list (each item trimmed, empty ones dropped).
+    pub(crate) fn add_grants(&mut self, items: impl IntoIterator<Item = String>) {
+        for item in items {
+            let item = item.trim();
+            if !item.is_empty() {
+                self.grants.push(item.to_owned());
+            }
+        }
+    }
+
+    /// Records that `field` cannot be given at all (e.g. the header has no such
+    /// column), so that a missing required field is reported with that reason.
+    pub(crate) fn unavailable(&mut self, field: Field, why: String) {
+        self.unavailable.push((field, why));
+    }
+
+    /// The contact id, when it is set.
+    pub(crate) fn contact_id(&self) -> Option<String> {
+        self.get(Field::ContactId).map(str::to_owned)
+    }
+
+    fn get(&self, field: Field) -> Option<&str> {
+        self.values[field.index()].as_deref()
+    }
+
+    fn take(&mut self, field: Field) -> Option<String> {
+        self.values[field.index()].take().map(Cow::into_owned)
+    }
+
+    /// Checks the draft and builds the contact: `portal_access` saying no skips it;
+    /// every problem (a required field empty, a bad e-mail, login or flag) is
+    /// reported together in one [`Mapped::Invalid`].
+    pub(crate) fn finish(mut self) -> Mapped {
+        let contact_id = self.contact_id();
+        let mut problems = Vec::new();
+        if let Some(portal) = self.get(Field::PortalAccess) {
+            match parse_flag(portal) {
+                Some(false) => return Mapped::Skipped,
+                Some(true) => {}
+                None => problems.push(bad_flag(Field::PortalAccess, portal)),
+            }
+        }
+        let mut missing = Vec::new();
+        for field in Field::REQUIRED {
+            if self.get(field).is_some() {
+                continue;
+            }
+            match self.unavailable.iter().find(|(f, _)| *f == field) {
+                Some((_, why)) => problems.push(why.clone()),
+                None => missing.push(field.name()),
+            }
+        }
+        match missing.as_slice() {
+            [] => {}
+            [one] => problems.push(format!("required field {one} is empty")),
+            many => problems.push(format!("required fields {} are empty", many.join(", "))),
+        }
+        let email = self.get(Field::Email).map(Email::parse).transpose();
+        let email = email.unwrap_or_else(|e| {
+            problems.push(format!("email: {e}"));
+            None
+        });
+        let login = self.get(Field::Login).map(Login::parse).transpose();
+        let login = login.unwrap_or_else(|e| {
+            problems.push(format!("login: {e}"));
+            None
+        });
+        let mut flag = |field: Field| {
+            let text = self.get(field)?;
+            let value = parse_flag(text);
+            if value.is_none() {
+                problems.push(bad_flag(field, text));
+            }
+            value
+        };
+        let account_contacts = flag(Field::AccountContacts);
+        let account_tickets = flag(Field::AccountTickets);
+        let external_comments = flag(Field::ExternalComments);
+
+        let (Some(contact_id), Some(name), Some(email), true) = (
+            self.take(Field::ContactId),
+            self.take(Field::Name),
+            email,
+            problems.is_empty(),
+        ) else {
+            return Mapped::Invalid {
+                contact_id,
+                message: problems.join("; "),
+            };
+        };
+        Mapped::Contact(ContactRecord {
+            contact_id,
+            name,
+            email,
+            phone: self.take(Field::Phone),
+            account_id: self.take(Field::AccountId),
+            account_name: self.take(Field::AccountName),
+            login,
+            description: self.take(Field::Description),
+            locale: self.take(Field::Locale),
+            account_contacts,
+            account_tickets,
+            external_comments,
+            grants: self.grants,
+            attributes: self.attributes,
+        })
+    }
+}
+
+fn bad_flag(field: Field, text: &str) -> String {
+    format!("{field}: {text:?} is not a yes/no value (expected true/false, yes/no or 1/0)")
+}
+
+/// The text trimmed, or `None` when nothing is left; borrows stay borrowed.
+fn trimmed(text: Cow<'_, str>) -> Option<Cow<'_, str>> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return None;
+    }
+    if trimmed.len() == text.len() {
+        return Some(text);
+    }
+    Some(match text {
+        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+        Cow::Owned(s) => Cow::Owned(s.trim().to_owned()),
+    })
+}

@@ -1,0 +1,229 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use liaison_plugin_api::{Location, Record, Schema, Value};
+
+use super::{contact, invalid, record, Mapped, Mapping};
+
+const FULL: &[(&str, &str)] = &[
+    ("contact_id", " c-1 "),
+    ("name", "Jiří Dvořák"),
+    ("email", "Jiri.Dvorak@Example.com"),
+    ("phone", "+420 123"),
+    ("account_id", "acme"),
+    ("account_name", "Acme s.r.o."),
+    ("login", "jiri"),
+    ("description", "Partner"),
+    ("locale", "cs"),
+    ("account_contacts", "yes"),
+    ("account_tickets", "FALSE"),
+    ("external_comments", " 1 "),
+    ("grants", "sales| support ||calls "),
+    ("portal_access", "true"),
+    ("attributes.licence_key", "LK-42"),
+    ("attributes.empty", "  "),
+    ("unrelated", "ignored"),
+];
+
+#[test]
+fn full_row() {
+    let c = contact(Mapping::standard().apply(&record(FULL)));
+    assert_eq!(c.contact_id, "c-1");
+    assert_eq!(c.name, "Jiří Dvořák");
+    assert_eq!(c.email.as_str(), "Jiri.Dvorak@Example.com");
+    assert_eq!(c.phone.as_deref(), Some("+420 123"));
+    assert_eq!(c.account_id.as_deref(), Some("acme"));
+    assert_eq!(c.account_name.as_deref(), Some("Acme s.r.o."));
+    assert_eq!(c.login.as_ref().map(|l| l.as_str()), Some("jiri"));
+    assert_eq!(c.description.as_deref(), Some("Partner"));
+    assert_eq!(c.locale.as_deref(), Some("cs"));
+    assert_eq!(c.account_contacts, Some(true));
+    assert_eq!(c.account_tickets, Some(false));
+    assert_eq!(c.external_comments, Some(true));
+    assert_eq!(c.grants, ["sales", "support", "calls"]);
+    assert_eq!(
+        c.attributes,
+        BTreeMap::from([("licence_key".to_owned(), "LK-42".to_owned())])
+    );
+}
+
+#[test]
+fn minimal_row_leaves_optional_fields_unsaid() {
+    let c = contact(Mapping::standard().apply(&record(&[
+        ("email", "ann@example.com"),
+        ("name", "Ann"),
+        ("contact_id", "7"),
+        ("phone", ""),
+        ("account_tickets", " "),
+        ("grants", ""),
+    ])));
+    assert_eq!(c.contact_id, "7");
+    assert_eq!(c.phone, None);
+    assert_eq!(c.account_tickets, None);
+    assert!(c.grants.is_empty());
+    assert!(c.attributes.is_empty());
+}
+
+#[test]
+fn flags_accept_true_false_yes_no_one_zero_in_any_case() {
+    let mapping = Mapping::standard();
+    for (text, expected) in [
+        ("true", true),
+        ("True", true),
+        ("YES", true),
+        ("1", true),
+        (" false ", false),
+        ("No", false),
+        ("0", false),
+    ] {
+        let c = contact(mapping.apply(&record(&[
+            ("contact_id", "1"),
+            ("name", "Ann"),
+            ("email", "ann@example.com"),
+            ("account_contacts", text),
+        ])));
+        assert_eq!(c.account_contacts, Some(expected), "{text:?}");
+    }
+    let (id, message) = invalid(mapping.apply(&record(&[
+        ("contact_id", "1"),
+        ("name", "Ann"),
+        ("email", "ann@example.com"),
+        ("external_comments", "maybe"),
+    ])));
+    assert_eq!(id.as_deref(), Some("1"));
+    assert!(message.contains("external_comments"), "{message}");
+    assert!(message.contains("\"maybe\""), "{message}");
+}
+
+#[test]
+fn portal_access_no_skips_the_row() {
+    let mapping = Mapping::standard();
+    for no in ["false", "no", "0", "NO"] {
+        let mut row = FULL.to_vec();
+        row.push(("portal_access", no));
+        // `portal_access` is already in FULL; the first column of a name wins,
+        // so build the row with only this one.
+        row.retain(|(n, v)| *n != "portal_access" || *v == no);
+        assert_eq!(mapping.apply(&record(&row)), Mapped::Skipped, "{no:?}");
+    }
+    let (_, message) = invalid(mapping.apply(&record(&[
+        ("contact_id", "1"),
+        ("name", "Ann"),
+        ("email", "ann@example.com"),
+        ("portal_access", "later"),
+    ])));
+    assert!(message.contains("portal_access"), "{message}");
+}
+
+#[test]
+fn missing_required_fields_are_named() {
+    let mapping = Mapping::standard();
+    let (id, message) = invalid(mapping.apply(&record(&[
+        ("contact_id", "c-9"),
+        ("name", " "),
+        ("email", ""),
+    ])));
+    assert_eq!(id.as_deref(), Some("c-9"));
+    assert_eq!(message, "required fields name, email are empty");
+
+    let (id, message) = invalid(mapping.apply(&record(&[
+        ("contact_id", ""),
+        ("name", "Ann"),
+        ("email", "ann@example.com"),
+    ])));
+    assert_eq!(id, None);
+    assert_eq!(message, "required field contact_id is empty");
+
+    let (_, message) = invalid(mapping.apply(&record(&[("contact_id", "1"), ("name", "Ann")])));
+    assert_eq!(message, "required column email is missing");
+}
+
+#[test]
+fn bad_email_and_login_are_named() {
+    let mapping = Mapping::standard();
+    let (id, message) = invalid(mapping.apply(&record(&[
+        ("contact_id", "1"),
+        ("name", "Ann"),
+        ("email", "ann at example.com"),
+        ("login", "Ann Smith"),
+    ])));
+    assert_eq!(id.as_deref(), Some("1"));
+    assert!(
+        message.contains("email: invalid e-mail \"ann at example.com\""),
+        "{message}"
+    );
+    assert!(message.contains("login"), "{message}");
+    assert!(message.contains("Ann Smith"), "{message}");
+}
+
+#[test]
+fn contact_id_of_reads_the_column() {
+    let mapping = Mapping::standard();
+    assert_eq!(
+        mapping.contact_id_of(&record(&[("email", "x"), ("contact_id", " 42 ")])),
+        Some("42".to_owned())
+    );
+    assert_eq!(mapping.contact_id_of(&record(&[("contact_id", " ")])), None);
+    assert_eq!(mapping.contact_id_of(&record(&[("email", "x")])), None);
+    // A short bad row whose contact_id column is past its end.
+    let schema = Arc::new(Schema::new(vec!["name".into(), "contact_id".into()]));
+    let short = Record::new(Location::line("f", 3), schema, vec![Value::from("Ann")]);
+    assert_eq!(mapping.contact_id_of(&short), None);
+}
+
+#[test]
+fn positions_follow_each_schema() {
+    let mapping = Mapping::standard();
+    let a = record(&[
+        ("contact_id", "1"),
+        ("name", "Ann"),
+        ("email", "ann@example.com"),
+    ]);
+    let b = record(&[
+        ("email", "bob@example.com"),
+        ("contact_id", "2"),
+        ("name", "Bob"),
+    ]);
+    for _ in 0..2 {
+        assert_eq!(contact(mapping.apply(&a)).name, "Ann");
+        assert_eq!(contact(mapping.apply(&b)).name, "Bob");
+    }
+}
+
+#[test]
+fn many_valued_grants_take_every_value() {
+    let schema = Arc::new(Schema::new(
+        ["contact_id", "name", "email", "grants"]
+            .map(String::from)
+            .to_vec(),
+    ));
+    let rec = Record::new(
+        Location::line("f", 2),
+        schema,
+        vec![
+            Value::from("1"),
+            Value::Many(vec!["Ann".into(), "Anna".into()]),
+            Value::from("ann@example.com"),
+            Value::Many(vec!["a|b".into(), "c".into()]),
+        ],
+    );
+    let c = contact(Mapping::standard().apply(&rec));
+    assert_eq!(c.name, "Ann");
+    assert_eq!(c.grants, ["a", "b", "c"]);
+}
+
+#[test]
+fn when_applies_to_the_standard_layout() {
+    let mapping = super::compile(&[], Some("kind == 'partner'"));
+    assert!(mapping.is_standard());
+    let row = |kind| {
+        record(&[
+            ("contact_id", "1"),
+            ("name", "Ann"),
+            ("email", "ann@example.com"),
+            ("kind", kind),
+        ])
+    };
+    assert!(matches!(mapping.apply(&row("partner")), Mapped::Contact(_)));
+    assert_eq!(mapping.apply(&row("staff")), Mapped::Skipped);
+}

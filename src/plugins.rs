@@ -1,0 +1,25 @@
+//! The one explicit list of connector plugins compiled into this build.
+//!
+//! Adding a connector: its crate under `plugins/`, a Cargo feature, a variant of
+//! [`crate::config::ConnectorConfig`] with its settings, and one arm below.
+
+use liaison_plugin_api::Connector;
+
+use crate::config::ConnectorConfig;
+
+/// Every connector type name the product knows, built in or not.
+pub const KNOWN: &[&str] = &["csv", "ldap", "crm", "exec"];
+
+/// The connector types compiled into this build.
+pub const BUILT_IN: &[&str] = &[
+    #[cfg(feature = "csv")]
+    "csv",
+];
+
+/// Builds the connector for one configured source.
+pub fn build(config: &ConnectorConfig) -> Box<dyn Connector> {
+    match config {
+        #[cfg(feature = "csv")]
+        ConnectorConfig::Csv(c) => Box::new(liaison_plugin_csv::CsvConnector::new(c.clone())),
+    }
+}

@@ -1,0 +1,125 @@
+//! The store: the single source of truth for users, contact links, journal and
+//! run history. [`Store`] is the seam a PostgreSQL implementation joins; SQLite is
+//! the embedded default.
+
+mod sqlite;
+mod views;
+
+use std::collections::{BTreeSet, HashMap};
+
+pub use sqlite::SqliteStore;
+pub use views::{HistoryEntry, LinkedContact, UserDetail, UserFilter, UserView};
+
+use crate::model::UserId;
+use crate::reconcile::{Plan, PlanCounts, State};
+
+/// Why the store failed. Carries the operation, so a message says what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened.
+    #[error("cannot open store {path}: {source}")]
+    Open {
+        /// The database location.
+        path: String,
+        /// Driver error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer Liaison.
+    #[error("store schema version {found} is newer than this build knows ({known}); refusing to downgrade")]
+    Downgrade {
+        /// Version in the database.
+        found: i64,
+        /// Latest version this build knows.
+        known: i64,
+    },
+    /// A query failed.
+    #[error("store: {what}: {source}")]
+    Query {
+        /// What was being done.
+        what: &'static str,
+        /// Driver error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// Stored data could not be decoded.
+    #[error("store: corrupt {what}: {detail}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// Details.
+        detail: String,
+    },
+}
+
+/// A stored anchor in compact form: enough to tell unchanged records from changed ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchor {
+    /// The user the contact belongs to.
+    pub user: UserId,
+    /// Whether the contact is currently linked.
+    pub linked: bool,
+    /// Fingerprint of the record as last read.
+    pub fingerprint: u64,
+}
+
+/// Which slice of the store a plan needs (see [`State`]).
+#[derive(Debug, Clone, Default)]
+pub struct StateRequest {
+    /// The source being planned: all of its anchors are loaded.
+    pub source: String,
+    /// Users to load with all their contacts.
+    pub users: BTreeSet<UserId>,
+    /// Users with these normalized e-mails are loaded too.
+    pub emails: BTreeSet<String>,
+    /// Logins that new users may want: load every taken login equal to one of
+    /// these or to one of these plus a numeric suffix.
+    pub login_bases: BTreeSet<String>,
+    /// Load every taken login instead (cheaper for large creations).
+    pub all_logins: bool,
+    /// Also load sync-disabled users without contacts disabled at or before this time.
+    pub disabled_before: Option<i64>,
+}
+
+/// One run of one source, as recorded in the run history.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    /// Source name.
+    pub source: String,
+    /// When the run started (ms since the Unix epoch).
+    pub started_ms: i64,
+    /// When it finished.
+    pub finished_ms: i64,
+    /// `applied`, `held`, `failed` or `dry_run`.
+    pub status: &'static str,
+    /// What was applied.
+    pub counts: PlanCounts,
+    /// Number of row errors.
+    pub errors: usize,
+}
+
+/// Persistence of users, links, journal and runs. Implementations apply a plan
+/// atomically: either everything in it is written, with its journal and run
+/// record, or nothing is.
+pub trait Store {
+    /// Every anchor of `source`, by contact id.
+    fn anchors(&mut self, source: &str) -> Result<HashMap<String, Anchor>, StoreError>;
+
+    /// The slice of the store a plan needs.
+    fn load_state(&mut self, request: &StateRequest) -> Result<State, StoreError>;
+
+    /// Active users linked to `source` now (the guard's ratio base).
+    fn active_linked(&mut self, source: &str) -> Result<usize, StoreError>;
+
+    /// Applies `plan` and records the run, in one transaction; `now_ms` stamps it.
+    fn apply(&mut self, plan: &Plan, run: &RunRecord, now_ms: i64) -> Result<(), StoreError>;
+
+    /// Records a run that applied nothing (failed, dry run).
+    fn record_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;
+
+    /// Users matching `filter`, ordered by login.
+    fn list_users(&mut self, filter: &UserFilter) -> Result<Vec<UserView>, StoreError>;
+
+    /// One user with contacts and history.
+    fn user_detail(&mut self, login: &str) -> Result<Option<UserDetail>, StoreError>;
+}

@@ -1,0 +1,393 @@
+//! Queries: anchors, the state slice a plan needs, and the directory views.
+
+use std::collections::{BTreeSet, HashMap};
+
+use rusqlite::{params, Connection};
+
+use super::codec::{contact_from_row, rfc3339, user_from_row, CONTACT_COLUMNS, USER_COLUMNS};
+use crate::model::{ExternalUser, UserId};
+use crate::reconcile::{State, StoredContact};
+use crate::store::{
+    Anchor, HistoryEntry, LinkedContact, StateRequest, StoreError, UserDetail, UserFilter, UserView,
+};
+
+/// Above this many keys a full scan beats one indexed lookup per key.
+const SCAN_THRESHOLD: usize = 20_000;
+
+fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Query { what, source }
+}
+
+pub fn anchors(conn: &Connection, source: &str) -> Result<HashMap<String, Anchor>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT contact_id, user_id, linked, fingerprint FROM contacts WHERE source = ?1",
+        )
+        .map_err(q("reading anchors"))?;
+    let mut rows = stmt.query([source]).map_err(q("reading anchors"))?;
+    let mut out = HashMap::new();
+    while let Some(r) = rows.next().map_err(q("reading anchors"))? {
+        out.insert(
+            r.get(0).map_err(q("reading anchors"))?,
+            Anchor {
+                user: UserId(r.get(1).map_err(q("reading anchors"))?),
+                linked: r.get(2).map_err(q("reading anchors"))?,
+                fingerprint: r.get::<_, i64>(3).map_err(q("reading anchors"))? as u64,
+            },
+        );
+    }
+    Ok(out)
+}
+
+pub fn active_linked(conn: &Connection, source: &str) -> Result<usize, StoreError> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM users WHERE status = 'active' AND id IN \
+         (SELECT user_id FROM contacts WHERE source = ?1 AND linked = 1)",
+        [source],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as usize)
+    .map_err(q("counting active users"))
+}
+
+pub fn load_state(conn: &Connection, req: &StateRequest) -> Result<State, StoreError> {
+    let mut ids: BTreeSet<UserId> = req.users.clone();
+    ids.extend(users_by_email(conn, &req.emails)?);
+    if let Some(before) = req.disabled_before {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id FROM users WHERE status = 'disabled' AND disabled_by = 'sync' \
+                 AND origin = 'sync' AND disabled_at <= ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.user_id = users.id AND c.linked = 1)",
+            )
+            .map_err(q("finding expired users"))?;
+        let found = stmt
+            .query_map([before], |r| r.get::<_, i64>(0))
+            .map_err(q("finding expired users"))?;
+        for id in found {
+            ids.insert(UserId(id.map_err(q("finding expired users"))?));
+        }
+    }
+    let mut state = State::default();
+    load_users(conn, &ids, &mut state)?;
+    load_contacts(conn, &ids, &mut state)?;
+    load_logins(conn, req, &mut state)?;
+    Ok(state)
+}
+
+fn users_by_email(conn: &Connection, emails: &BTreeSet<String>) -> Result<Vec<UserId>, StoreError> {
+    let mut out = Vec::new();
+    if emails.is_empty() {
+        return Ok(out);
+    }
+    if emails.len() > SCAN_THRESHOLD {
+        let mut stmt = conn
+            .prepare("SELECT id, email_norm FROM users WHERE email_norm IS NOT NULL")
+            .map_err(q("scanning e-mails"))?;
+        let mut rows = stmt.query([]).map_err(q("scanning e-mails"))?;
+        while let Some(r) = rows.next().map_err(q("scanning e-mails"))? {
+            let e: String = r.get(1).map_err(q("scanning e-mails"))?;
+            if emails.contains(&e) {
+                out.push(UserId(r.get(0).map_err(q("scanning e-mails"))?));
+            }
+        }
+    } else {
+        let mut stmt = conn
+            .prepare_cached("SELECT id FROM users WHERE email_norm = ?1")
+            .map_err(q("finding users by e-mail"))?;
+        for e in emails {
+            let found = stmt
+                .query_map([e], |r| r.get::<_, i64>(0))
+                .map_err(q("finding users by e-mail"))?;
+            for id in found {
+                out.push(UserId(id.map_err(q("finding users by e-mail"))?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn load_users(
+    conn: &Connection,
+    ids: &BTreeSet<UserId>,
+    state: &mut State,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    if ids.len() > SCAN_THRESHOLD {
+        let mut stmt = conn
+            .prepare(&format!("SELECT {USER_COLUMNS} FROM users"))
+            .map_err(q("loading users"))?;
+        let mut rows = stmt.query([]).map_err(q("loading users"))?;
+        while let Some(r) = rows.next().map_err(q("loading users"))? {
+            let id = UserId(r.get(0).map_err(q("loading users"))?);
+            if ids.contains(&id) {
+                let (u, _, _) = user_from_row(r)?;
+                state.users.insert(id, u);
+            }
+        }
+    } else {
+        let mut stmt = conn
+            .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))
+            .map_err(q("loading users"))?;
+        for id in ids {
+            let mut rows = stmt.query([id.0]).map_err(q("loading users"))?;
+            if let Some(r) = rows.next().map_err(q("loading users"))? {
+                let (u, _, _) = user_from_row(r)?;
+                state.users.insert(*id, u);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn load_contacts(
+    conn: &Connection,
+    ids: &BTreeSet<UserId>,
+    state: &mut State,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("SELECT source, user_id, linked, {CONTACT_COLUMNS} FROM contacts");
+    let mut push = |r: &rusqlite::Row<'_>| -> Result<(), StoreError> {
+        state.contacts.push(StoredContact {
+            source: r.get(0).map_err(q("loading contacts"))?,
+            user: UserId(r.get(1).map_err(q("loading contacts"))?),
+            linked: r.get(2).map_err(q("loading contacts"))?,
+            record: contact_from_row(r, 3)?,
+        });
+        Ok(())
+    };
+    if ids.len() > SCAN_THRESHOLD {
+        let mut stmt = conn.prepare(&sql).map_err(q("loading contacts"))?;
+        let mut rows = stmt.query([]).map_err(q("loading contacts"))?;
+        while let Some(r) = rows.next().map_err(q("loading contacts"))? {
+            let id = UserId(r.get(1).map_err(q("loading contacts"))?);
+            if ids.contains(&id) {
+                push(r)?;
+            }
+        }
+    } else {
+        let mut stmt = conn
+            .prepare_cached(&format!("{sql} WHERE user_id = ?1"))
+            .map_err(q("loading contacts"))?;
+        for id in ids {
+            let mut rows = stmt.query([id.0]).map_err(q("loading contacts"))?;
+            while let Some(r) = rows.next().map_err(q("loading contacts"))? {
+                push(r)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn load_logins(conn: &Connection, req: &StateRequest, state: &mut State) -> Result<(), StoreError> {
+    const ALL: &str = "SELECT login FROM users UNION ALL SELECT login FROM retired_logins";
+    if req.all_logins {
+        let mut stmt = conn.prepare(ALL).map_err(q("loading logins"))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(q("loading logins"))?;
+        for l in rows {
+            state.taken_logins.insert(l.map_err(q("loading logins"))?);
+        }
+        return Ok(());
+    }
+    // Logins sharing the base's prefix: the base itself and base + suffix digits.
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT login FROM users WHERE login >= ?1 AND login < ?2 \
+             UNION ALL SELECT login FROM retired_logins WHERE login >= ?1 AND login < ?2",
+        )
+        .map_err(q("loading logins"))?;
+    for base in &req.login_bases {
+        let upper = format!("{base}\u{7f}");
+        let rows = stmt
+            .query_map(params![base, upper], |r| r.get::<_, String>(0))
+            .map_err(q("loading logins"))?;
+        for l in rows {
+            state.taken_logins.insert(l.map_err(q("loading logins"))?);
+        }
+    }
+    Ok(())
+}
+
+/// Contact ids and account ids of a user's linked contacts.
+fn links_of(conn: &Connection, user: i64) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT contact_id, account_id FROM contacts WHERE user_id = ?1 AND linked = 1 \
+             ORDER BY source, contact_id",
+        )
+        .map_err(q("reading links"))?;
+    let rows = stmt
+        .query_map([user], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })
+        .map_err(q("reading links"))?;
+    let mut contacts = Vec::new();
+    let mut accounts = BTreeSet::new();
+    for row in rows {
+        let (c, a) = row.map_err(q("reading links"))?;
+        contacts.push(c);
+        accounts.extend(a);
+    }
+    Ok((contacts, accounts.into_iter().collect()))
+}
+
+pub fn list_users(conn: &Connection, filter: &UserFilter) -> Result<Vec<UserView>, StoreError> {
+    let mut sql = format!("SELECT {USER_COLUMNS} FROM users WHERE 1 = 1");
+    let mut args: Vec<String> = Vec::new();
+    if let Some(s) = filter.status {
+        args.push(s.as_str().to_owned());
+        sql.push_str(&format!(" AND status = ?{}", args.len()));
+    }
+    if let Some(o) = filter.origin {
+        args.push(o.as_str().to_owned());
+        sql.push_str(&format!(" AND origin = ?{}", args.len()));
+    }
+    if let Some(a) = &filter.account {
+        args.push(a.clone());
+        sql.push_str(&format!(
+            " AND id IN (SELECT user_id FROM contacts WHERE linked = 1 AND account_id = ?{})",
+            args.len()
+        ));
+    }
+    for (k, v) in &filter.attributes {
+        args.push(format!("$.\"{}\"", k.replace('"', "\\\"")));
+        args.push(v.clone());
+        sql.push_str(&format!(
+            " AND json_extract(attributes, ?{}) = ?{}",
+            args.len() - 1,
+            args.len()
+        ));
+    }
+    if let Some(s) = &filter.search {
+        let escaped = s
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        args.push(format!("%{escaped}%"));
+        let n = args.len();
+        sql.push_str(&format!(
+            " AND (lower(login) LIKE ?{n} ESCAPE '\\' OR lower(title) LIKE ?{n} ESCAPE '\\' \
+             OR email_norm LIKE ?{n} ESCAPE '\\' OR lower(coalesce(description, '')) LIKE ?{n} ESCAPE '\\' \
+             OR EXISTS (SELECT 1 FROM json_each(users.attributes) WHERE lower(json_each.value) LIKE ?{n} ESCAPE '\\'))"
+        ));
+    }
+    sql.push_str(" ORDER BY login");
+    let mut stmt = conn.prepare(&sql).map_err(q("listing users"))?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(args.iter()))
+        .map_err(q("listing users"))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(q("listing users"))? {
+        let (u, created, updated) = user_from_row(r)?;
+        out.push(view_of(conn, u, created, updated)?);
+    }
+    Ok(out)
+}
+
+pub fn user_detail(conn: &Connection, login: &str) -> Result<Option<UserDetail>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE login = ?1"
+        ))
+        .map_err(q("reading user"))?;
+    let mut rows = stmt.query([login]).map_err(q("reading user"))?;
+    let Some(r) = rows.next().map_err(q("reading user"))? else {
+        return Ok(None);
+    };
+    let (u, created, updated) = user_from_row(r)?;
+    let mut linked_contacts = Vec::new();
+    let mut cstmt = conn
+        .prepare_cached(&format!(
+            "SELECT source, {CONTACT_COLUMNS} FROM contacts WHERE user_id = ?1 AND linked = 1 \
+             ORDER BY source, contact_id"
+        ))
+        .map_err(q("reading contacts"))?;
+    let mut crows = cstmt.query([u.id.0]).map_err(q("reading contacts"))?;
+    while let Some(cr) = crows.next().map_err(q("reading contacts"))? {
+        let source: String = cr.get(0).map_err(q("reading contacts"))?;
+        let c = contact_from_row(cr, 1)?;
+        linked_contacts.push(LinkedContact {
+            source,
+            id: c.contact_id,
+            name: c.name,
+            email: c.email.as_str().to_owned(),
+            phone: c.phone,
+            account: c.account_id,
+            account_name: c.account_name,
+        });
+    }
+    let mut hstmt = conn
+        .prepare_cached(
+            "SELECT at, run_id, source, action, field, old, new FROM journal \
+             WHERE user_id = ?1 ORDER BY id",
+        )
+        .map_err(q("reading history"))?;
+    let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+    let history = hstmt
+        .query_map([u.id.0], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+            ))
+        })
+        .map_err(q("reading history"))?
+        .map(|row| {
+            row.map(|(at, run, source, action, field, old, new)| HistoryEntry {
+                at: rfc3339(at),
+                run,
+                source,
+                action,
+                field,
+                old: json(old),
+                new: json(new),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(q("reading history"))?;
+    Ok(Some(UserDetail {
+        user: view_of(conn, u, created, updated)?,
+        linked_contacts,
+        history,
+    }))
+}
+
+/// A user as the directory shows it, with its linked contacts and accounts.
+fn view_of(
+    conn: &Connection,
+    u: ExternalUser,
+    created: i64,
+    updated: i64,
+) -> Result<UserView, StoreError> {
+    let (contacts, accounts) = links_of(conn, u.id.0)?;
+    Ok(UserView {
+        id: u.id.0,
+        login: u.login.to_string(),
+        title: u.title,
+        description: u.description,
+        email: u.email.map(|e| e.as_str().to_owned()),
+        locale: u.locale,
+        status: u.status,
+        origin: u.origin,
+        contacts,
+        accounts,
+        account_contacts: u.flags.account_contacts,
+        account_tickets: u.flags.account_tickets,
+        external_comments: u.flags.external_comments,
+        grants: u.grants,
+        attributes: u.attributes,
+        created_at: rfc3339(created),
+        updated_at: rfc3339(updated),
+    })
+}

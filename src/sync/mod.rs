@@ -1,0 +1,11 @@
+//! One run of one source: read → map → correlate → plan → guard → apply.
+//!
+//! Reading streams the source once. Each record's fingerprint is compared with
+//! the one stored for its anchor, so an unchanged record costs a hash and a map
+//! lookup; only changed records, and the users they touch, reach the planner.
+
+mod read;
+mod run;
+
+pub use read::{read_source, ReadFailure, ReadResult, RowError};
+pub use run::{run_source, RunOptions, RunReport, RunStatus};
