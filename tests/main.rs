@@ -1,1 +1,11 @@
-//! Integration tests: one binary, a module per feature.
+//! Integration tests: one binary (link time matters on 2 cores), a module per
+//! feature. They run the real `liaison` binary on real files in temp dirs.
+
+mod common;
+
+mod csv_source;
+mod guard;
+mod lifecycle;
+mod sync_cli;
+mod users_cli;
+mod validate;

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use crate::mapping::{MapSpec, Mapping};
 use crate::plugins::{BUILT_IN as BUILT_IN_CONNECTORS, KNOWN as KNOWN_CONNECTORS};
 
-use super::model::{ConnectorConfig, SourceConfig};
+#[cfg(feature = "csv")]
+use super::model::ConnectorConfig;
+use super::model::SourceConfig;
 use super::walk::{self, Ctx, Section};
 use super::yaml::{quote, Node};
 use super::{Schedule, Span};

@@ -439,12 +439,12 @@ fn store_urls() {
 
 #[test]
 fn secrets_resolve_and_never_show_in_debug_or_errors() {
-    let config = load_ok(&format!(
-        "store: postgres://liaison:${{env:PGPASSWORD}}@db.example.com/liaison\n\
+    let config = load_ok(
+        "store: postgres://liaison:${env:PGPASSWORD}@db.example.com/liaison\n\
          sources: []\n\
-         mail:\n  transport: smtp+starttls://mailer:${{env:SMTP_PASSWORD}}@mail.example.com\n  from: a@example.com\n\
-         api:\n  listen: 127.0.0.1:8080\n  token: ${{env:LIAISON_API_TOKEN}}\n"
-    ));
+         mail:\n  transport: smtp+starttls://mailer:${env:SMTP_PASSWORD}@mail.example.com\n  from: a@example.com\n\
+         api:\n  listen: 127.0.0.1:8080\n  token: ${env:LIAISON_API_TOKEN}\n",
+    );
     let StoreLocation::Postgres(url) = &config.store else {
         panic!("not postgres")
     };
@@ -697,9 +697,9 @@ fn csv_options_and_their_errors() {
         liaison_plugin_csv::Encoding::Windows1250
     );
     assert_eq!(
-        errors(&format!(
+        errors(
             "store: sqlite://x\nsources:\n  - name: a\n    type: csv\n    path: \"\"\n    delimiter: \";;\"\n    quote: \"§\"\n    columns: [a]\n    encoding: latin1\n    max_bad_row_ratio: 2\n"
-        )),
+        ),
         [
             "5:11: sources[0].path: must not be empty",
             r#"6:16: sources[0].delimiter: expected one character, found ";;""#,
@@ -710,9 +710,9 @@ fn csv_options_and_their_errors() {
         ]
     );
     assert_eq!(
-        errors(&format!(
+        errors(
             "store: sqlite://x\nsources:\n  - name: a\n    type: csv\n    path: a\n    header: false\n    columns: [a, \"\", a]\n    quote: \",\"\n"
-        )),
+        ),
         [
             r#"7:18: sources[0].columns[1]: must not be empty"#,
             r#"7:22: sources[0].columns[2]: duplicate column name "a""#,
@@ -741,11 +741,8 @@ fn map_and_when_are_read_in_file_order() {
     );
 }
 
-/// Needs `crate::mapping::Mapping::compile` (being implemented in parallel):
-/// run with `cargo test --lib config -- --ignored` once it exists, then drop the `ignore`.
 #[test]
 #[cfg(feature = "csv")]
-#[ignore = "needs crate::mapping::Mapping::compile"]
 fn templates_are_compiled_and_errors_placed_at_the_template() {
     let text = "store: sqlite://x\nsources:\n  - name: ldap-like\n    type: csv\n    path: a.csv\n    map:\n      contact_id: \"{{ entryUUID }}\"\n      name: \"{{ cn }}\"\n      email: \"{{ mail | lower }}\"\n      account_id: \"{{ o | slug }}\"\n    when: \"{{ employeeType == 'partner' }}\"\n";
     let spec = load_ok(text).sources[0].map.clone().unwrap();
@@ -767,4 +764,20 @@ fn templates_are_compiled_and_errors_placed_at_the_template() {
         all[0]
     );
     assert!(all[1].starts_with("10:11: sources[0].when: "), "{}", all[1]);
+
+    // Map keys are checked by the mapping: an unknown one is reported at its
+    // value, a missing required one at `map:`.
+    let keys = "store: sqlite://x\nsources:\n  - name: a\n    type: csv\n    path: a.csv\n    map:\n      contact_id: \"{{ id }}\"\n      name: \"{{ cn }}\"\n      emial: \"{{ mail }}\"\n";
+    let all = errors(keys);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert!(
+        all[0].starts_with("6:5: sources[0].map.email: "),
+        "{}",
+        all[0]
+    );
+    assert!(
+        all[1].starts_with("9:14: sources[0].map.emial: "),
+        "{}",
+        all[1]
+    );
 }

@@ -2,6 +2,7 @@
 
 mod standard;
 mod templates;
+mod throughput;
 mod when;
 
 use std::sync::Arc;

@@ -1,0 +1,91 @@
+//! Measurements, not checks: run with
+//! `cargo test --release --lib mapping::tests::throughput -- --ignored --nocapture`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use liaison_plugin_api::{Location, Record, Schema, Value};
+
+use super::{compile, Mapped, Mapping};
+
+/// `n` distinct standard-layout rows sharing one schema, as the CSV connector gives them.
+fn rows(n: u32) -> Vec<Record> {
+    let names = [
+        "contact_id",
+        "name",
+        "email",
+        "phone",
+        "account_id",
+        "account_name",
+        "grants",
+        "account_tickets",
+        "attributes.licence_key",
+    ];
+    let schema = Arc::new(Schema::new(names.map(String::from).to_vec()));
+    let file: Arc<str> = "big.csv".into();
+    (0..n)
+        .map(|i| {
+            let values = [
+                format!("c-{i:07}"),
+                format!("Jiří Dvořák {i}"),
+                format!("jiri.dvorak{i}@example.com"),
+                format!("+420 777 {i:06}"),
+                format!("acme-{}", i % 1000),
+                format!("Acme, s.r.o. {}", i % 1000),
+                "sales|support".to_owned(),
+                "yes".to_owned(),
+                format!("LK-{i}"),
+            ];
+            Record::new(
+                Location::Line {
+                    file: Arc::clone(&file),
+                    line: u64::from(i) + 2,
+                },
+                Arc::clone(&schema),
+                values.into_iter().map(Value::One).collect(),
+            )
+        })
+        .collect()
+}
+
+fn measure(label: &str, mapping: &Mapping, records: &[Record], passes: u32) {
+    let start = Instant::now();
+    let mut contacts = 0u64;
+    for _ in 0..passes {
+        for record in records {
+            if let Mapped::Contact(c) = mapping.apply(record) {
+                contacts += 1;
+                std::hint::black_box(c);
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(contacts, records.len() as u64 * u64::from(passes));
+    eprintln!("{label}: {contacts} records mapped in {elapsed:?}");
+}
+
+#[test]
+#[ignore = "a measurement, not a check: run in release"]
+fn standard_layout_one_million_rows() {
+    measure("standard layout", &Mapping::standard(), &rows(10_000), 100);
+}
+
+#[test]
+#[ignore = "a measurement, not a check: run in release"]
+fn templates_one_hundred_thousand_rows() {
+    let mapping = compile(
+        &[
+            ("contact_id", "{{ contact_id }}"),
+            ("name", "{{ name }}"),
+            ("email", "{{ email | lower }}"),
+            ("account_id", "{{ account_name | slug }}"),
+            ("grants", "{{ grants }}"),
+            (
+                "attributes.licence_key",
+                "{{ record['attributes.licence_key'] }}",
+            ),
+        ],
+        Some("account_tickets == 'yes'"),
+    );
+    measure("templates", &mapping, &rows(10_000), 10);
+}

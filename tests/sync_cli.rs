@@ -1,0 +1,150 @@
+//! `sync --once` and `plan` through the binary: JSON shapes, idempotence, updates.
+
+use serde_json::json;
+
+use crate::common::{Sandbox, CONFIG, HEADER};
+
+fn partners() -> String {
+    format!(
+        "{HEADER}\
+         c1,Jiří Dvořák,jiri@acme.example,acme,ACME s.r.o.,support|sales\n\
+         c2,Anna Nováková,anna@acme.example,acme,ACME s.r.o.,support\n\
+         c3,Jiří Dvořák,jiri.d@vendor.example,vendor,Vendor,\n"
+    )
+}
+
+#[test]
+fn first_run_creates_second_run_changes_nothing() {
+    let s = Sandbox::new(CONFIG);
+    s.write("partners.csv", &partners());
+    let first = s.sync(0);
+    assert_eq!(
+        first,
+        json!({"source": "partners", "status": "applied", "created": 3, "updated": 0,
+               "disabled": 0, "enabled": 0, "deleted": 0, "unchanged": 0, "errors": [], "held": []})
+    );
+    let second = s.sync(0);
+    assert_eq!(second["created"], 0);
+    assert_eq!(second["updated"], 0);
+    assert_eq!(second["unchanged"], 3);
+
+    let jiri = s.user("jiri.dvorak");
+    assert_eq!(jiri["contacts"], json!(["c1"]));
+    assert_eq!(jiri["accounts"], json!(["acme"]));
+    assert_eq!(jiri["grants"], json!(["sales", "support"]));
+    assert_eq!(jiri["status"], "active");
+    assert_eq!(jiri["origin"], "sync");
+    assert_eq!(jiri["account_tickets"], false);
+    assert_eq!(s.user("jiri.dvorak2")["email"], "jiri.d@vendor.example");
+    assert!(
+        s.path().join("liaison.db").exists(),
+        "sqlite://liaison.db is relative to the config"
+    );
+}
+
+#[test]
+fn changed_rows_update_and_missing_rows_disable() {
+    let s = Sandbox::new(CONFIG);
+    s.write("partners.csv", &partners());
+    s.sync(0);
+    s.write(
+        "partners.csv",
+        &format!(
+            "{HEADER}\
+             c1,Jiří Dvořák-Nový,jiri@acme.example,acme,ACME s.r.o.,support\n\
+             c2,Anna Nováková,anna@acme.example,acme,ACME s.r.o.,support\n"
+        ),
+    );
+    // 1 of 3 is more than 10 %: the guard holds it unless released.
+    let r = s
+        .run(&[
+            "sync",
+            "--once",
+            "--format",
+            "json",
+            "--allow-mass-deprovision",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(r["updated"], 1);
+    assert_eq!(r["disabled"], 1);
+    let jiri = s.user("jiri.dvorak");
+    assert_eq!(jiri["title"], "Jiří Dvořák-Nový");
+    assert_eq!(jiri["grants"], json!(["support"]));
+    let gone = s.user("jiri.dvorak2");
+    assert_eq!(gone["status"], "disabled");
+    assert_eq!(gone["contacts"], json!([]));
+
+    // It comes back: re-enabled, same login.
+    s.write("partners.csv", &partners());
+    let r = s.sync(0);
+    assert_eq!(r["enabled"], 1);
+    assert_eq!(s.user("jiri.dvorak2")["status"], "active");
+}
+
+#[test]
+fn plan_shows_changes_and_changes_nothing() {
+    let s = Sandbox::new(CONFIG);
+    s.write("partners.csv", &partners());
+    let p = s.run(&["plan", "--format", "json"]).expect(0).json();
+    assert_eq!(p["status"], "dry_run");
+    assert_eq!(p["created"], 3);
+    let logins: Vec<&str> = p["changes"]["create"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["login"].as_str().unwrap())
+        .collect();
+    assert_eq!(logins, ["jiri.dvorak", "anna.novakova", "jiri.dvorak2"]);
+    assert!(s.users().is_empty(), "plan wrote nothing");
+
+    let human = s.run(&["plan"]).expect(0);
+    assert!(
+        human.stdout.contains("+ create jiri.dvorak"),
+        "{}",
+        human.stdout
+    );
+
+    let dry = s
+        .run(&["sync", "--once", "--dry-run", "--format", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(dry["status"], "dry_run");
+    assert!(s.users().is_empty(), "a dry run wrote nothing");
+}
+
+#[test]
+fn several_sources_print_an_array_and_share_users() {
+    let s = Sandbox::new(
+        "store: sqlite://liaison.db\n\
+         sources:\n\
+         \x20 - name: crm\n\
+         \x20   type: csv\n\
+         \x20   path: crm.csv\n\
+         \x20 - name: partners\n\
+         \x20   type: csv\n\
+         \x20   path: partners.csv\n",
+    );
+    s.write(
+        "crm.csv",
+        &format!("{HEADER}k1,Anna N.,ANNA@acme.example,acme,ACME,crm\n"),
+    );
+    s.write("partners.csv", &partners());
+    let r = s.sync(0);
+    let runs = r.as_array().expect("an array for several sources");
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["source"], "crm");
+    assert_eq!(runs[0]["created"], 1);
+    assert_eq!(runs[1]["created"], 2, "anna joins the crm user by e-mail");
+    let anna = s.user("anna.n");
+    assert_eq!(anna["contacts"], json!(["k1", "c2"]));
+    assert_eq!(anna["title"], "Anna N.", "crm comes first in config order");
+    assert_eq!(anna["grants"], json!(["crm", "support"]));
+
+    let only = s
+        .run(&["sync", "--once", "--source", "partners", "--format", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(only["source"], "partners");
+    assert_eq!(only["unchanged"], 3);
+}

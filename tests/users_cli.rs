@@ -1,0 +1,145 @@
+//! `users list` filters and formats, `users show`.
+
+use serde_json::json;
+
+use crate::common::{Sandbox, CONFIG};
+
+fn seeded() -> Sandbox {
+    let s = Sandbox::new(CONFIG);
+    s.write(
+        "partners.csv",
+        "contact_id,name,email,account_id,description,attributes.licence_key,account_tickets\n\
+         c1,Jiří Dvořák,jiri@acme.example,acme,Purchasing,LIC-1,yes\n\
+         c2,Anna Nováková,anna@acme.example,acme,,LIC-2,no\n\
+         c3,Max Weber,max@vendor.example,vendor,Service partner,,\n",
+    );
+    s.sync(0);
+    s
+}
+
+fn logins(s: &Sandbox, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["users", "list", "--format", "json"];
+    all.extend_from_slice(args);
+    s.run(&all)
+        .expect(0)
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["login"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn list_json_has_the_spec_fields() {
+    let s = seeded();
+    let u = s.user("jiri.dvorak");
+    for field in [
+        "id",
+        "login",
+        "title",
+        "description",
+        "email",
+        "locale",
+        "status",
+        "contacts",
+        "accounts",
+        "account_contacts",
+        "account_tickets",
+        "external_comments",
+        "grants",
+        "attributes",
+        "origin",
+    ] {
+        assert!(u.get(field).is_some(), "missing {field} in {u}");
+    }
+    assert_eq!(u["account_tickets"], true);
+    assert_eq!(u["attributes"], json!({"licence_key": "LIC-1"}));
+    assert_eq!(u["locale"], "en");
+}
+
+#[test]
+fn filters_combine() {
+    let s = seeded();
+    assert_eq!(
+        logins(&s, &["--account", "acme"]),
+        ["anna.novakova", "jiri.dvorak"]
+    );
+    assert_eq!(
+        logins(&s, &["--attribute", "licence_key=LIC-2"]),
+        ["anna.novakova"]
+    );
+    assert_eq!(
+        logins(&s, &["--search", "lic-1"]),
+        ["jiri.dvorak"],
+        "attribute values are searched"
+    );
+    assert_eq!(
+        logins(&s, &["--search", "SERVICE"]),
+        ["max.weber"],
+        "descriptions too"
+    );
+    assert_eq!(logins(&s, &["--search", "vendor.example"]), ["max.weber"]);
+    assert_eq!(
+        logins(&s, &["--status", "active", "--origin", "sync"]).len(),
+        3
+    );
+    assert!(logins(&s, &["--status", "disabled"]).is_empty());
+    assert!(logins(&s, &["--origin", "manual"]).is_empty());
+    assert!(
+        logins(&s, &["--search", "100%_"]).is_empty(),
+        "LIKE wildcards are literal"
+    );
+}
+
+#[test]
+fn csv_export_quotes_and_joins() {
+    let s = seeded();
+    let r = s
+        .run(&["users", "list", "--format", "csv", "--account", "acme"])
+        .expect(0);
+    let mut rows = csv::Reader::from_reader(r.stdout.as_bytes());
+    let headers = rows.headers().unwrap().clone();
+    assert_eq!(&headers[1], "login");
+    let records: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(&records[1][2], "Jiří Dvořák");
+}
+
+#[test]
+fn show_prints_contacts_and_history() {
+    let s = seeded();
+    s.write(
+        "partners.csv",
+        "contact_id,name,email,account_id,description,attributes.licence_key,account_tickets\n\
+         c1,Jiří Dvořák,jiri@acme.example,acme,Head of purchasing,LIC-1,yes\n\
+         c2,Anna Nováková,anna@acme.example,acme,,LIC-2,no\n\
+         c3,Max Weber,max@vendor.example,vendor,Service partner,,\n",
+    );
+    s.sync(0);
+    let d = s
+        .run(&["users", "show", "jiri.dvorak", "--format", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(d["login"], "jiri.dvorak");
+    assert_eq!(d["linked_contacts"][0]["source"], "partners");
+    assert_eq!(d["linked_contacts"][0]["account"], "acme");
+    let history = d["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["action"], "create");
+    assert_eq!(history[1]["action"], "update");
+    assert_eq!(history[1]["field"], "description");
+    assert_eq!(history[1]["old"], "Purchasing");
+    assert_eq!(history[1]["new"], "Head of purchasing");
+
+    let human = s.run(&["users", "show", "jiri.dvorak"]).expect(0);
+    assert!(human.stdout.contains("partners:c1"), "{}", human.stdout);
+    assert!(
+        human
+            .stdout
+            .contains("description: \"Purchasing\" → \"Head of purchasing\""),
+        "{}",
+        human.stdout
+    );
+    s.run(&["users", "show", "nobody"]).expect(1);
+}

@@ -1,0 +1,78 @@
+//! `liaison validate`: every error, located, exit 2.
+
+use crate::common::Sandbox;
+
+#[test]
+fn valid_config_exits_zero() {
+    let s = Sandbox::new(crate::common::CONFIG);
+    let r = s.run(&["validate"]).expect(0);
+    assert!(r.stdout.contains("OK"), "{}", r.stdout);
+}
+
+#[test]
+fn reports_every_error_with_file_line_column() {
+    let s = Sandbox::new(
+        "store: sqlite://liaison.db\n\
+         sources:\n\
+         \x20 - name: partners\n\
+         \x20   type: csv\n\
+         \x20   path: partners.csv\n\
+         \x20   schedule: \"61 * * * *\"\n\
+         \x20   delimeter: \";\"\n\
+         \x20 - name: crm\n\
+         \x20   type: ldap\n\
+         safety:\n\
+         \x20 max_deprovision: fifty\n",
+    );
+    let r = s.run(&["validate"]).expect(2);
+    let file = s.config().display().to_string();
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", r.stderr);
+    assert!(lines[0].starts_with(&format!("{file}:6:")), "{}", lines[0]);
+    assert!(lines[0].contains("61 * * * *"), "{}", lines[0]);
+    assert!(
+        lines[1].starts_with(&format!("{file}:7:5: ")),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].contains("delimeter"), "{}", lines[1]);
+    assert!(lines[2].starts_with(&format!("{file}:9:")), "{}", lines[2]);
+    assert!(lines[2].contains("ldap"), "{}", lines[2]);
+    assert!(lines[3].starts_with(&format!("{file}:11:")), "{}", lines[3]);
+    assert!(lines[3].contains("fifty"), "{}", lines[3]);
+}
+
+#[test]
+fn template_errors_are_located_and_source_data_is_not_read() {
+    let s = Sandbox::new(
+        "store: sqlite://liaison.db\n\
+         sources:\n\
+         \x20 - name: partners\n\
+         \x20   type: csv\n\
+         \x20   path: does-not-exist.csv\n\
+         \x20   map:\n\
+         \x20     contact_id: \"{{ id }\"\n\
+         \x20     name: \"{{ cn }}\"\n\
+         \x20     email: \"{{ mail | lower }}\"\n",
+    );
+    let r = s.run(&["validate"]).expect(2);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains(":7:"), "{}", r.stderr);
+    assert!(r.stderr.contains("contact_id"), "{}", r.stderr);
+}
+
+#[test]
+fn other_commands_refuse_an_invalid_config() {
+    let s = Sandbox::new("store: sqlite://liaison.db\nsources: []\nsafety:\n  max_deprovison: 5\n");
+    let r = s.run(&["sync", "--once"]).expect(2);
+    assert!(r.stderr.contains(":4:3:"), "{}", r.stderr);
+    assert!(!s.path().join("liaison.db").exists(), "nothing is touched");
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    let s = Sandbox::new(crate::common::CONFIG);
+    s.run(&["sync"]).expect(2);
+    s.run(&["sync", "--once", "--source", "nope"]).expect(2);
+    s.run(&["users", "list", "--status", "enabled"]).expect(2);
+}
