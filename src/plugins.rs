@@ -18,8 +18,8 @@ pub const BUILT_IN: &[&str] = &[
 
 /// Builds the connector for one configured source.
 pub fn build(config: &ConnectorConfig) -> Box<dyn Connector> {
-    match config {
+    match *config {
         #[cfg(feature = "csv")]
-        ConnectorConfig::Csv(c) => Box::new(liaison_plugin_csv::CsvConnector::new(c.clone())),
+        ConnectorConfig::Csv(ref c) => Box::new(liaison_plugin_csv::CsvConnector::new(c.clone())),
     }
 }

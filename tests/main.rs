@@ -1,5 +1,6 @@
 //! Integration tests: one binary (link time matters on 2 cores), a module per
 //! feature. They run the real `liaison` binary on real files in temp dirs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

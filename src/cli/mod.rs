@@ -1,5 +1,5 @@
 //! The command line (SPEC §5): argument parsing and the commands. Output to
-//! stdout goes through [`output`] only; logs go to stderr.
+//! stdout goes through the `output` module only; logs go to stderr.
 
 mod args;
 mod commands;

@@ -14,6 +14,7 @@ use super::yaml::{quote, Node};
 use super::{Schedule, Span};
 
 /// Keys every source accepts, whatever its type.
+#[cfg_attr(not(feature = "csv"), allow(dead_code))]
 const COMMON_KEYS: &[&str] = &[
     "name",
     "type",

@@ -781,3 +781,44 @@ fn templates_are_compiled_and_errors_placed_at_the_template() {
         all[1]
     );
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    const VALID: &str = "store: sqlite://x.db\nportal: {url: \"https://p.example.com\"}\nsources:\n  - name: a\n    type: csv\n    path: a.csv\n    schedule: \"*/5 * * * *\"\n    delimiter: \";\"\nsafety: {max_deprovision: 5, max_deprovision_ratio: 0.5}\ndeprovision: {delete_after: 30d}\nmail:\n  transport: smtp://u:p@h:25\n  from: \"A <a@example.com>\"\n  window: {days: [mon-fri], from: 8, to: 18}\napi: {listen: \"127.0.0.1:1\", token: t}\n";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn on_arbitrary_text(text in "\\PC{0,120}") {
+            let _ = load(&text);
+        }
+
+        #[test]
+        fn on_a_valid_file_with_one_edit(at in 0usize..VALID.len(), insert in "[ -~\\n]{0,3}", cut in 0usize..4) {
+            let mut text = VALID.to_owned();
+            let at = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+            let end = (at..=(at + cut).min(text.len())).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(at);
+            text.replace_range(at..end, &insert);
+            if let Err(errors) = load(&text) {
+                prop_assert!(!errors.is_empty());
+                prop_assert!(errors.iter().all(|e| e.span.line >= 1 && e.span.column >= 1));
+            }
+        }
+
+        #[test]
+        fn on_cron_like_text(text in "[0-9*/,LW#@a-z -]{0,30}") {
+            if let Ok(schedule) = Schedule::parse(&text) {
+                let now = chrono::Utc::now();
+                prop_assert!(schedule.next_after(now).is_none_or(|t| t > now));
+            }
+        }
+    }
+
+    #[test]
+    fn the_seed_file_is_valid() {
+        load_ok(VALID);
+    }
+}
