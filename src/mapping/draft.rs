@@ -79,7 +79,6 @@ impl<'a> Draft<'a> {
     /// every problem (a required field empty, a bad e-mail, login or flag) is
     /// reported together in one [`Mapped::Invalid`].
     pub(crate) fn finish(mut self) -> Mapped {
-        let contact_id = self.contact_id();
         let mut problems = Vec::new();
         if let Some(portal) = self.get(Field::PortalAccess) {
             match parse_flag(portal) {
@@ -125,15 +124,18 @@ impl<'a> Draft<'a> {
         let account_tickets = flag(Field::AccountTickets);
         let external_comments = flag(Field::ExternalComments);
 
-        let (Some(contact_id), Some(name), Some(email), true) = (
-            self.take(Field::ContactId),
-            self.take(Field::Name),
-            email,
-            problems.is_empty(),
-        ) else {
+        // Without problems, the required fields are all there.
+        let (true, Some(email)) = (problems.is_empty(), email) else {
             return Mapped::Invalid {
-                contact_id,
+                contact_id: self.contact_id(),
                 message: problems.join("; "),
+            };
+        };
+        let (Some(contact_id), Some(name)) = (self.take(Field::ContactId), self.take(Field::Name))
+        else {
+            return Mapped::Invalid {
+                contact_id: None,
+                message: "required fields contact_id, name are empty".to_owned(),
             };
         };
         Mapped::Contact(ContactRecord {
@@ -161,15 +163,17 @@ fn bad_flag(field: Field, text: &str) -> String {
 
 /// The text trimmed, or `None` when nothing is left; borrows stay borrowed.
 fn trimmed(text: Cow<'_, str>) -> Option<Cow<'_, str>> {
-    let trimmed = text.trim();
-    if trimmed.is_empty() {
-        return None;
+    match text {
+        Cow::Borrowed(s) => Some(s.trim()).filter(|t| !t.is_empty()).map(Cow::Borrowed),
+        Cow::Owned(s) => {
+            let trimmed = s.trim();
+            if trimmed.is_empty() {
+                None
+            } else if trimmed.len() == s.len() {
+                Some(Cow::Owned(s))
+            } else {
+                Some(Cow::Owned(trimmed.to_owned()))
+            }
+        }
     }
-    if trimmed.len() == text.len() {
-        return Some(text);
-    }
-    Some(match text {
-        Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
-        Cow::Owned(s) => Cow::Owned(s.trim().to_owned()),
-    })
 }

@@ -89,3 +89,16 @@ fn templates_one_hundred_thousand_rows() {
     );
     measure("templates", &mapping, &rows(10_000), 10);
 }
+
+#[test]
+#[ignore = "a measurement, not a check: run in release"]
+fn baseline_clone_one_million_rows() {
+    let records = rows(10_000);
+    let start = Instant::now();
+    for _ in 0..100 {
+        for record in &records {
+            std::hint::black_box(record.clone());
+        }
+    }
+    eprintln!("baseline: 1000000 record clones in {:?}", start.elapsed());
+}
