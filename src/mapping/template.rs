@@ -1,23 +1,6 @@
-//! `map:` templates: minijinja (Jinja2 syntax) over a record's attributes.
-//!
-//! What a template sees (see also the context rules in `context.rs`):
-//! - each attribute as a variable of its name (`{{ mail }}`) and every attribute
-//!   as `record["First Name"]`; a missing attribute is undefined and renders
-//!   empty, and lookups on it stay undefined (`{{ manager.name }}` is empty too);
-//! - a multi-valued attribute as a list, printed as its values joined by `|`;
-//! - minijinja's built-in filters, e.g. `lower`, `upper`, `trim`, `replace`,
-//!   `split(sep)` (a list), `join(sep)`, `first`, `default(value)`, and ours:
-//!   `slug` and `regex_replace(pattern, replacement)`.
-//!
-//! minijinja 3 follows Jinja2: `default(x)` replaces only an *undefined* value,
-//! not an empty one (a CSV cell is never undefined, just empty); write
-//! `default(x, true)` to replace empty text too. Booleans print as `True`/`False`
-//! (the flags accept any case).
-//!
-//! Output is not HTML-escaped. The rendered text is trimmed; empty means "not
-//! said". `grants` text is split at `|`; a `grants` template that is a single
-//! expression may also give a list (`{{ memberOf }}`, `{{ teams | split(",") }}`),
-//! one grant per item.
+//! `map:` templates: one minijinja template per key, compiled once, rendered
+//! against the record (see `context.rs`). What templates can use is documented
+//! for users in the module docs of `mapping` (mod.rs).
 
 use std::borrow::Cow;
 use std::sync::OnceLock;

@@ -102,3 +102,40 @@ fn baseline_clone_one_million_rows() {
     }
     eprintln!("baseline: 1000000 record clones in {:?}", start.elapsed());
 }
+
+/// The floor: the same contact built by hand, without any mapping logic.
+#[test]
+#[ignore = "a measurement, not a check: run in release"]
+fn baseline_hand_built_contacts() {
+    use std::collections::BTreeMap;
+
+    use crate::model::{ContactRecord, Email};
+    let records = rows(10_000);
+    let start = Instant::now();
+    for _ in 0..100 {
+        for r in &records {
+            let s = |i: usize| r.values[i].first().unwrap_or_default().to_owned();
+            let c = ContactRecord {
+                contact_id: s(0),
+                name: s(1),
+                email: Email::parse(r.values[2].first().unwrap_or_default()).unwrap(),
+                phone: Some(s(3)),
+                account_id: Some(s(4)),
+                account_name: Some(s(5)),
+                login: None,
+                description: None,
+                locale: None,
+                account_contacts: None,
+                account_tickets: Some(true),
+                external_comments: None,
+                grants: vec!["sales".to_owned(), "support".to_owned()],
+                attributes: BTreeMap::from([("licence_key".to_owned(), s(8))]),
+            };
+            std::hint::black_box(c);
+        }
+    }
+    eprintln!(
+        "baseline: 1000000 hand-built contacts in {:?}",
+        start.elapsed()
+    );
+}
