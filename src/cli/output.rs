@@ -131,7 +131,7 @@ fn plan_changes_json(p: &Plan) -> Value {
             "changes": u.changes,
         })).collect::<Vec<_>>(),
         "link": p.contacts.iter().filter_map(|c| match c {
-            ContactChange::Upsert { user, record, linked_now: true } => Some(json!({"user": user.0, "contact": record.contact_id})),
+            ContactChange::Upsert { login, record, linked_now: true, .. } => Some(json!({"login": login.as_str(), "contact": record.contact_id})),
             _ => None,
         }).collect::<Vec<_>>(),
         "unlink": p.contacts.iter().filter_map(|c| match c {
@@ -186,12 +186,9 @@ pub fn plans(reports: &[RunReport], format: Format) -> io::Result<()> {
                 ContactChange::Upsert {
                     record,
                     linked_now: true,
-                    user,
-                } => writeln!(
-                    out,
-                    "  ~ link contact {} to user #{}",
-                    record.contact_id, user
-                )?,
+                    login,
+                    ..
+                } => writeln!(out, "  ~ link contact {} to {login}", record.contact_id)?,
                 ContactChange::Upsert { .. } => {}
                 ContactChange::Unlink {
                     login, contact_id, ..

@@ -70,6 +70,8 @@ pub enum ContactChange {
     Upsert {
         /// The user it belongs to.
         user: UserId,
+        /// Its login, for people.
+        login: Login,
         /// The record as read.
         record: Box<ContactRecord>,
         /// The contact was not linked to this user before (new, moved or back).

@@ -380,6 +380,7 @@ impl<'a> Planner<'a> {
                 changed = true;
                 self.plan.contacts.push(ContactChange::Upsert {
                     user: user_id,
+                    login: user.login.clone(),
                     record: Box::new(r.clone()),
                     linked_now,
                 });

@@ -147,15 +147,15 @@ pub fn apply(
         match c {
             ContactChange::Upsert {
                 user,
+                login,
                 record,
                 linked_now,
             } => {
                 upsert_contact(&tx, &plan.source, *user, record)?;
                 if *linked_now {
-                    let login = login_of(&tx, *user)?;
                     journal.write(
                         *user,
-                        &login,
+                        login,
                         "link",
                         Some("contacts"),
                         None,
@@ -242,13 +242,6 @@ pub fn apply(
 
 fn anchor(source: &str, r: &ContactRecord) -> String {
     format!("{source}:{}", r.contact_id)
-}
-
-fn login_of(tx: &Transaction<'_>, user: UserId) -> Result<Login, StoreError> {
-    tx.prepare_cached("SELECT login FROM users WHERE id = ?1")
-        .and_then(|mut s| s.query_row([user.0], |r| r.get::<_, String>(0)))
-        .map(Login::from_trusted)
-        .map_err(q("reading a login"))
 }
 
 fn create_users(
