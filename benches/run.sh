@@ -1,0 +1,389 @@
+#!/usr/bin/env bash
+# Liaison sync benchmark against the embedded store's reference (`sqlite3 .import`).
+#
+#   benches/run.sh [SIZES...]          default: 100000 1000000
+#
+# For each size N (rows), in one run:
+#   1. generate a standard-layout CSV with benches/gen_csv.py (cached under
+#      target/bench/data/, keyed by N, seed and the generator's checksum);
+#   2. time (a) `sqlite3 .import` of that file into a fresh WAL database with a
+#      primary key and an e-mail index, in one transaction — the reference;
+#      (b) `liaison sync --once` into a fresh store (full);
+#      (c) `liaison sync --once` again on unchanged input (no-op);
+#      each under `/usr/bin/time -v` for wall time and peak RSS;
+#   3. check the results cheaply (full: applied, created > 0; no-op: nothing
+#      created, updated, disabled, enabled or deleted) and fail loudly otherwise.
+# Then prints a markdown table and rewrites BENCHMARKS.md with it.
+#
+# Environment: BENCH_SEED (default 42), CARGO_TARGET_DIR (default ./target),
+# BENCH_SQLITE_INDEX: `before` (default) creates the e-mail index before the
+# import, `after` builds it after the import, inside the same transaction (much
+# faster at 1M rows: sorted build instead of random-order inserts).
+# Needs python3, sqlite3 and GNU time; when run as root it installs the Debian
+# packages `sqlite3` and `time` itself if they are missing.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SEED=${BENCH_SEED:-42}
+SQLITE_INDEX=${BENCH_SQLITE_INDEX:-before}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BENCH_DIR=$TARGET_DIR/bench
+GEN=$ROOT/benches/gen_csv.py
+REPORT=$ROOT/BENCHMARKS.md
+TIME=/usr/bin/time
+
+# Targets (issue requirement 9): ratios to the sqlite3 import, RSS at 1M rows.
+FULL_MAX_RATIO=1.5
+NOOP_MAX_RATIO=0.3
+RSS_MAX_MB=512
+
+if [[ $# -gt 0 ]]; then SIZES=("$@"); else SIZES=(100000 1000000); fi
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] FAIL: %s\n' "$*" >&2; exit 1; }
+
+for n in "${SIZES[@]}"; do
+  [[ $n =~ ^[1-9][0-9]*$ ]] || die "size '$n' is not a positive integer (usage: $0 [SIZES...])"
+done
+[[ $SEED =~ ^[0-9]+$ ]] || die "BENCH_SEED '$SEED' is not a non-negative integer"
+[[ $SQLITE_INDEX == before || $SQLITE_INDEX == after ]] ||
+  die "BENCH_SQLITE_INDEX must be 'before' or 'after', not '$SQLITE_INDEX'"
+
+# --- tools ------------------------------------------------------------------------
+ensure_tools() {
+  local missing=()
+  [[ -x $TIME ]] || missing+=(time)
+  command -v sqlite3 >/dev/null || missing+=(sqlite3)
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    [[ $(id -u) -eq 0 ]] || die "missing Debian packages: ${missing[*]} (install them, or run as root)"
+    log "installing ${missing[*]} with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  command -v python3 >/dev/null || die "python3 is needed for the CSV generator"
+  command -v cargo >/dev/null || die "cargo is needed to build liaison"
+}
+
+# --- timing -----------------------------------------------------------------------
+# timed PREFIX CMD...: runs CMD under `time -v`; stdout → PREFIX.out, stderr →
+# PREFIX.err, time report → PREFIX.time. Sets RC, WALL and CPU (user + system)
+# in seconds, and RSS_MB.
+timed() {
+  local prefix=$1; shift
+  RC=0
+  "$TIME" -v -o "$prefix.time" "$@" >"$prefix.out" 2>"$prefix.err" || RC=$?
+  WALL=$(awk -F': ' '/Elapsed \(wall clock\) time/ {
+           n = split($2, p, ":"); s = 0
+           for (i = 1; i <= n; i++) s = s * 60 + p[i]
+           printf "%.2f", s }' "$prefix.time")
+  CPU=$(awk -F': ' '/(User|System) time \(seconds\)/ { s += $2 } END { printf "%.2f", s }' "$prefix.time")
+  RSS_MB=$(awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$prefix.time")
+  [[ -n $WALL && -n $CPU && -n $RSS_MB ]] || die "could not parse $prefix.time"
+}
+
+# Prints the last lines of a failed command's stderr and stops.
+fail_run() {
+  local what=$1 prefix=$2
+  {
+    printf '[bench] FAIL: %s: exit code %s after %s s (CPU %s s, peak RSS %s MB)\n' \
+      "$what" "$RC" "$WALL" "$CPU" "$RSS_MB"
+    printf '[bench] --- stderr tail (%s.err) ---\n' "$prefix"
+    tail -n 20 "$prefix.err"
+    printf '[bench] --- stdout tail (%s.out) ---\n' "$prefix"
+    tail -n 20 "$prefix.out"
+  } >&2
+  exit 1
+}
+
+# --- steps ------------------------------------------------------------------------
+build() {
+  log "building: cargo build --release --bin liaison"
+  (cd "$ROOT" && cargo build --release --bin liaison) || die "cargo build failed"
+  # Benchmark a private copy: other people's builds may replace target/release/liaison
+  # while this runs.
+  mkdir -p "$BENCH_DIR"
+  cp "$TARGET_DIR/release/liaison" "$BENCH_DIR/liaison"
+  LIAISON=$BENCH_DIR/liaison
+}
+
+# csv_for N: prints the path of the (cached) CSV with N rows.
+csv_for() {
+  local n=$1 gen_sum csv
+  gen_sum=$(sha256sum "$GEN" | cut -c1-10)
+  csv=$BENCH_DIR/data/standard-$n-seed$SEED-$gen_sum.csv
+  if [[ ! -s $csv ]]; then
+    mkdir -p "$BENCH_DIR/data"
+    log "generating $csv"
+    local t0=$SECONDS
+    python3 "$GEN" "$n" "$csv" --seed "$SEED" || die "gen_csv.py failed"
+    log "generated $n rows in $((SECONDS - t0)) s"
+  else
+    log "reusing $csv"
+  fi
+  # The users a fresh store must end up with: one per distinct e-mail
+  # (case-insensitive) among rows not opted out by portal_access=false.
+  if [[ ! -s $csv.expected ]]; then
+    python3 - "$csv" >"$csv.expected.tmp" <<'EOF'
+import csv, sys
+with open(sys.argv[1], encoding="utf-8", newline="") as f:
+    print(len({r["email"].lower() for r in csv.DictReader(f) if r["portal_access"] != "false"}))
+EOF
+    mv "$csv.expected.tmp" "$csv.expected"
+  fi
+  printf '%s\n' "$csv"
+}
+
+# sqlite_import N CSV WORKDIR: the reference. Sets IMPORT_S, IMPORT_CPU, IMPORT_RSS.
+sqlite_import() {
+  local n=$1 csv=$2 dir=$3 header cols=() col defs=() db count index_before="" index_after=""
+  db=$dir/import.db
+  rm -f "$db" "$db-wal" "$db-shm"
+  # The table's columns are the CSV's header, in its order (.import is positional).
+  IFS=, read -r -a cols < <(head -n 1 "$csv" | tr -d '\r')
+  for col in "${cols[@]}"; do
+    if [[ $col == contact_id ]]; then defs+=("\"$col\" TEXT PRIMARY KEY NOT NULL")
+    else defs+=("\"$col\" TEXT"); fi
+  done
+  header=$(IFS=,; printf '%s' "${defs[*]}")
+  if [[ $SQLITE_INDEX == before ]]; then
+    index_before="CREATE INDEX contacts_email ON contacts(email);"
+  else
+    index_after="CREATE INDEX contacts_email ON contacts(email);"
+  fi
+  cat >"$dir/import.sql" <<EOF
+.bail on
+PRAGMA journal_mode=WAL;
+CREATE TABLE contacts($header);
+$index_before
+BEGIN;
+.import --csv --skip 1 '$csv' contacts
+$index_after
+COMMIT;
+EOF
+  timed "$dir/import" sqlite3 -bail "$db" ".read '$dir/import.sql'"
+  [[ $RC -eq 0 ]] || fail_run "sqlite3 .import ($n rows)" "$dir/import"
+  count=$(sqlite3 "$db" 'SELECT count(*) FROM contacts')
+  [[ $count -eq $n ]] || die "sqlite3 imported $count rows, expected $n (see $dir/import.err)"
+  IMPORT_S=$WALL IMPORT_CPU=$CPU IMPORT_RSS=$RSS_MB
+}
+
+# write_config CSV DIR: a config like examples/quickstart, reading CSV.
+write_config() {
+  local csv=$1 dir=$2
+  cat >"$dir/liaison.yaml" <<EOF
+# Generated by benches/run.sh — the quickstart's embedded defaults on a big CSV.
+store: sqlite://state/liaison.db
+portal:
+  url: https://support.example.com/clients/login
+default_locale: en
+sources:
+  - name: bench
+    type: csv
+    path: "$csv"
+safety:
+  max_deprovision: 50
+  max_deprovision_ratio: 0.10
+  max_bad_row_ratio: 0.05
+deprovision:
+  delete_after: 30d
+mail:
+  transport: file://state/mail
+  from: "Support <support@example.com>"
+  schedule: "*/5 * * * *"
+EOF
+}
+
+# check_json FILE MODE: validates a `sync --once --format json` output and prints
+# "created<TAB>row_errors". MODE full: applied and created > 0; MODE noop: applied
+# and nothing created, updated, disabled, enabled or deleted.
+check_json() {
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+path, mode = sys.argv[1], sys.argv[2]
+try:
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+except (OSError, ValueError) as e:
+    sys.exit(f"{path}: not a JSON document: {e}")
+runs = data if isinstance(data, list) else [data]
+problems = []
+for r in runs:
+    if r.get("status") != "applied":
+        problems.append(f"source {r.get('source')!r}: status {r.get('status')!r}, expected 'applied'")
+created = sum(r.get("created", 0) for r in runs)
+errors = sum(len(r.get("errors", [])) for r in runs)
+if mode == "full" and created <= 0:
+    problems.append(f"full sync created {created} users, expected > 0")
+if mode == "noop":
+    changed = {k: sum(r.get(k, 0) for r in runs)
+               for k in ("created", "updated", "disabled", "enabled", "deleted")}
+    if any(changed.values()):
+        problems.append(f"no-op sync changed something: {changed}")
+if problems:
+    sys.exit(f"{path}: " + "; ".join(problems))
+print(f"{created}\t{errors}")
+EOF
+}
+
+# liaison_sync N WHAT DIR MODE: one timed `sync --once`. Sets SYNC_S, SYNC_CPU,
+# SYNC_RSS, SYNC_CREATED, SYNC_ERRORS.
+liaison_sync() {
+  local n=$1 what=$2 dir=$3 mode=$4 prefix checked
+  prefix=$dir/$what
+  timed "$prefix" "$LIAISON" --config "$dir/liaison.yaml" sync --once --format json
+  [[ $RC -eq 0 ]] || fail_run "liaison sync --once, $what ($n rows)" "$prefix"
+  checked=$(check_json "$prefix.out" "$mode") || {
+    tail -n 20 "$prefix.err" >&2
+    die "liaison sync --once, $what ($n rows): unexpected result (above: stderr tail)"
+  }
+  IFS=$'\t' read -r SYNC_CREATED SYNC_ERRORS <<<"$checked"
+  SYNC_S=$WALL SYNC_CPU=$CPU SYNC_RSS=$RSS_MB
+}
+
+bench_size() {
+  local n=$1 csv dir expected
+  csv=$(csv_for "$n")
+  expected=$(<"$csv.expected")
+  dir=$BENCH_DIR/run-$n
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cat "$csv" >/dev/null # every step starts with the file in the page cache
+
+  log "$n rows: sqlite3 .import (reference)"
+  sqlite_import "$n" "$csv" "$dir"
+  log "$n rows: sqlite3 .import: $IMPORT_S s, $IMPORT_RSS MB"
+
+  write_config "$csv" "$dir"
+  log "$n rows: liaison sync --once (full, fresh store)"
+  liaison_sync "$n" full "$dir" full
+  local full_s=$SYNC_S full_cpu=$SYNC_CPU full_rss=$SYNC_RSS created=$SYNC_CREATED full_errors=$SYNC_ERRORS
+  log "$n rows: full: $full_s s (CPU $full_cpu s), $full_rss MB, created $created, row errors $full_errors"
+  # Not fatal: the table shows the mismatch, the timings are still worth having.
+  [[ $created -eq $expected ]] ||
+    log "WARNING: $n rows: full sync created $created users, the CSV has $expected distinct e-mails"
+
+  log "$n rows: liaison sync --once (no-op)"
+  liaison_sync "$n" noop "$dir" noop
+  log "$n rows: no-op: $SYNC_S s (CPU $SYNC_CPU s), $SYNC_RSS MB, row errors $SYNC_ERRORS"
+
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    "$n" "$(stat -c %s "$csv")" "$IMPORT_S" "$IMPORT_RSS" "$full_s" "$full_rss" \
+    "$SYNC_S" "$SYNC_RSS" "$created" "$expected" "$full_errors" "$SYNC_ERRORS" \
+    "$IMPORT_CPU" "$full_cpu" "$SYNC_CPU" >>"$RESULTS"
+}
+
+# render_tables RESULTS: the markdown tables (results and sanity counts).
+render_tables() {
+  python3 - "$1" "$FULL_MAX_RATIO" "$NOOP_MAX_RATIO" "$RSS_MAX_MB" <<'EOF'
+import sys
+path, full_max, noop_max, rss_max = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+rows = [line.rstrip("\n").split("\t") for line in open(path, encoding="utf-8") if line.strip()]
+verdict = lambda ok: "pass" if ok else "**FAIL**"
+print(f"| rows | CSV MB | sqlite3 .import s | full sync s (× import) | no-op sync s (× import) "
+      f"| peak RSS MB: import / full / no-op | full ≤ {full_max:g}× | no-op ≤ {noop_max:g}× "
+      f"| RSS ≤ {rss_max:g} MB |")
+print("|---:|---:|---:|---:|---:|---:|:-:|:-:|:-:|")
+for n, size, imp, imp_rss, full, full_rss, noop, noop_rss, *_ in rows:
+    n, imp, full, noop = int(n), float(imp), float(full), float(noop)
+    fr = full / imp if imp > 0 else float("inf")
+    nr = noop / imp if imp > 0 else float("inf")
+    rss = max(float(full_rss), float(noop_rss))
+    # The RSS target is stated for 1,000,000 rows; smaller runs report the same check.
+    print(f"| {n:,} | {int(size) / 1e6:.1f} | {imp:.2f} | {full:.2f} ({fr:.2f}×) | {noop:.2f} ({nr:.2f}×) "
+          f"| {float(imp_rss):.0f} / {float(full_rss):.0f} / {float(noop_rss):.0f} "
+          f"| {verdict(fr <= full_max)} | {verdict(nr <= noop_max)} | {verdict(rss <= rss_max)} |")
+print()
+print("| rows | users created by the full sync (expected) | row errors reported: full / no-op "
+      "| CPU s (user + sys): import / full / no-op |")
+print("|---:|---:|---:|---:|")
+for n, *_, created, expected, ferr, nerr, imp_cpu, full_cpu, noop_cpu in rows:
+    mark = "" if created == expected else " **≠ expected**"
+    print(f"| {int(n):,} | {int(created):,} ({int(expected):,}){mark} | {ferr} / {nerr} "
+          f"| {imp_cpu} / {full_cpu} / {noop_cpu} |")
+EOF
+}
+
+write_report() {
+  local tables=$1 commit
+  commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  {
+    cat <<EOF
+# Benchmarks
+
+Liaison's CSV → SQLite sync measured against the embedded store's reference: a
+plain \`sqlite3 .import\` of the same standard-layout CSV into a table with a
+primary key and an e-mail index, WAL mode, one transaction (see
+\`/work/shared/testenv.md\`, "The embedded store's reference").
+
+Generated by \`benches/run.sh ${SIZES[*]}\` on $(date -u '+%Y-%m-%d %H:%M UTC'); do not edit by hand.
+
+## Results
+
+$tables
+
+- **sqlite3 .import**: fresh database, \`PRAGMA journal_mode=WAL\`, a table with the
+  CSV's columns (the standard ones plus \`attributes.licence_key\`), \`contact_id\`
+  primary key, an index on \`email\` (created **$SQLITE_INDEX** the import;
+  \`BENCH_SQLITE_INDEX=before|after\`), \`.import --csv --skip 1\` between \`BEGIN\`
+  and \`COMMIT\`.
+- **full sync**: \`liaison --config … sync --once --format json\` on a fresh store
+  (the quickstart's embedded defaults: SQLite store, file mail).
+- **no-op sync**: the same command again on unchanged input; it must change nothing.
+- Wall time and peak RSS from \`/usr/bin/time -v\`; one run each, the CSV in the page
+  cache. Targets: full ≤ ${FULL_MAX_RATIO}× import, no-op ≤ ${NOOP_MAX_RATIO}× import,
+  peak RSS of liaison ≤ ${RSS_MAX_MB} MB (stated for 1,000,000 rows; smaller sizes show
+  the same check).
+- Input: \`benches/gen_csv.py N OUT --seed $SEED\` — deterministic, ~125 bytes a row,
+  Czech/Slovak/Polish/German/English names with diacritics and some Cyrillic and
+  Greek ones, ~N/50 accounts, ~1 % of rows sharing an e-mail with another row, ~2 %
+  with \`portal_access=false\`, quoted descriptions with commas, quotes and a few
+  newlines. No malformed rows: any row error above is a finding.
+
+## Machine
+
+- CPUs (\`nproc\`): $(nproc); $(lscpu 2>/dev/null | awk -F': *' '/^Model name/ {print $2; exit}')
+- $(rustc --version 2>/dev/null || echo "rustc: unknown"); sqlite3 $(sqlite3 --version | cut -d' ' -f1); $("$LIAISON" --version 2>/dev/null || echo liaison) at commit \`$commit\` (working tree as built)
+- Memory (\`free -g\`):
+
+\`\`\`
+$(free -g)
+\`\`\`
+
+Shared development machine: other builds may have run at the same time, so treat
+single-digit percentage differences as noise.
+
+## How to reproduce
+
+\`\`\`sh
+benches/run.sh                 # 100,000 and 1,000,000 rows; rewrites BENCHMARKS.md
+benches/run.sh 10000 100000    # any sizes
+BENCH_SEED=7 benches/run.sh    # another data set
+benches/gen_csv.py 1000 /tmp/sample.csv --seed 42   # just the data
+\`\`\`
+
+The script builds \`cargo build --release --bin liaison\`, caches generated CSVs in
+\`target/bench/data/\` and keeps each size's databases, configs, outputs and
+\`time -v\` reports in \`target/bench/run-N/\`. As root it installs the Debian
+packages \`sqlite3\` and \`time\` when they are missing. It exits non-zero, without
+touching this file, if an import or a sync fails or a sync's JSON output is wrong.
+EOF
+  } >"$REPORT.tmp"
+  mv "$REPORT.tmp" "$REPORT"
+}
+
+main() {
+  ensure_tools
+  build
+  RESULTS=$BENCH_DIR/results.tsv
+  : >"$RESULTS"
+  for n in "${SIZES[@]}"; do
+    bench_size "$n"
+  done
+  local tables
+  tables=$(render_tables "$RESULTS")
+  printf '\n%s\n\n' "$tables"
+  write_report "$tables"
+  log "wrote $REPORT"
+}
+
+main
