@@ -168,7 +168,11 @@ fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
     };
     let reports = run_all(config, &sources, opts)?;
     output::reports(&reports, args.format)?;
-    Ok(exit_code(&reports))
+    let code = exit_code(&reports);
+    // A one-shot process: the OS reclaims a million-user plan faster than
+    // dropping it piece by piece would.
+    std::mem::forget(reports);
+    Ok(code)
 }
 
 fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<u8> {

@@ -3,18 +3,17 @@
 //! so the rules for empty values, flags, grants and required fields are one code.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use super::fields::{parse_flag, split_grants, Field, Target, FIELD_COUNT};
 use super::Mapped;
-use crate::model::{ContactRecord, Email, Login};
+use crate::model::{Attributes, ContactRecord, Email, Login};
 
 /// Field texts collected for one record: trimmed, empty ones left out.
 #[derive(Debug, Default)]
 pub(crate) struct Draft<'a> {
     values: [Option<Cow<'a, str>>; FIELD_COUNT],
     grants: Vec<String>,
-    attributes: BTreeMap<String, String>,
+    attributes: Attributes,
     /// Required fields the source cannot give at all, with the reason.
     unavailable: Vec<(Field, String)>,
 }

@@ -1,10 +1,12 @@
 //! The domain: accounts, contacts, external users and the rules that bind them
 //! (e-mail identity, immutable logins, status lifecycle).
 
+mod attributes;
 mod email;
 mod login;
 mod user;
 
+pub use attributes::Attributes;
 pub use email::{Email, EmailError};
 pub use login::{derive_login_base, Login, LoginError};
 pub use user::{Account, ContactRecord, DisabledBy, ExternalUser, Flags, Origin, Status, UserId};

@@ -1,10 +1,9 @@
 //! External users, their contacts and accounts.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use super::{Email, Login};
+use super::{Attributes, Email, Login};
 
 /// Internal user id: allocated in creation order, so it is time-ordered; never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -149,7 +148,7 @@ pub struct ContactRecord {
     /// Grants, in source order.
     pub grants: Vec<String>,
     /// Custom attributes.
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: Attributes,
 }
 
 impl ContactRecord {
@@ -225,7 +224,7 @@ pub struct ExternalUser {
     /// Grants, sorted and unique.
     pub grants: Vec<String>,
     /// Custom attributes.
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: Attributes,
 }
 
 #[cfg(test)]

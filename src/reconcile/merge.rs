@@ -1,11 +1,9 @@
 //! Merging the contacts of one user into the user's fields, independent of order.
 
-use std::collections::BTreeMap;
-
 use serde_json::json;
 
 use super::FieldChange;
-use crate::model::{ContactRecord, Email, ExternalUser, Flags};
+use crate::model::{Attributes, ContactRecord, Email, ExternalUser, Flags};
 
 /// The fields of an external user that sources decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +21,7 @@ pub struct UserFields {
     /// Grants, sorted and unique.
     pub grants: Vec<String>,
     /// Custom attributes.
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: Attributes,
 }
 
 /// Merges a user's contacts, given as (source rank, record) in any order.
@@ -51,10 +49,10 @@ pub fn merge_fields(
         .collect();
     grants.sort();
     grants.dedup();
-    let mut attributes = BTreeMap::new();
+    let mut attributes = Attributes::new();
     for (_, r) in &sorted {
         for (k, v) in &r.attributes {
-            attributes.entry(k.clone()).or_insert_with(|| v.clone());
+            attributes.insert_if_absent(k, v);
         }
     }
     Some(UserFields {

@@ -9,7 +9,7 @@
 //!    delete those past `delete_after`;
 //! 5. give new users logins: the source's if free, else derived with a suffix.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::merge::merge_fields;
 use super::plan::{
@@ -279,7 +279,8 @@ impl<'a> Planner<'a> {
         for (user, gi) in &assigned {
             moved_in.insert(*user, &groups[*gi].records);
         }
-        // Contacts of this source placed with some user in this run (`None`: a new one).
+        // Contacts of this source placed with some user in this run (`None`: a new
+        // one). Only anchored contacts can have been linked elsewhere before.
         let mut placed: HashMap<&str, Option<UserId>> = assigned
             .iter()
             .flat_map(|(u, gi)| {
@@ -294,6 +295,7 @@ impl<'a> Planner<'a> {
                 groups[*gi]
                     .records
                     .iter()
+                    .filter(|r| self.anchors.contains_key(r.contact_id.as_str()))
                     .map(|r| (r.contact_id.as_str(), None)),
             );
         }
@@ -446,7 +448,7 @@ impl<'a> Planner<'a> {
     /// source asks for are claimed first, so a derived login never takes one.
     fn plan_creates(&mut self, groups: Vec<Group>) {
         let my_rank = self.rank_of(self.source);
-        let mut claimed: BTreeSet<String> = BTreeSet::new();
+        let mut claimed: HashSet<String> = HashSet::new();
         let mut logins: Vec<Option<Login>> = vec![None; groups.len()];
         let mut refused = vec![false; groups.len()];
         // Next suffix to try per derived base, so many equal names stay linear.

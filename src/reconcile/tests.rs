@@ -2,13 +2,12 @@
 //! model of `apply` that follows the same rules as the SQL stores.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-
 use proptest::prelude::*;
 
 use super::*;
 use crate::model::{
-    ContactRecord, DisabledBy, Email, ExternalUser, Flags, Login, Origin, Status, UserId,
+    Attributes, ContactRecord, DisabledBy, Email, ExternalUser, Flags, Login, Origin, Status,
+    UserId,
 };
 
 const DAY: i64 = 86_400_000;
@@ -28,7 +27,7 @@ fn rec(id: &str, name: &str, email: &str) -> ContactRecord {
         account_tickets: None,
         external_comments: None,
         grants: vec![],
-        attributes: BTreeMap::new(),
+        attributes: Attributes::new(),
     }
 }
 
@@ -225,8 +224,8 @@ fn rows_sharing_an_email_become_one_user_with_least_privilege() {
     assert!(n.fields.flags.account_tickets);
     assert!(!n.fields.flags.account_contacts, "one row did not say so");
     assert_eq!(n.fields.grants, ["billing", "sales", "support"]);
-    assert_eq!(n.fields.attributes["licence"], "L-1");
-    assert_eq!(n.fields.attributes["tier"], "gold");
+    assert_eq!(n.fields.attributes.get("licence"), Some("L-1"));
+    assert_eq!(n.fields.attributes.get("tier"), Some("gold"));
     assert_eq!(n.login.as_str(), "first.row");
 }
 
@@ -346,7 +345,7 @@ fn correlates_by_email_case_insensitively_and_anchor_wins() {
         origin: Origin::Manual,
         flags: Flags::default(),
         grants: vec![],
-        attributes: BTreeMap::new(),
+        attributes: Attributes::new(),
     };
     state.users.insert(UserId(7), manual);
     let p = run(
@@ -401,7 +400,7 @@ fn ambiguous_email_is_a_conflict_not_a_guess() {
                 origin: Origin::Manual,
                 flags: Flags::default(),
                 grants: vec![],
-                attributes: BTreeMap::new(),
+                attributes: Attributes::new(),
             },
         );
     }

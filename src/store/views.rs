@@ -1,10 +1,8 @@
 //! Read models of the directory: what `users list` and `users show` print.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
-use crate::model::{Origin, Status};
+use crate::model::{Attributes, Origin, Status};
 
 /// Filters of `users list`; every given filter must match.
 #[derive(Debug, Clone, Default)]
@@ -53,7 +51,7 @@ pub struct UserView {
     /// Grants.
     pub grants: Vec<String>,
     /// Custom attributes.
-    pub attributes: BTreeMap<String, String>,
+    pub attributes: Attributes,
     /// Created (RFC 3339).
     pub created_at: String,
     /// Last changed (RFC 3339).

@@ -22,32 +22,64 @@ pub struct RowError {
 
 /// What happened to a contact id during the read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Seen {
+pub enum SeenState {
     /// Same fingerprint as stored: nothing to do unless a sibling changed.
     Unchanged,
-    /// New or changed: handed to the planner.
-    Changed,
+    /// New or changed: at this index of [`ReadResult::changed`].
+    Changed(usize),
     /// Present but unreadable (bad row or duplicate id): kept as it is.
     Unreadable,
+}
+
+/// A contact id that was read: how, and where (for messages).
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// How it was read.
+    pub state: SeenState,
+    /// Where it was read first.
+    pub location: Location,
 }
 
 /// The outcome of a complete read.
 #[derive(Debug, Default)]
 pub struct ReadResult {
-    /// New and changed records.
+    /// New and changed records. A record whose id later turned out duplicated
+    /// stays here but is no longer named by a [`SeenState::Changed`]: use
+    /// [`ReadResult::take_changed`].
     pub changed: Vec<ContactRecord>,
-    /// Contact ids whose rows could not be read (they keep their links).
-    pub unreadable: Vec<String>,
-    /// Contact ids whose records are identical to the stored ones.
-    pub unchanged: Vec<String>,
-    /// Where each contact id was read, for messages.
-    pub locations: HashMap<String, Location>,
+    /// Every contact id read, good or bad.
+    pub contacts: HashMap<String, Seen>,
     /// Row errors, in read order.
     pub errors: Vec<RowError>,
     /// Rows read (good, bad and filtered out).
     pub rows: usize,
     /// Rows that could not be read.
     pub bad_rows: usize,
+}
+
+impl ReadResult {
+    /// Moves out the changed records that are still valid (not duplicated).
+    pub fn take_changed(&mut self) -> Vec<ContactRecord> {
+        let contacts = &self.contacts;
+        std::mem::take(&mut self.changed)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, r)| {
+                contacts
+                    .get(&r.contact_id)
+                    .is_some_and(|s| s.state == SeenState::Changed(*i))
+            })
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    /// Contact ids in `state`.
+    pub fn ids_in(&self, wanted: fn(SeenState) -> bool) -> impl Iterator<Item = &str> {
+        self.contacts
+            .iter()
+            .filter(move |(_, s)| wanted(s.state))
+            .map(|(id, _)| id.as_str())
+    }
 }
 
 /// Why a read did not complete; nothing is applied.
@@ -78,8 +110,6 @@ pub fn read_source(
     max_bad_row_ratio: f64,
 ) -> Result<ReadResult, ReadFailure> {
     let mut out = ReadResult::default();
-    let mut seen: HashMap<String, Seen> = HashMap::new();
-    let mut changed_at: HashMap<String, usize> = HashMap::new();
     for item in connector.read()? {
         out.rows += 1;
         let (location, mapped) = match item? {
@@ -116,46 +146,40 @@ pub fn read_source(
             }
             Mapped::Contact(r) => (r.contact_id.clone(), Some(r)),
         };
-        match seen.entry(contact_id) {
+        match out.contacts.entry(contact_id) {
             Entry::Occupied(mut e) => {
                 // Two rows with one contact id: both are errors, the contact stays as it is.
-                let first = out
-                    .locations
-                    .get(e.key())
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
+                let first = e.get().location.to_string();
                 out.errors.push(RowError {
                     location: location.to_string(),
                     message: format!("duplicate contact id {:?} (also at {first})", e.key()),
                 });
                 out.bad_rows += 1;
-                if *e.get() != Seen::Unreadable {
+                if e.get().state != SeenState::Unreadable {
                     out.errors.push(RowError {
                         location: first,
                         message: format!("duplicate contact id {:?} (also at {location})", e.key()),
                     });
                     out.bad_rows += 1;
-                    e.insert(Seen::Unreadable);
+                    e.get_mut().state = SeenState::Unreadable;
                 }
             }
             Entry::Vacant(e) => {
                 let state = match record {
-                    None => Seen::Unreadable,
+                    None => SeenState::Unreadable,
                     Some(r) => {
                         let same = anchors
                             .get(&r.contact_id)
                             .is_some_and(|a| a.linked && a.fingerprint == r.fingerprint());
                         if same {
-                            Seen::Unchanged
+                            SeenState::Unchanged
                         } else {
-                            changed_at.insert(r.contact_id.clone(), out.changed.len());
                             out.changed.push(r);
-                            Seen::Changed
+                            SeenState::Changed(out.changed.len() - 1)
                         }
                     }
                 };
-                out.locations.insert(e.key().clone(), location);
-                e.insert(state);
+                e.insert(Seen { state, location });
             }
         }
     }
@@ -167,27 +191,5 @@ pub fn read_source(
             errors: out.errors,
         });
     }
-    // Duplicates found after their first row was taken as changed: drop that record.
-    let mut drop = vec![false; out.changed.len()];
-    for (id, state) in seen {
-        match state {
-            Seen::Unchanged => out.unchanged.push(id),
-            Seen::Unreadable => {
-                if let Some(i) = changed_at.get(&id) {
-                    drop[*i] = true;
-                }
-                out.unreadable.push(id);
-            }
-            Seen::Changed => {}
-        }
-    }
-    if drop.iter().any(|d| *d) {
-        let mut i = 0;
-        out.changed.retain(|_| {
-            i += 1;
-            !drop[i - 1]
-        });
-    }
-    out.unreadable.sort();
     Ok(out)
 }

@@ -3,9 +3,9 @@
 use std::collections::{BTreeSet, HashSet};
 
 use serde::Serialize;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::read::{read_source, ReadFailure, RowError};
+use super::read::{read_source, ReadFailure, RowError, SeenState};
 use crate::config::{Config, SourceConfig};
 use crate::mapping::Mapping;
 use crate::model::derive_login_base;
@@ -94,11 +94,17 @@ pub fn run_source(
         None => Mapping::standard(),
     };
     let connector = crate::plugins::build(&source.connector);
+    let clock = std::time::Instant::now();
     let anchors = store.anchors(&source.name)?;
+    debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        anchors = anchors.len(),
+        "anchors loaded"
+    );
     let ratio = source
         .max_bad_row_ratio
         .unwrap_or(config.safety.max_bad_row_ratio);
-    let read = match read_source(connector.as_ref(), &mapping, &anchors, ratio) {
+    let mut read = match read_source(connector.as_ref(), &mapping, &anchors, ratio) {
         Ok(r) => r,
         Err(ReadFailure::TooManyBadRows {
             bad,
@@ -121,13 +127,6 @@ pub fn run_source(
     info!(source = %source.name, rows = read.rows, changed = read.changed.len(), bad = read.bad_rows, "source read");
 
     // Which users the changed records and the contacts that left touch.
-    let seen: HashSet<&str> = read
-        .changed
-        .iter()
-        .map(|r| r.contact_id.as_str())
-        .chain(read.unchanged.iter().map(String::as_str))
-        .chain(read.unreadable.iter().map(String::as_str))
-        .collect();
     let mut request = StateRequest {
         source: source.name.clone(),
         all_logins: read.changed.len() > ALL_LOGINS_THRESHOLD,
@@ -155,34 +154,51 @@ pub fn run_source(
         }
     }
     for (id, a) in &anchors {
-        if a.linked && !seen.contains(id.as_str()) {
+        if a.linked && !read.contacts.contains_key(id) {
             request.users.insert(a.user);
         }
     }
+    debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        rss_mb = crate::clock::rss_mb(),
+        "source read"
+    );
     let state = store.load_state(&request)?;
+    debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        users = state.users.len(),
+        contacts = state.contacts.len(),
+        "state loaded"
+    );
 
     // Unchanged contacts of the touched users take part as records, so that
     // grouping by e-mail sees every row of those users.
-    let unchanged: HashSet<&str> = read.unchanged.iter().map(String::as_str).collect();
-    let mut records = read.changed.clone();
+    let mut records = read.take_changed();
+    let is_unchanged = |id: &str| {
+        read.contacts
+            .get(id)
+            .is_some_and(|s| s.state == SeenState::Unchanged)
+    };
     let mut in_plan: HashSet<&str> = HashSet::new();
     for c in &state.contacts {
-        if c.source == source.name && c.linked && unchanged.contains(c.record.contact_id.as_str()) {
+        if c.source == source.name && c.linked && is_unchanged(&c.record.contact_id) {
             records.push(c.record.clone());
             in_plan.insert(c.record.contact_id.as_str());
         }
     }
     let skipped_users: BTreeSet<_> = read
-        .unchanged
-        .iter()
-        .filter(|id| !in_plan.contains(id.as_str()))
+        .ids_in(|s| s == SeenState::Unchanged)
+        .filter(|id| !in_plan.contains(id))
         .filter_map(|id| anchors.get(id).map(|a| a.user))
         .filter(|u| !state.users.contains_key(u))
         .collect();
     let input = SourceInput {
         source: source.name.clone(),
         records,
-        unreadable: read.unreadable.iter().cloned().collect(),
+        unreadable: read
+            .ids_in(|s| s == SeenState::Unreadable)
+            .map(str::to_owned)
+            .collect(),
     };
     let plan_opts = PlanOptions {
         source_order: config.sources.iter().map(|s| s.name.clone()).collect(),
@@ -194,6 +210,11 @@ pub fn run_source(
         now_ms: opts.now_ms,
     };
     let mut plan = reconcile::plan(input, &state, &plan_opts);
+    debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        rss_mb = crate::clock::rss_mb(),
+        "planned"
+    );
     plan.unchanged += skipped_users.len();
 
     let limits = GuardLimits {
@@ -211,9 +232,9 @@ pub fn run_source(
     for c in &plan.conflicts {
         errors.push(RowError {
             location: read
-                .locations
+                .contacts
                 .get(&c.contact_id)
-                .map(ToString::to_string)
+                .map(|s| s.location.to_string())
                 .unwrap_or_else(|| format!("{}: contact {}", source.name, c.contact_id)),
             message: c.message.clone(),
         });
@@ -236,6 +257,11 @@ pub fn run_source(
         store.record_run(&run)?;
     } else {
         store.apply(&plan, &run, opts.now_ms)?;
+        debug!(
+            ms = clock.elapsed().as_millis() as u64,
+            rss_mb = crate::clock::rss_mb(),
+            "applied"
+        );
         info!(source = %source.name, status = status.as_str(), created = counts.created, updated = counts.updated,
               disabled = counts.disabled, enabled = counts.enabled, deleted = counts.deleted, "run applied");
     }

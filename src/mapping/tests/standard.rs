@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use liaison_plugin_api::{Location, Record, Schema, Value};
@@ -43,7 +42,9 @@ fn full_row() {
     assert_eq!(c.grants, ["sales", "support", "calls"]);
     assert_eq!(
         c.attributes,
-        BTreeMap::from([("licence_key".to_owned(), "LK-42".to_owned())])
+        [("licence_key", "LK-42")]
+            .into_iter()
+            .collect::<crate::model::Attributes>()
     );
 }
 

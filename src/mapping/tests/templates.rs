@@ -197,10 +197,7 @@ fn full_template_mapping() {
     assert_eq!(c.login.as_ref().map(|l| l.as_str()), Some("jdvorak"));
     assert_eq!(c.account_tickets, Some(true));
     assert_eq!(c.grants, ["sales", "support"]);
-    assert_eq!(
-        c.attributes.get("licence_key").map(String::as_str),
-        Some("LK-1")
-    );
+    assert_eq!(c.attributes.get("licence_key"), Some("LK-1"));
     assert!(!c.attributes.contains_key("missing"));
 }
 

@@ -1,11 +1,10 @@
 //! Converting between rows and domain values.
 
-use std::collections::BTreeMap;
-
 use rusqlite::Row;
 
 use crate::model::{
-    ContactRecord, DisabledBy, Email, ExternalUser, Flags, Login, Origin, Status, UserId,
+    Attributes, ContactRecord, DisabledBy, Email, ExternalUser, Flags, Login, Origin, Status,
+    UserId,
 };
 use crate::store::StoreError;
 
@@ -31,7 +30,7 @@ pub fn grants_json(g: &[String]) -> String {
 }
 
 /// Attributes as stored (JSON object).
-pub fn attributes_json(a: &BTreeMap<String, String>) -> String {
+pub fn attributes_json(a: &Attributes) -> String {
     serde_json::to_string(a).unwrap_or_else(|_| "{}".to_owned())
 }
 
@@ -39,7 +38,7 @@ fn parse_grants(s: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(s).map_err(|e| corrupt("grants", e))
 }
 
-fn parse_attributes(s: &str) -> Result<BTreeMap<String, String>, StoreError> {
+fn parse_attributes(s: &str) -> Result<Attributes, StoreError> {
     serde_json::from_str(s).map_err(|e| corrupt("attributes", e))
 }
 
