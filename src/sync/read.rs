@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::mapping::{Mapped, Mapping};
 use crate::model::ContactRecord;
-use crate::store::Anchor;
+use crate::store::AnchorMap;
 
 /// A row that was reported and skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -48,7 +48,7 @@ pub struct ReadResult {
     /// [`ReadResult::take_changed`].
     pub changed: Vec<ContactRecord>,
     /// Every contact id read, good or bad.
-    pub contacts: HashMap<String, Seen>,
+    pub contacts: HashMap<String, Seen, foldhash::fast::RandomState>,
     /// Row errors, in read order.
     pub errors: Vec<RowError>,
     /// Rows read (good, bad and filtered out).
@@ -106,10 +106,12 @@ pub enum ReadFailure {
 pub fn read_source(
     connector: &dyn Connector,
     mapping: &Mapping,
-    anchors: &HashMap<String, Anchor>,
+    anchors: &AnchorMap,
     max_bad_row_ratio: f64,
 ) -> Result<ReadResult, ReadFailure> {
     let mut out = ReadResult::default();
+    // Most of a big source is already anchored: size the map once.
+    out.contacts.reserve(anchors.len());
     for item in connector.read()? {
         out.rows += 1;
         let (location, mapped) = match item? {

@@ -1,6 +1,6 @@
 //! Orchestrating one run of one source against a store.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use serde::Serialize;
 use tracing::{debug, info, warn};
@@ -186,12 +186,16 @@ pub fn run_source(
             in_plan.insert(c.record.contact_id.as_str());
         }
     }
-    let skipped_users: BTreeSet<_> = read
+    // Users behind unchanged contacts that the planner never saw: unchanged too.
+    let mut skipped_users: Vec<i64> = read
         .ids_in(|s| s == SeenState::Unchanged)
         .filter(|id| !in_plan.contains(id))
         .filter_map(|id| anchors.get(id).map(|a| a.user))
         .filter(|u| !state.users.contains_key(u))
+        .map(|u| u.0)
         .collect();
+    skipped_users.sort_unstable();
+    skipped_users.dedup();
     let input = SourceInput {
         source: source.name.clone(),
         records,
@@ -220,7 +224,12 @@ pub fn run_source(
     let limits = GuardLimits {
         max_deprovision: config.safety.max_deprovision,
         max_deprovision_ratio: config.safety.max_deprovision_ratio,
-        active_before: store.active_linked(&source.name)?,
+        // Only a plan that deprovisions needs the ratio's base (a full count).
+        active_before: if plan.deprovisions.is_empty() {
+            0
+        } else {
+            store.active_linked(&source.name)?
+        },
         source_empty: read.rows == 0,
         allow_mass_deprovision: opts.allow_mass_deprovision,
     };

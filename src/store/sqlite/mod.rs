@@ -5,12 +5,13 @@ mod migrations;
 mod read;
 mod write;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Anchor, RunRecord, StateRequest, Store, StoreError, UserDetail, UserFilter, UserView};
+use super::{
+    AnchorMap, RunRecord, StateRequest, Store, StoreError, UserDetail, UserFilter, UserView,
+};
 use crate::reconcile::{Plan, State};
 
 /// An SQLite database file holding the whole directory.
@@ -75,7 +76,7 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn anchors(&mut self, source: &str) -> Result<HashMap<String, Anchor>, StoreError> {
+    fn anchors(&mut self, source: &str) -> Result<AnchorMap, StoreError> {
         read::anchors(&self.conn, source)
     }
 

@@ -1,6 +1,6 @@
 //! Queries: anchors, the state slice a plan needs, and the directory views.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use rusqlite::{params, Connection};
 
@@ -8,7 +8,8 @@ use super::codec::{contact_from_row, rfc3339, user_from_row, CONTACT_COLUMNS, US
 use crate::model::{ExternalUser, UserId};
 use crate::reconcile::{State, StoredContact};
 use crate::store::{
-    Anchor, HistoryEntry, LinkedContact, StateRequest, StoreError, UserDetail, UserFilter, UserView,
+    Anchor, AnchorMap, HistoryEntry, LinkedContact, StateRequest, StoreError, UserDetail,
+    UserFilter, UserView,
 };
 
 /// Above this many keys a full scan beats one indexed lookup per key.
@@ -18,14 +19,14 @@ fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Query { what, source }
 }
 
-pub fn anchors(conn: &Connection, source: &str) -> Result<HashMap<String, Anchor>, StoreError> {
+pub fn anchors(conn: &Connection, source: &str) -> Result<AnchorMap, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT contact_id, user_id, linked, fingerprint FROM contacts WHERE source = ?1",
         )
         .map_err(q("reading anchors"))?;
     let mut rows = stmt.query([source]).map_err(q("reading anchors"))?;
-    let mut out = HashMap::new();
+    let mut out = AnchorMap::default();
     while let Some(r) = rows.next().map_err(q("reading anchors"))? {
         out.insert(
             r.get(0).map_err(q("reading anchors"))?,
