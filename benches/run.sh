@@ -368,6 +368,11 @@ The script builds \`cargo build --release --bin liaison\`, caches generated CSVs
 packages \`sqlite3\` and \`time\` when they are missing. It exits non-zero, without
 touching this file, if an import or a sync fails or a sync's JSON output is wrong.
 EOF
+    # The hand-written profile and next steps, kept beside the script.
+    if [ -f "$ROOT/benches/analysis.md" ]; then
+      echo
+      cat "$ROOT/benches/analysis.md"
+    fi
   } >"$REPORT.tmp"
   mv "$REPORT.tmp" "$REPORT"
 }
