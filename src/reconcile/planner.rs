@@ -42,11 +42,18 @@ struct Planner<'a> {
 
 /// A set of records of the planned source that share an e-mail address.
 struct Group {
-    email: String,
     records: Vec<ContactRecord>,
 }
 
 impl Group {
+    /// The group's normalized e-mail.
+    fn email(&self) -> &str {
+        self.records
+            .first()
+            .map(|r| r.email.normalized())
+            .unwrap_or("")
+    }
+
     fn first_id(&self) -> &str {
         self.records
             .first()
@@ -132,21 +139,25 @@ impl<'a> Planner<'a> {
     }
 
     fn run(mut self, input: SourceInput) -> Plan {
-        // 1. Group by e-mail; within a group, by contact id.
-        let mut groups: BTreeMap<String, Vec<ContactRecord>> = BTreeMap::new();
-        for r in input.records {
-            groups
-                .entry(r.email.normalized().to_owned())
-                .or_default()
-                .push(r);
+        // 1. Group by e-mail; within a group, by contact id. One sort, no map:
+        // a big creation run has a million groups.
+        let mut records = input.records;
+        records.sort_unstable_by(|a, b| {
+            (a.email.normalized(), &a.contact_id).cmp(&(b.email.normalized(), &b.contact_id))
+        });
+        let mut groups: Vec<Group> = Vec::new();
+        let mut current: Vec<ContactRecord> = Vec::new();
+        for r in records {
+            if current.last().is_some_and(|last| last.email != r.email) {
+                groups.push(Group {
+                    records: std::mem::take(&mut current),
+                });
+            }
+            current.push(r);
         }
-        let mut groups: Vec<Group> = groups
-            .into_iter()
-            .map(|(email, mut records)| {
-                records.sort_by(|a, b| a.contact_id.cmp(&b.contact_id));
-                Group { email, records }
-            })
-            .collect();
+        if !current.is_empty() {
+            groups.push(Group { records: current });
+        }
         // Contacts present but not to be touched: unreadable rows and conflicts.
         let mut frozen: BTreeSet<String> = input.unreadable;
 
@@ -161,10 +172,7 @@ impl<'a> Planner<'a> {
                 .filter_map(|r| self.anchors.get(r.contact_id.as_str()).map(|a| a.user))
                 .collect();
             let users: Vec<UserId> = if anchored.is_empty() {
-                self.by_email
-                    .get(g.email.as_str())
-                    .cloned()
-                    .unwrap_or_default()
+                self.by_email.get(g.email()).cloned().unwrap_or_default()
             } else {
                 anchored.into_iter().collect()
             };
@@ -190,12 +198,7 @@ impl<'a> Planner<'a> {
             let keep = gis
                 .iter()
                 .copied()
-                .min_by_key(|gi| {
-                    (
-                        Some(groups[*gi].email.as_str()) != own,
-                        groups[*gi].first_id(),
-                    )
-                })
+                .min_by_key(|gi| (Some(groups[*gi].email()) != own, groups[*gi].first_id()))
                 .unwrap_or(gis[0]);
             assigned.insert(*user, keep);
             losers.extend(
@@ -209,7 +212,7 @@ impl<'a> Planner<'a> {
         for (gi, left) in losers {
             let candidates: Vec<UserId> = self
                 .by_email
-                .get(groups[gi].email.as_str())
+                .get(groups[gi].email())
                 .map(|v| {
                     v.iter()
                         .copied()
@@ -237,7 +240,7 @@ impl<'a> Planner<'a> {
             let mut holders: HashMap<&str, Vec<UserId>> = HashMap::new();
             for u in self.state.users.values() {
                 let email = match assigned.get(&u.id) {
-                    Some(gi) => Some(groups[*gi].email.as_str()),
+                    Some(gi) => Some(groups[*gi].email()),
                     None => u.email.as_ref().map(|e| e.normalized()),
                 };
                 if let Some(e) = email {
@@ -248,7 +251,7 @@ impl<'a> Planner<'a> {
                 .iter()
                 .filter_map(|(user, gi)| {
                     let other = holders
-                        .get(groups[*gi].email.as_str())?
+                        .get(groups[*gi].email())?
                         .iter()
                         .copied()
                         .find(|u| u != user)?;
@@ -315,7 +318,6 @@ impl<'a> Planner<'a> {
             creates.push(std::mem::replace(
                 &mut groups[gi],
                 Group {
-                    email: String::new(),
                     records: Vec::new(),
                 },
             ));
