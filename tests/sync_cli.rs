@@ -111,6 +111,11 @@ fn plan_shows_changes_and_changes_nothing() {
         .json();
     assert_eq!(dry["status"], "dry_run");
     assert!(s.users().is_empty(), "a dry run wrote nothing");
+    let db = rusqlite::Connection::open(s.path().join("liaison.db")).unwrap();
+    let runs: i64 = db
+        .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 0, "not even a run record");
 }
 
 #[test]

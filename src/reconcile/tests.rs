@@ -156,6 +156,25 @@ fn run(state: &mut State, source: &str, records: Vec<ContactRecord>, now_ms: i64
     p
 }
 
+/// An active user an admin made, not fed by any source.
+fn manual_user(id: i64, login: &str, email: &str) -> ExternalUser {
+    ExternalUser {
+        id: UserId(id),
+        login: Login::parse(login).unwrap(),
+        title: login.to_uppercase(),
+        description: None,
+        email: Some(Email::parse(email).unwrap()),
+        locale: "en".into(),
+        status: Status::Active,
+        disabled_by: None,
+        disabled_at: None,
+        origin: Origin::Manual,
+        flags: Flags::default(),
+        grants: vec![],
+        attributes: Attributes::new(),
+    }
+}
+
 fn user_by_login<'a>(state: &'a State, login: &str) -> &'a ExternalUser {
     state
         .users
@@ -332,22 +351,9 @@ fn delete_after_grace_period_with_injected_clock() {
 #[test]
 fn correlates_by_email_case_insensitively_and_anchor_wins() {
     let mut state = State::default();
-    let manual = ExternalUser {
-        id: UserId(7),
-        login: Login::parse("ann").unwrap(),
-        title: "Ann".into(),
-        description: None,
-        email: Some(Email::parse("ANN@x.cz").unwrap()),
-        locale: "en".into(),
-        status: Status::Active,
-        disabled_by: None,
-        disabled_at: None,
-        origin: Origin::Manual,
-        flags: Flags::default(),
-        grants: vec![],
-        attributes: Attributes::new(),
-    };
-    state.users.insert(UserId(7), manual);
+    state
+        .users
+        .insert(UserId(7), manual_user(7, "ann", "ANN@x.cz"));
     let p = run(
         &mut state,
         "csv",
@@ -385,24 +391,9 @@ fn correlates_by_email_case_insensitively_and_anchor_wins() {
 fn ambiguous_email_is_a_conflict_not_a_guess() {
     let mut state = State::default();
     for (id, login) in [(1, "a1"), (2, "a2")] {
-        state.users.insert(
-            UserId(id),
-            ExternalUser {
-                id: UserId(id),
-                login: Login::parse(login).unwrap(),
-                title: "A".into(),
-                description: None,
-                email: Some(Email::parse("a@x.cz").unwrap()),
-                locale: "en".into(),
-                status: Status::Active,
-                disabled_by: None,
-                disabled_at: None,
-                origin: Origin::Manual,
-                flags: Flags::default(),
-                grants: vec![],
-                attributes: Attributes::new(),
-            },
-        );
+        state
+            .users
+            .insert(UserId(id), manual_user(id, login, "a@x.cz"));
     }
     let p = run(&mut state, "csv", vec![rec("c", "A", "a@x.cz")], 0);
     assert!(p.is_empty());

@@ -118,7 +118,7 @@ pub trait Store {
     /// Applies `plan` and records the run, in one transaction; `now_ms` stamps it.
     fn apply(&mut self, plan: &Plan, run: &RunRecord, now_ms: i64) -> Result<(), StoreError>;
 
-    /// Records a run that applied nothing (failed, dry run).
+    /// Records a run that applied nothing because it failed.
     fn record_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;
 
     /// Users matching `filter`, ordered by login.

@@ -18,7 +18,7 @@ const ALL_LOGINS_THRESHOLD: usize = 20_000;
 /// How a run should behave.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
-    /// Plan only; write nothing but the run record.
+    /// Plan only; write nothing at all.
     pub dry_run: bool,
     /// Apply deprovisions even when the guard would hold them.
     pub allow_mass_deprovision: bool,
@@ -88,7 +88,7 @@ pub fn run_source(
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join("; ");
-                return fail(store, source, started, Vec::new(), msg);
+                return fail(store, source, opts, Vec::new(), msg);
             }
         },
         None => Mapping::standard(),
@@ -120,9 +120,9 @@ pub fn run_source(
                 errors: Vec::new(),
             }
             .to_string();
-            return fail(store, source, started, errors, msg);
+            return fail(store, source, opts, errors, msg);
         }
-        Err(e) => return fail(store, source, started, Vec::new(), e.to_string()),
+        Err(e) => return fail(store, source, opts, Vec::new(), e.to_string()),
     };
     info!(source = %source.name, rows = read.rows, changed = read.changed.len(), bad = read.bad_rows, "source read");
 
@@ -254,17 +254,16 @@ pub fn run_source(
         (false, false) => RunStatus::Applied,
     };
     let counts = plan.counts();
-    let run = RunRecord {
-        source: source.name.clone(),
-        started_ms: started,
-        finished_ms: crate::clock::now_ms(),
-        status: status.as_str(),
-        counts,
-        errors: errors.len(),
-    };
-    if opts.dry_run {
-        store.record_run(&run)?;
-    } else {
+    // A dry run (and `plan`) writes nothing, not even its run record.
+    if !opts.dry_run {
+        let run = RunRecord {
+            source: source.name.clone(),
+            started_ms: started,
+            finished_ms: crate::clock::now_ms(),
+            status: status.as_str(),
+            counts,
+            errors: errors.len(),
+        };
         store.apply(&plan, &run, opts.now_ms)?;
         debug!(
             ms = clock.elapsed().as_millis() as u64,
@@ -284,22 +283,25 @@ pub fn run_source(
     })
 }
 
+/// A run that applied nothing; recorded in the run history unless it was a dry run.
 fn fail(
     store: &mut dyn Store,
     source: &SourceConfig,
-    started: i64,
+    opts: RunOptions,
     errors: Vec<RowError>,
     failure: String,
 ) -> Result<RunReport, StoreError> {
     warn!(source = %source.name, error = %failure, "source run failed; nothing applied");
-    store.record_run(&RunRecord {
-        source: source.name.clone(),
-        started_ms: started,
-        finished_ms: crate::clock::now_ms(),
-        status: RunStatus::Failed.as_str(),
-        counts: PlanCounts::default(),
-        errors: errors.len(),
-    })?;
+    if !opts.dry_run {
+        store.record_run(&RunRecord {
+            source: source.name.clone(),
+            started_ms: opts.now_ms,
+            finished_ms: crate::clock::now_ms(),
+            status: RunStatus::Failed.as_str(),
+            counts: PlanCounts::default(),
+            errors: errors.len(),
+        })?;
+    }
     Ok(RunReport {
         source: source.name.clone(),
         status: RunStatus::Failed,
