@@ -25,6 +25,15 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The database's folder could not be created.
+    #[error("cannot create the folder of store {path}: {source}")]
+    Folder {
+        /// The database location.
+        path: String,
+        /// The file-system error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The database was written by a newer Liaison.
     #[error("store schema version {found} is newer than this build knows ({known}); refusing to downgrade")]
     Downgrade {

@@ -33,9 +33,9 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() && !dir.exists() {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
                     path: path.display().to_string(),
-                    source: rusqlite::Error::InvalidPath(PathBuf::from(e.to_string())),
+                    source,
                 })?;
             }
         }
