@@ -450,11 +450,14 @@ impl<'a> Planner<'a> {
     /// source asks for are claimed first, so a derived login never takes one.
     fn plan_creates(&mut self, groups: Vec<Group>) {
         let my_rank = self.rank_of(self.source);
-        let mut claimed: HashSet<String> = HashSet::new();
+        let fast = foldhash::fast::RandomState::default;
+        let mut claimed: HashSet<String, _> =
+            HashSet::with_capacity_and_hasher(groups.len(), fast());
         let mut logins: Vec<Option<Login>> = vec![None; groups.len()];
         let mut refused = vec![false; groups.len()];
         // Next suffix to try per derived base, so many equal names stay linear.
-        let mut next_suffix: HashMap<String, u32> = HashMap::new();
+        let mut next_suffix: HashMap<String, u32, _> = HashMap::with_hasher(fast());
+        self.plan.creates.reserve(groups.len());
         for (i, g) in groups.iter().enumerate() {
             let Some(wanted) = g.records.iter().find_map(|r| r.login.clone()) else {
                 continue;
