@@ -2,18 +2,15 @@
 
 use serde_json::json;
 
-use crate::common::{Sandbox, CONFIG, HEADER};
+use crate::common::{csv_config, Sandbox, CONFIG, HEADER};
 
 #[test]
 fn bad_rows_are_reported_with_physical_lines_and_skipped() {
-    let s = Sandbox::new(
-        "store: sqlite://liaison.db\n\
-         sources:\n\
-         \x20 - name: partners\n\
-         \x20   type: csv\n\
-         \x20   path: partners.csv\n\
-         \x20   max_bad_row_ratio: 0.5\n",
-    );
+    let s = Sandbox::new(&csv_config(
+        "partners.csv",
+        &["max_bad_row_ratio: 0.5"],
+        &[],
+    ));
     // CRLF line ends, a quoted field spanning two lines, a blank line.
     let csv = "contact_id,name,email,description\r\n\
                c1,Ann Smith,ann@x.example,\"two\r\nlines\"\r\n\
@@ -99,15 +96,11 @@ fn duplicate_contact_ids_are_both_errors() {
 
 #[test]
 fn windows_1250_semicolons_and_bom_free_headers() {
-    let s = Sandbox::new(
-        "store: sqlite://liaison.db\n\
-         sources:\n\
-         \x20 - name: partners\n\
-         \x20   type: csv\n\
-         \x20   path: export.csv\n\
-         \x20   delimiter: \";\"\n\
-         \x20   encoding: windows-1250\n",
-    );
+    let s = Sandbox::new(&csv_config(
+        "export.csv",
+        &["delimiter: \";\"", "encoding: windows-1250"],
+        &[],
+    ));
     let (bytes, _, _) = encoding_rs::WINDOWS_1250
         .encode("contact_id;name;email\r\n7;Jiří Dvořák;jiri@x.example\r\n");
     s.write_bytes("export.csv", &bytes);
@@ -117,13 +110,7 @@ fn windows_1250_semicolons_and_bom_free_headers() {
 
 #[test]
 fn utf8_bom_and_a_glob_of_files() {
-    let s = Sandbox::new(
-        "store: sqlite://liaison.db\n\
-         sources:\n\
-         \x20 - name: partners\n\
-         \x20   type: csv\n\
-         \x20   path: exports/*.csv\n",
-    );
+    let s = Sandbox::new(&csv_config("exports/*.csv", &[], &[]));
     s.write_bytes(
         "exports/a.csv",
         format!("\u{feff}{HEADER}c1,Ann,ann@x.example,,,\n").as_bytes(),

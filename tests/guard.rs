@@ -1,6 +1,6 @@
 //! The safety guard and failing sources, through the binary.
 
-use crate::common::{Sandbox, CONFIG, HEADER};
+use crate::common::{csv_config, Sandbox, CONFIG, HEADER};
 
 fn rows(range: std::ops::Range<usize>) -> String {
     let body: String = range
@@ -57,16 +57,15 @@ fn mass_deprovision_is_held_but_creations_apply() {
 
 #[test]
 fn absolute_limit_holds_too() {
-    let s = Sandbox::new(
-        "store: sqlite://liaison.db\n\
-         sources:\n\
-         \x20 - name: partners\n\
-         \x20   type: csv\n\
-         \x20   path: partners.csv\n\
-         safety:\n\
-         \x20 max_deprovision: 2\n\
-         \x20 max_deprovision_ratio: 1.0\n",
-    );
+    let s = Sandbox::new(&csv_config(
+        "partners.csv",
+        &[],
+        &[
+            "safety:",
+            "  max_deprovision: 2",
+            "  max_deprovision_ratio: 1.0",
+        ],
+    ));
     s.write("partners.csv", &rows(0..10));
     s.sync(0);
     s.write("partners.csv", &rows(3..10));
@@ -85,16 +84,15 @@ fn absolute_limit_holds_too() {
 
 #[test]
 fn a_suddenly_empty_source_is_held() {
-    let s = Sandbox::new(
-        "store: sqlite://liaison.db\n\
-         sources:\n\
-         \x20 - name: partners\n\
-         \x20   type: csv\n\
-         \x20   path: partners.csv\n\
-         safety:\n\
-         \x20 max_deprovision: 1000\n\
-         \x20 max_deprovision_ratio: 1.0\n",
-    );
+    let s = Sandbox::new(&csv_config(
+        "partners.csv",
+        &[],
+        &[
+            "safety:",
+            "  max_deprovision: 1000",
+            "  max_deprovision_ratio: 1.0",
+        ],
+    ));
     s.write("partners.csv", &rows(0..3));
     s.sync(0);
     s.write("partners.csv", HEADER);

@@ -5,7 +5,7 @@ use liaison::config::{self, Config};
 use liaison::store::{SqliteStore, Store, UserFilter};
 use liaison::sync::{run_source, RunOptions, RunStatus};
 
-use crate::common::{Sandbox, HEADER};
+use crate::common::{csv_config, Sandbox, HEADER};
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 1_800_000_000_000;
@@ -35,15 +35,11 @@ fn status_of(store: &mut SqliteStore, login: &str) -> Option<String> {
 }
 
 fn sandbox() -> Sandbox {
-    Sandbox::new(
-        "store: sqlite://liaison.db\n\
-         sources:\n\
-         \x20 - name: partners\n\
-         \x20   type: csv\n\
-         \x20   path: partners.csv\n\
-         deprovision:\n\
-         \x20 delete_after: 30d\n",
-    )
+    Sandbox::new(&csv_config(
+        "partners.csv",
+        &[],
+        &["deprovision:", "  delete_after: 30d"],
+    ))
 }
 
 #[test]

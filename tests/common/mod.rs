@@ -58,6 +58,23 @@ sources:
     path: partners.csv
 ";
 
+/// A config with one CSV source `partners` reading `path`; `source_keys` are
+/// more keys of that source and `sections` more top-level sections, each line
+/// already indented as YAML wants it.
+pub fn csv_config(path: &str, source_keys: &[&str], sections: &[&str]) -> String {
+    let mut c = format!(
+        "store: sqlite://liaison.db\nsources:\n  - name: partners\n    type: csv\n    path: {path}\n"
+    );
+    for k in source_keys {
+        c.push_str(&format!("    {k}\n"));
+    }
+    for line in sections {
+        c.push_str(line);
+        c.push('\n');
+    }
+    c
+}
+
 impl Sandbox {
     /// A sandbox with `config` written as `liaison.yaml`.
     pub fn new(config: &str) -> Sandbox {

@@ -4,7 +4,7 @@
 //! serialized straight from borrowed fields: a million-user creation is three
 //! prepared inserts per user and no intermediate JSON trees.
 
-use rusqlite::{params, Connection, Statement, Transaction};
+use rusqlite::{params, params_from_iter, Connection, Statement, ToSql, Transaction};
 use serde::Serialize;
 
 use super::codec::{attributes_json, grants_json};
@@ -205,22 +205,15 @@ impl<'t> Writer<'t> {
             let f = &n.fields;
             let grants = grants_json(&f.grants);
             let attributes = attributes_json(&f.attributes);
+            let texts = [f.email.as_str(), f.email.normalized(), &grants, &attributes];
+            let id_and_login: [&dyn ToSql; 2] = [&id, &n.login.as_str()];
             self.insert_user
-                .execute(params![
-                    id,
-                    n.login.as_str(),
-                    f.title,
-                    f.description,
-                    f.email.as_str(),
-                    f.email.normalized(),
-                    f.locale,
-                    f.flags.account_contacts,
-                    f.flags.account_tickets,
-                    f.flags.external_comments,
-                    grants,
-                    attributes,
-                    self.now,
-                ])
+                .execute(params_from_iter(
+                    id_and_login
+                        .into_iter()
+                        .chain(field_params(f, &texts))
+                        .chain([&self.now as &dyn ToSql]),
+                ))
                 .map_err(q("creating users"))?;
             for r in &n.contacts {
                 self.upsert_contact(UserId(id), r)?;
@@ -264,20 +257,14 @@ impl<'t> Writer<'t> {
                  grants = ?10, attributes = ?11, updated_at = ?12 WHERE id = ?1",
             )
             .and_then(|mut s| {
-                s.execute(params![
-                    user.0,
-                    f.title,
-                    f.description,
-                    f.email.as_str(),
-                    f.email.normalized(),
-                    f.locale,
-                    f.flags.account_contacts,
-                    f.flags.account_tickets,
-                    f.flags.external_comments,
-                    grants_json(&f.grants),
-                    attributes_json(&f.attributes),
-                    self.now
-                ])
+                let (grants, attributes) = (grants_json(&f.grants), attributes_json(&f.attributes));
+                let texts = [f.email.as_str(), f.email.normalized(), &grants, &attributes];
+                s.execute(params_from_iter(
+                    [&user.0 as &dyn ToSql]
+                        .into_iter()
+                        .chain(field_params(f, &texts))
+                        .chain([&self.now as &dyn ToSql]),
+                ))
             })
             .map_err(q("updating a user"))?;
         Ok(())
@@ -343,6 +330,24 @@ impl<'t> Writer<'t> {
             .map_err(q("deleting a user"))?;
         self.journal(user, login, "delete", None, Some(&record), None)
     }
+}
+
+/// A user's source-decided fields as statement parameters, in the column order
+/// shared by the insert and the update (title … attributes). `texts` holds the
+/// derived text columns: e-mail as spelled, normalized, grants JSON, attributes JSON.
+fn field_params<'a>(f: &'a UserFields, texts: &'a [&'a str; 4]) -> [&'a dyn ToSql; 10] {
+    [
+        &f.title,
+        &f.description,
+        &texts[0],
+        &texts[1],
+        &f.locale,
+        &f.flags.account_contacts,
+        &f.flags.account_tickets,
+        &f.flags.external_comments,
+        &texts[2],
+        &texts[3],
+    ]
 }
 
 /// A string as a JSON text.
