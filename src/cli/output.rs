@@ -120,12 +120,15 @@ fn action_word(a: DeprovisionAction) -> &'static str {
 
 fn plan_changes_json(p: &Plan) -> Value {
     json!({
-        "create": p.creates.iter().map(|n| json!({
-            "login": n.login.as_str(),
-            "title": n.fields.title,
-            "email": n.fields.email.as_str(),
-            "contacts": n.contacts.iter().map(|c| c.contact_id.as_str()).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
+        "create": p.creates.iter().map(|n| {
+            let fields = p.fields_of(n);
+            json!({
+                "login": n.login.as_str(),
+                "title": fields.as_ref().map(|f| f.title.as_str()),
+                "email": fields.as_ref().map(|f| f.email.as_str()),
+                "contacts": p.contacts_of(n).iter().map(|c| c.contact_id.as_str()).collect::<Vec<_>>(),
+            })
+        }).collect::<Vec<_>>(),
         "update": p.updates.iter().map(|u| json!({
             "login": u.login.as_str(),
             "changes": u.changes,
@@ -162,13 +165,20 @@ pub fn plans(reports: &[RunReport], format: Format) -> io::Result<()> {
         summary(&mut out, r)?;
         let p = &r.plan;
         for n in &p.creates {
-            let ids: Vec<&str> = n.contacts.iter().map(|c| c.contact_id.as_str()).collect();
+            let ids: Vec<&str> = p
+                .contacts_of(n)
+                .iter()
+                .map(|c| c.contact_id.as_str())
+                .collect();
+            let Some(fields) = p.fields_of(n) else {
+                continue;
+            };
             writeln!(
                 out,
                 "  + create {} {:?} <{}> contacts: {}",
                 n.login,
-                n.fields.title,
-                n.fields.email,
+                fields.title,
+                fields.email,
                 ids.join(", ")
             )?;
         }

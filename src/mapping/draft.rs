@@ -152,6 +152,7 @@ impl<'a> Draft<'a> {
             external_comments,
             grants: self.grants,
             attributes: self.attributes,
+            fingerprint: 0,
         })
     }
 }

@@ -82,7 +82,9 @@ mod when;
 #[cfg(test)]
 mod tests;
 
-use liaison_plugin_api::Record;
+use std::borrow::Cow;
+
+use liaison_plugin_api::{Record, Value};
 
 use crate::model::ContactRecord;
 
@@ -99,6 +101,22 @@ pub struct MapSpec {
     pub fields: Vec<(String, String)>,
     /// The `when:` expression, with or without `{{ }}`.
     pub when: Option<String>,
+}
+
+/// The digest of a mapping's definition, versioned.
+fn spec_digest(spec: &MapSpec) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut put = |s: &str| {
+        h.update(&(s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    put(MAPPING_VERSION);
+    for (key, template) in &spec.fields {
+        put(key);
+        put(template);
+    }
+    put(spec.when.as_deref().unwrap_or("\u{0}"));
+    h.digest()
 }
 
 /// Why a `map:` entry or `when:` does not compile.
@@ -149,7 +167,13 @@ pub enum Mapped {
 pub struct Mapping {
     fields: Fields,
     when: Option<When>,
+    /// Digest of what the mapping is (layout or templates and `when:`).
+    digest: u64,
 }
+
+/// Bumped whenever mapping code changes what a record maps to, so that stored
+/// fingerprints stop matching and every record is mapped afresh once.
+const MAPPING_VERSION: &str = "liaison-mapping-1";
 
 #[derive(Debug)]
 enum Fields {
@@ -163,6 +187,7 @@ impl Mapping {
         Mapping {
             fields: Fields::Standard(Standard::new()),
             when: None,
+            digest: spec_digest(&MapSpec::default()),
         }
     }
 
@@ -190,7 +215,11 @@ impl Mapping {
             }
         };
         match fields {
-            Some(fields) if errors.is_empty() => Ok(Mapping { fields, when }),
+            Some(fields) if errors.is_empty() => Ok(Mapping {
+                fields,
+                when,
+                digest: spec_digest(spec),
+            }),
             _ => Err(errors),
         }
     }
@@ -208,7 +237,7 @@ impl Mapping {
                 Ok(false) => return Mapped::Skipped,
                 Err(message) => {
                     return Mapped::Invalid {
-                        contact_id: self.contact_id_of(record),
+                        contact_id: self.contact_id_of(record).map(Cow::into_owned),
                         message,
                     }
                 }
@@ -220,11 +249,35 @@ impl Mapping {
         }
     }
 
+    /// A digest of `record` (names and values) and of this mapping. Equal
+    /// digests map to equal contacts, so a record whose digest is stored
+    /// needs no mapping at all: that is what makes a no-op run cheap.
+    pub fn fingerprint(&self, record: &Record) -> u64 {
+        use xxhash_rust::xxh3::xxh3_64_with_seed;
+        // Each name and value hashed on its own, seeded with the digest so far:
+        // order and boundaries count, and short one-shot hashes are fast.
+        let mut h = self.digest;
+        for (name, value) in record.schema.names().iter().zip(&record.values) {
+            h = xxh3_64_with_seed(name.as_bytes(), h);
+            match value {
+                Value::One(v) => h = xxh3_64_with_seed(v.as_bytes(), h),
+                Value::Many(vs) => {
+                    h = xxh3_64_with_seed(b"\0many", h ^ vs.len() as u64);
+                    for v in vs {
+                        h = xxh3_64_with_seed(v.as_bytes(), h);
+                    }
+                }
+            }
+        }
+        h
+    }
+
     /// Best-effort contact id of a record that could not be read cleanly.
-    pub fn contact_id_of(&self, record: &Record) -> Option<String> {
+    /// Borrowed from the record where the layout allows (no allocation).
+    pub fn contact_id_of<'r>(&self, record: &'r Record) -> Option<Cow<'r, str>> {
         match &self.fields {
-            Fields::Standard(standard) => standard.contact_id(record),
-            Fields::Templates(templates) => templates.contact_id(record),
+            Fields::Standard(standard) => standard.contact_id(record).map(Cow::Borrowed),
+            Fields::Templates(templates) => templates.contact_id(record).map(Cow::Owned),
         }
     }
 }

@@ -109,10 +109,10 @@ impl Standard {
     }
 
     /// The trimmed `contact_id` column, when non-empty.
-    pub(crate) fn contact_id(&self, record: &Record) -> Option<String> {
+    pub(crate) fn contact_id<'r>(&self, record: &'r Record) -> Option<&'r str> {
         let columns = self.columns(&record.schema);
         let position = columns.fields[Field::ContactId.index()]?;
         let id = record.values.get(position)?.first()?.trim();
-        (!id.is_empty()).then(|| id.to_owned())
+        (!id.is_empty()).then_some(id)
     }
 }

@@ -149,51 +149,10 @@ pub struct ContactRecord {
     pub grants: Vec<String>,
     /// Custom attributes.
     pub attributes: Attributes,
-}
-
-impl ContactRecord {
-    /// A stable 64-bit digest of every mapped field. Stored per contact, so a run
-    /// over unchanged input compares digests instead of whole records.
-    pub fn fingerprint(&self) -> u64 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        let mut put = |s: &str| {
-            h.update(&(s.len() as u64).to_le_bytes());
-            h.update(s.as_bytes());
-        };
-        fn opt(o: &Option<String>) -> &str {
-            o.as_deref().unwrap_or("\u{0}")
-        }
-        put(&self.contact_id);
-        put(&self.name);
-        put(self.email.as_str());
-        put(opt(&self.phone));
-        put(opt(&self.account_id));
-        put(opt(&self.account_name));
-        put(self.login.as_ref().map(Login::as_str).unwrap_or("\u{0}"));
-        put(opt(&self.description));
-        put(opt(&self.locale));
-        for flag in [
-            self.account_contacts,
-            self.account_tickets,
-            self.external_comments,
-        ] {
-            put(match flag {
-                None => "-",
-                Some(true) => "1",
-                Some(false) => "0",
-            });
-        }
-        put(&self.grants.len().to_string());
-        for g in &self.grants {
-            put(g);
-        }
-        put(&self.attributes.len().to_string());
-        for (k, v) in &self.attributes {
-            put(k);
-            put(v);
-        }
-        h.digest()
-    }
+    /// Digest of the source record this was mapped from and of the mapping
+    /// ([`crate::mapping::Mapping::fingerprint`]); stored per contact, so a run
+    /// over unchanged input compares digests without mapping again. 0: unknown.
+    pub fingerprint: u64,
 }
 
 /// An external user as stored.

@@ -1,8 +1,10 @@
 //! The decision of one run, as a value: printed by `plan`, applied by `sync`.
 
+use std::ops::Range;
+
 use serde::Serialize;
 
-use super::UserFields;
+use super::merge::{merge_fields, UserFields};
 use crate::model::{ContactRecord, Login, UserId};
 
 /// Everything one run of one source would change.
@@ -10,8 +12,13 @@ use crate::model::{ContactRecord, Login, UserId};
 pub struct Plan {
     /// The source this plan is for.
     pub source: String,
-    /// Users to create, each with its contacts, in (source, contact id) order.
+    /// Users to create, in (source, contact id) order.
     pub creates: Vec<NewUser>,
+    /// The contacts of `creates`, user after user: each record is held once, so
+    /// a plan for a million new users costs little more than its records.
+    pub new_contacts: Vec<ContactRecord>,
+    /// The locale of users whose contacts give none (`fields_of`).
+    pub default_locale: String,
     /// Field changes of existing users.
     pub updates: Vec<UserUpdate>,
     /// Contact links to write or remove for existing users.
@@ -33,10 +40,8 @@ pub struct Plan {
 pub struct NewUser {
     /// The login it gets (given by the source, or derived with a collision suffix).
     pub login: Login,
-    /// Its fields, merged from its contacts.
-    pub fields: UserFields,
-    /// Its contacts from the planned source, by contact id.
-    pub contacts: Vec<ContactRecord>,
+    /// Its contacts: this range of [`Plan::new_contacts`], by contact id.
+    pub contacts: Range<usize>,
 }
 
 /// Field changes of one existing user.
@@ -150,6 +155,21 @@ pub struct PlanCounts {
 }
 
 impl Plan {
+    /// The contacts of a user to create, by contact id.
+    pub fn contacts_of(&self, user: &NewUser) -> &[ContactRecord] {
+        self.new_contacts
+            .get(user.contacts.clone())
+            .unwrap_or_default()
+    }
+
+    /// The fields of a user to create, merged from its contacts. Derived on
+    /// demand rather than stored, so a big plan holds each value once.
+    pub fn fields_of(&self, user: &NewUser) -> Option<UserFields> {
+        let contacts: Vec<(usize, &ContactRecord)> =
+            self.contacts_of(user).iter().map(|r| (0, r)).collect();
+        merge_fields(&contacts, &self.default_locale)
+    }
+
     /// True when applying the plan would write nothing.
     pub fn is_empty(&self) -> bool {
         self.creates.is_empty()

@@ -40,12 +40,15 @@ struct Planner<'a> {
     plan: Plan,
 }
 
-/// A set of records of the planned source that share an e-mail address.
-struct Group {
-    records: Vec<ContactRecord>,
+/// A set of records of the planned source that share an e-mail address: a run
+/// of the records sorted by e-mail, so a million groups cost a million slices.
+struct Group<'r> {
+    /// Where the run starts in the sorted records.
+    start: usize,
+    records: &'r [ContactRecord],
 }
 
-impl Group {
+impl Group<'_> {
     /// The group's normalized e-mail.
     fn email(&self) -> &str {
         self.records
@@ -59,6 +62,23 @@ impl Group {
             .first()
             .map(|r| r.contact_id.as_str())
             .unwrap_or("")
+    }
+}
+
+/// Reorders `items` so that `items[k]` becomes the old `items[order[k]]`, in
+/// place: `order` must be a permutation of `0..items.len()` (it is consumed).
+fn permute<T>(items: &mut [T], order: &mut [usize]) {
+    for start in 0..items.len() {
+        let mut at = start;
+        while order[at] != at {
+            let from = order[at];
+            order[at] = at;
+            if from == start {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
+        }
     }
 }
 
@@ -99,6 +119,7 @@ impl<'a> Planner<'a> {
             by_email,
             plan: Plan {
                 source: source.to_owned(),
+                default_locale: opts.default_locale.clone(),
                 ..Plan::default()
             },
         }
@@ -129,7 +150,7 @@ impl<'a> Planner<'a> {
     }
 
     fn conflict(&mut self, group: &Group, frozen: &mut BTreeSet<String>, message: String) {
-        for r in &group.records {
+        for r in group.records {
             frozen.insert(r.contact_id.clone());
             self.plan.conflicts.push(Conflict {
                 contact_id: r.contact_id.clone(),
@@ -145,21 +166,53 @@ impl<'a> Planner<'a> {
         records.sort_unstable_by(|a, b| {
             (a.email.normalized(), &a.contact_id).cmp(&(b.email.normalized(), &b.contact_id))
         });
-        let mut groups: Vec<Group> = Vec::new();
-        let mut current: Vec<ContactRecord> = Vec::new();
-        for r in records {
-            if current.last().is_some_and(|last| last.email != r.email) {
-                groups.push(Group {
-                    records: std::mem::take(&mut current),
-                });
-            }
-            current.push(r);
+        let creates = self.correlate(&records, input.unreadable);
+        // 5. New users, in (source, contact id) order; their records move into
+        // the plan in that order, without a copy.
+        let mut order: Vec<usize> = creates.iter().flat_map(|r| r.clone()).collect();
+        let kept = order.len();
+        let mut placed = vec![false; records.len()];
+        for i in &order {
+            placed[*i] = true;
         }
-        if !current.is_empty() {
-            groups.push(Group { records: current });
+        order.extend((0..records.len()).filter(|i| !placed[*i]));
+        drop(placed);
+        permute(&mut records, &mut order);
+        drop(order);
+        records.truncate(kept);
+        // The same runs, now where the reordering put them: one after another.
+        let mut at = 0;
+        let creates: Vec<std::ops::Range<usize>> = creates
+            .iter()
+            .map(|r| {
+                at += r.len();
+                at - r.len()..at
+            })
+            .collect();
+        self.plan_creates(records, &creates);
+        self.plan
+    }
+
+    /// Steps 1–4 over records sorted by (e-mail, contact id); returns the runs
+    /// of records that need new users, in contact-id order.
+    fn correlate(
+        &mut self,
+        records: &[ContactRecord],
+        unreadable: BTreeSet<String>,
+    ) -> Vec<std::ops::Range<usize>> {
+        let mut groups: Vec<Group> = Vec::new();
+        let mut start = 0;
+        for i in 1..=records.len() {
+            if i == records.len() || records[i].email != records[start].email {
+                groups.push(Group {
+                    start,
+                    records: &records[start..i],
+                });
+                start = i;
+            }
         }
         // Contacts present but not to be touched: unreadable rows and conflicts.
-        let mut frozen: BTreeSet<String> = input.unreadable;
+        let mut frozen: BTreeSet<String> = unreadable;
 
         // 2a. Each group claims a user: by anchor, else by e-mail. A group
         // anchored to several users, or matching several by e-mail, is a conflict.
@@ -280,7 +333,7 @@ impl<'a> Planner<'a> {
         touched.extend(self.anchors.values().filter(|a| a.linked).map(|a| a.user));
         let mut moved_in: BTreeMap<UserId, &[ContactRecord]> = BTreeMap::new();
         for (user, gi) in &assigned {
-            moved_in.insert(*user, &groups[*gi].records);
+            moved_in.insert(*user, groups[*gi].records);
         }
         // Contacts of this source placed with some user in this run (`None`: a new
         // one). Only anchored contacts can have been linked elsewhere before.
@@ -312,19 +365,11 @@ impl<'a> Planner<'a> {
         }
         self.plan_expired_deletes();
 
-        // 5. New users, in (source, contact id) order.
-        let mut creates: Vec<Group> = Vec::new();
-        for gi in to_create.into_iter().rev() {
-            creates.push(std::mem::replace(
-                &mut groups[gi],
-                Group {
-                    records: Vec::new(),
-                },
-            ));
-        }
-        creates.sort_by(|a, b| a.first_id().cmp(b.first_id()));
-        self.plan_creates(creates);
-        self.plan
+        to_create.sort_by(|a, b| groups[*a].first_id().cmp(groups[*b].first_id()));
+        to_create
+            .into_iter()
+            .map(|gi| groups[gi].start..groups[gi].start + groups[gi].records.len())
+            .collect()
     }
 
     /// Plans one existing user: its contacts of this source now are `records`
@@ -446,9 +491,10 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Creates users for `groups` (already in contact-id order). Logins the
-    /// source asks for are claimed first, so a derived login never takes one.
-    fn plan_creates(&mut self, groups: Vec<Group>) {
+    /// Creates users for the runs `groups` of `records` (the records of new
+    /// users, in contact-id order). Logins the source asks for are claimed
+    /// first, so a derived login never takes one.
+    fn plan_creates(&mut self, records: Vec<ContactRecord>, groups: &[std::ops::Range<usize>]) {
         let my_rank = self.rank_of(self.source);
         let fast = foldhash::fast::RandomState::default;
         let mut claimed: HashSet<String, _> =
@@ -457,16 +503,19 @@ impl<'a> Planner<'a> {
         let mut refused = vec![false; groups.len()];
         // Next suffix to try per derived base, so many equal names stay linear.
         let mut next_suffix: HashMap<String, u32, _> = HashMap::with_hasher(fast());
-        self.plan.creates.reserve(groups.len());
+        let mut creates = Vec::with_capacity(groups.len());
+        let mut kept = vec![true; records.len()];
         for (i, g) in groups.iter().enumerate() {
-            let Some(wanted) = g.records.iter().find_map(|r| r.login.clone()) else {
+            let group = &records[g.clone()];
+            let Some(wanted) = group.iter().find_map(|r| r.login.clone()) else {
                 continue;
             };
             if self.state.taken_logins.contains(wanted.as_str())
                 || !claimed.insert(wanted.to_string())
             {
                 refused[i] = true;
-                for r in &g.records {
+                for (r, keep) in group.iter().zip(&mut kept[g.clone()]) {
+                    *keep = false;
                     self.plan.conflicts.push(Conflict {
                         contact_id: r.contact_id.clone(),
                         message: format!("login {wanted} is taken by another user"),
@@ -476,12 +525,15 @@ impl<'a> Planner<'a> {
                 logins[i] = Some(wanted);
             }
         }
-        for (i, g) in groups.into_iter().enumerate() {
+        // Ranges into the records that remain once refused groups are gone.
+        let mut at = 0;
+        for (i, g) in groups.iter().enumerate() {
             if refused[i] {
                 continue;
             }
+            let group = &records[g.clone()];
             let contacts: Vec<(usize, &ContactRecord)> =
-                g.records.iter().map(|r| (my_rank, r)).collect();
+                group.iter().map(|r| (my_rank, r)).collect();
             let Some(fields) = merge_fields(&contacts, &self.opts.default_locale) else {
                 continue;
             };
@@ -502,11 +554,16 @@ impl<'a> Planner<'a> {
                     }
                 }
             };
-            self.plan.creates.push(NewUser {
+            creates.push(NewUser {
                 login,
-                fields,
-                contacts: g.records,
+                contacts: at..at + group.len(),
             });
+            at += group.len();
         }
+        let mut keep = kept.into_iter();
+        let mut records = records;
+        records.retain(|_| keep.next().unwrap_or(false));
+        self.plan.creates = creates;
+        self.plan.new_contacts = records;
     }
 }

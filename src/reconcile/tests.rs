@@ -28,6 +28,7 @@ fn rec(id: &str, name: &str, email: &str) -> ContactRecord {
         external_comments: None,
         grants: vec![],
         attributes: Attributes::new(),
+        fingerprint: 0,
     }
 }
 
@@ -63,26 +64,27 @@ fn apply(state: &mut State, plan: &Plan, now_ms: i64) {
     let first = state.users.keys().map(|u| u.0).max().unwrap_or(0) + 1;
     for (next, n) in (first..).zip(&plan.creates) {
         let id = UserId(next);
+        let f = plan.fields_of(n).unwrap();
         state.taken_logins.insert(n.login.to_string());
         state.users.insert(
             id,
             ExternalUser {
                 id,
                 login: n.login.clone(),
-                title: n.fields.title.clone(),
-                description: n.fields.description.clone(),
-                email: Some(n.fields.email.clone()),
-                locale: n.fields.locale.clone(),
+                title: f.title.clone(),
+                description: f.description.clone(),
+                email: Some(f.email.clone()),
+                locale: f.locale.clone(),
                 status: Status::Active,
                 disabled_by: None,
                 disabled_at: None,
                 origin: Origin::Sync,
-                flags: n.fields.flags,
-                grants: n.fields.grants.clone(),
-                attributes: n.fields.attributes.clone(),
+                flags: f.flags,
+                grants: f.grants.clone(),
+                attributes: f.attributes.clone(),
             },
         );
-        for r in &n.contacts {
+        for r in plan.contacts_of(n) {
             upsert_contact(state, &plan.source, id, r.clone());
         }
     }
@@ -200,7 +202,7 @@ fn creates_users_with_derived_logins_in_contact_id_order() {
     let logins: Vec<(&str, &str)> = p
         .creates
         .iter()
-        .map(|n| (n.contacts[0].contact_id.as_str(), n.login.as_str()))
+        .map(|n| (p.contacts_of(n)[0].contact_id.as_str(), n.login.as_str()))
         .collect();
     assert_eq!(
         logins,
@@ -236,15 +238,16 @@ fn rows_sharing_an_email_become_one_user_with_least_privilege() {
     let p = run(&mut state, "csv", vec![a, b], 0);
     assert_eq!(p.creates.len(), 1);
     let n = &p.creates[0];
+    let fields = p.fields_of(n).unwrap();
     assert_eq!(n.contacts.len(), 2);
-    assert_eq!(n.fields.title, "First Row");
-    assert_eq!(n.fields.email.as_str(), "ann@example.com");
-    assert_eq!(n.fields.locale, "cs");
-    assert!(n.fields.flags.account_tickets);
-    assert!(!n.fields.flags.account_contacts, "one row did not say so");
-    assert_eq!(n.fields.grants, ["billing", "sales", "support"]);
-    assert_eq!(n.fields.attributes.get("licence"), Some("L-1"));
-    assert_eq!(n.fields.attributes.get("tier"), Some("gold"));
+    assert_eq!(fields.title, "First Row");
+    assert_eq!(fields.email.as_str(), "ann@example.com");
+    assert_eq!(fields.locale, "cs");
+    assert!(fields.flags.account_tickets);
+    assert!(!fields.flags.account_contacts, "one row did not say so");
+    assert_eq!(fields.grants, ["billing", "sales", "support"]);
+    assert_eq!(fields.attributes.get("licence"), Some("L-1"));
+    assert_eq!(fields.attributes.get("tier"), Some("gold"));
     assert_eq!(n.login.as_str(), "first.row");
 }
 

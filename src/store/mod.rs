@@ -5,7 +5,7 @@
 mod sqlite;
 mod views;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 pub use sqlite::SqliteStore;
 pub use views::{HistoryEntry, LinkedContact, UserDetail, UserFilter, UserView};
@@ -61,10 +61,6 @@ pub enum StoreError {
     },
 }
 
-/// Contact ids to anchors. Keys come from sources the admin configured, so a
-/// fast seeded hasher is used: these maps hold a million entries in big runs.
-pub type AnchorMap = HashMap<String, Anchor, foldhash::fast::RandomState>;
-
 /// A stored anchor in compact form: enough to tell unchanged records from changed ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Anchor {
@@ -116,7 +112,7 @@ pub struct RunRecord {
 /// record, or nothing is.
 pub trait Store {
     /// Every anchor of `source`, by contact id.
-    fn anchors(&mut self, source: &str) -> Result<AnchorMap, StoreError>;
+    fn anchors(&mut self, source: &str) -> Result<Vec<(String, Anchor)>, StoreError>;
 
     /// The slice of the store a plan needs.
     fn load_state(&mut self, request: &StateRequest) -> Result<State, StoreError>;

@@ -104,7 +104,7 @@ pub fn run_source(
     let ratio = source
         .max_bad_row_ratio
         .unwrap_or(config.safety.max_bad_row_ratio);
-    let mut read = match read_source(connector.as_ref(), &mapping, &anchors, ratio) {
+    let mut read = match read_source(connector.as_ref(), &mapping, anchors, ratio) {
         Ok(r) => r,
         Err(ReadFailure::TooManyBadRows {
             bad,
@@ -138,7 +138,7 @@ pub fn run_source(
     };
     for r in &read.changed {
         request.emails.insert(r.email.normalized().to_owned());
-        match anchors.get(&r.contact_id) {
+        match read.contacts.get(&r.contact_id).and_then(|c| c.anchor) {
             Some(a) => {
                 request.users.insert(a.user);
             }
@@ -153,9 +153,12 @@ pub fn run_source(
             None => {}
         }
     }
-    for (id, a) in &anchors {
-        if a.linked && !read.contacts.contains_key(id) {
-            request.users.insert(a.user);
+    // Contacts that left the source: their users lose them.
+    for c in read.contacts.values() {
+        if let (Some(a), None) = (c.anchor, &c.seen) {
+            if a.linked {
+                request.users.insert(a.user);
+            }
         }
     }
     debug!(
@@ -175,8 +178,7 @@ pub fn run_source(
     // grouping by e-mail sees every row of those users.
     let mut records = read.take_changed();
     let is_unchanged = |id: &str| {
-        read.contacts
-            .get(id)
+        read.seen(id)
             .is_some_and(|s| s.state == SeenState::Unchanged)
     };
     let mut in_plan: HashSet<&str> = HashSet::new();
@@ -188,9 +190,9 @@ pub fn run_source(
     }
     // Users behind unchanged contacts that the planner never saw: unchanged too.
     let mut skipped_users: Vec<i64> = read
-        .ids_in(|s| s == SeenState::Unchanged)
-        .filter(|id| !in_plan.contains(id))
-        .filter_map(|id| anchors.get(id).map(|a| a.user))
+        .read_as(|s| s == SeenState::Unchanged)
+        .filter(|(id, _)| !in_plan.contains(id))
+        .filter_map(|(_, a)| a.map(|a| a.user))
         .filter(|u| !state.users.contains_key(u))
         .map(|u| u.0)
         .collect();
@@ -200,8 +202,8 @@ pub fn run_source(
         source: source.name.clone(),
         records,
         unreadable: read
-            .ids_in(|s| s == SeenState::Unreadable)
-            .map(str::to_owned)
+            .read_as(|s| s == SeenState::Unreadable)
+            .map(|(id, _)| id.to_owned())
             .collect(),
     };
     let plan_opts = PlanOptions {
@@ -237,12 +239,11 @@ pub fn run_source(
     if held {
         warn!(source = %source.name, held = plan.held.len(), reason = %plan.held[0].reason, "deprovisions held by the safety guard");
     }
-    let mut errors = read.errors;
+    let mut errors = std::mem::take(&mut read.errors);
     for c in &plan.conflicts {
         errors.push(RowError {
             location: read
-                .contacts
-                .get(&c.contact_id)
+                .seen(&c.contact_id)
                 .map(|s| s.location.to_string())
                 .unwrap_or_else(|| format!("{}: contact {}", source.name, c.contact_id)),
             message: c.message.clone(),

@@ -128,6 +128,7 @@ fn baseline_hand_built_contacts() {
                 external_comments: None,
                 grants: vec!["sales".to_owned(), "support".to_owned()],
                 attributes: [("licence_key".to_owned(), s(8))].into_iter().collect(),
+                fingerprint: 0,
             };
             std::hint::black_box(c);
         }

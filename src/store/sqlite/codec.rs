@@ -15,7 +15,8 @@ pub const USER_COLUMNS: &str = "id, login, title, description, email, locale, st
 
 /// Columns of `contacts` (record part) in the order [`contact_from_row`] reads them, from `offset`.
 pub const CONTACT_COLUMNS: &str = "contact_id, name, email, phone, account_id, account_name, \
-     login, description, locale, account_contacts, account_tickets, external_comments, grants, attributes";
+     login, description, locale, account_contacts, account_tickets, external_comments, grants, attributes, \
+     fingerprint";
 
 fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
     StoreError::Corrupt {
@@ -107,6 +108,7 @@ pub fn contact_from_row(row: &Row<'_>, at: usize) -> Result<ContactRecord, Store
         external_comments: get_f(11)?,
         grants: parse_grants(&get_s(12)?)?,
         attributes: parse_attributes(&get_s(13)?)?,
+        fingerprint: row.get::<_, i64>(at + 14).map_err(sql)? as u64,
     })
 }
 

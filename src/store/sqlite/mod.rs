@@ -1,5 +1,6 @@
 //! The embedded SQLite store (rusqlite, bundled SQLite, WAL).
 
+mod batch;
 mod codec;
 mod migrations;
 mod read;
@@ -9,9 +10,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{
-    AnchorMap, RunRecord, StateRequest, Store, StoreError, UserDetail, UserFilter, UserView,
-};
+use super::{Anchor, RunRecord, StateRequest, Store, StoreError, UserDetail, UserFilter, UserView};
 use crate::reconcile::{Plan, State};
 
 /// An SQLite database file holding the whole directory.
@@ -76,7 +75,7 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn anchors(&mut self, source: &str) -> Result<AnchorMap, StoreError> {
+    fn anchors(&mut self, source: &str) -> Result<Vec<(String, Anchor)>, StoreError> {
         read::anchors(&self.conn, source)
     }
 

@@ -8,8 +8,7 @@ use super::codec::{contact_from_row, rfc3339, user_from_row, CONTACT_COLUMNS, US
 use crate::model::{ExternalUser, UserId};
 use crate::reconcile::{State, StoredContact};
 use crate::store::{
-    Anchor, AnchorMap, HistoryEntry, LinkedContact, StateRequest, StoreError, UserDetail,
-    UserFilter, UserView,
+    Anchor, HistoryEntry, LinkedContact, StateRequest, StoreError, UserDetail, UserFilter, UserView,
 };
 
 /// Above this many keys a full scan beats one indexed lookup per key.
@@ -19,23 +18,23 @@ fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Query { what, source }
 }
 
-pub fn anchors(conn: &Connection, source: &str) -> Result<AnchorMap, StoreError> {
+pub fn anchors(conn: &Connection, source: &str) -> Result<Vec<(String, Anchor)>, StoreError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT contact_id, user_id, linked, fingerprint FROM contacts WHERE source = ?1",
         )
         .map_err(q("reading anchors"))?;
     let mut rows = stmt.query([source]).map_err(q("reading anchors"))?;
-    let mut out = AnchorMap::default();
+    let mut out = Vec::new();
     while let Some(r) = rows.next().map_err(q("reading anchors"))? {
-        out.insert(
+        out.push((
             r.get(0).map_err(q("reading anchors"))?,
             Anchor {
                 user: UserId(r.get(1).map_err(q("reading anchors"))?),
                 linked: r.get(2).map_err(q("reading anchors"))?,
                 fingerprint: r.get::<_, i64>(3).map_err(q("reading anchors"))? as u64,
             },
-        );
+        ));
     }
     Ok(out)
 }

@@ -4,9 +4,12 @@
 //! serialized straight from borrowed fields: a million-user creation is three
 //! prepared inserts per user and no intermediate JSON trees.
 
+use rusqlite::types::ToSqlOutput;
 use rusqlite::{params, params_from_iter, Connection, Statement, ToSql, Transaction};
 use serde::Serialize;
+use tracing::debug;
 
+use super::batch::{int, opt_bool, opt_text, owned, text, BatchInsert, Sql};
 use super::codec::{attributes_json, grants_json};
 use crate::model::{Attributes, ContactRecord, Login, UserId};
 use crate::reconcile::{ContactChange, DeprovisionAction, Plan, UserFields};
@@ -20,38 +23,57 @@ fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
 /// after the rows instead of updating them row by row.
 const BULK_CREATES: usize = 50_000;
 
-/// Secondary indexes dropped and rebuilt around bulk loads.
+/// Secondary indexes dropped and rebuilt around bulk loads: those whose keys
+/// arrive in random order. (`contacts_user` and `journal_user` are not among
+/// them: new users get ascending ids, so their entries are appended.)
 const BULK_INDEXES: &[(&str, &str)] = &[
+    (
+        "users_login",
+        "CREATE UNIQUE INDEX users_login ON users (login)",
+    ),
     (
         "users_email_norm",
         "CREATE INDEX users_email_norm ON users (email_norm)",
     ),
-    (
-        "contacts_user",
-        "CREATE INDEX contacts_user ON contacts (user_id)",
-    ),
-    (
-        "journal_user",
-        "CREATE INDEX journal_user ON journal (user_id)",
-    ),
 ];
 
-const INSERT_USER: &str = "INSERT INTO users (id, login, title, description, email, email_norm, \
-     locale, status, origin, account_contacts, account_tickets, external_comments, grants, \
-     attributes, created_at, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', 'sync', ?8, ?9, ?10, ?11, ?12, ?13, ?13)";
+/// Users created by a run, many rows per statement.
+const INSERT_USERS: Sql = Sql {
+    head: "INSERT INTO users (id, login, title, description, email, email_norm, locale, status, \
+           origin, account_contacts, account_tickets, external_comments, grants, attributes, \
+           created_at, updated_at)",
+    row: "(?, ?, ?, ?, ?, ?, ?, 'active', 'sync', ?, ?, ?, ?, ?, ?, ?)",
+    tail: "",
+    width: 14,
+};
 
-const UPSERT_CONTACT: &str = "INSERT INTO contacts (source, contact_id, user_id, linked, \
-     fingerprint, name, email, phone, account_id, account_name, login, description, locale, \
-     account_contacts, account_tickets, external_comments, grants, attributes) \
-     VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
-     ON CONFLICT (source, contact_id) DO UPDATE SET user_id = excluded.user_id, linked = 1, \
-     fingerprint = excluded.fingerprint, name = excluded.name, email = excluded.email, \
+/// The contacts of created users, many rows per statement. A contact may have
+/// a row already (it was unlinked, or its user moved), hence the upsert.
+const UPSERT_CONTACTS: Sql = Sql {
+    head: "INSERT INTO contacts (source, contact_id, user_id, linked, fingerprint, name, email, \
+           phone, account_id, account_name, login, description, locale, account_contacts, \
+           account_tickets, external_comments, grants, attributes)",
+    row: "(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    tail: UPSERT_TAIL,
+    width: 17,
+};
+
+/// What an existing contact row takes from the new one.
+const UPSERT_TAIL: &str = "ON CONFLICT (source, contact_id) DO UPDATE SET user_id = excluded.user_id, \
+     linked = 1, fingerprint = excluded.fingerprint, name = excluded.name, email = excluded.email, \
      phone = excluded.phone, account_id = excluded.account_id, account_name = excluded.account_name, \
      login = excluded.login, description = excluded.description, locale = excluded.locale, \
      account_contacts = excluded.account_contacts, account_tickets = excluded.account_tickets, \
      external_comments = excluded.external_comments, grants = excluded.grants, \
      attributes = excluded.attributes";
+
+/// One journal entry per created user, holding the whole record.
+const JOURNAL_CREATES: Sql = Sql {
+    head: "INSERT INTO journal (run_id, source, user_id, login, at, action, new)",
+    row: "(?, ?, ?, ?, ?, 'create', ?)",
+    tail: "",
+    width: 6,
+};
 
 const INSERT_JOURNAL: &str = "INSERT INTO journal (run_id, source, user_id, login, at, action, \
      field, old, new) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
@@ -75,28 +97,38 @@ pub fn record_run(conn: &Connection, run: &RunRecord) -> Result<i64, StoreError>
     Ok(conn.last_insert_rowid())
 }
 
-/// A created or deleted user as one journal entry holds it.
+/// A created user as its journal entry holds it. Empty values are left out:
+/// a million creations are a million entries, each as small as it can be.
 #[derive(Serialize)]
 struct UserRecord<'a> {
     login: &'a str,
     title: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
     email: &'a str,
     locale: &'a str,
     status: &'static str,
     origin: &'static str,
+    #[serde(skip_serializing_if = "is_false")]
     account_contacts: bool,
+    #[serde(skip_serializing_if = "is_false")]
     account_tickets: bool,
+    #[serde(skip_serializing_if = "is_false")]
     external_comments: bool,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
     grants: &'a [String],
+    #[serde(skip_serializing_if = "Attributes::is_empty")]
     attributes: &'a Attributes,
     contacts: Vec<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The statements of one run, prepared once.
 struct Writer<'t> {
     tx: &'t Transaction<'t>,
-    insert_user: Statement<'t>,
     upsert_contact: Statement<'t>,
     journal: Statement<'t>,
     run: i64,
@@ -114,8 +146,7 @@ impl<'t> Writer<'t> {
         let prepare = |sql| tx.prepare(sql).map_err(q("preparing the run's statements"));
         Ok(Writer {
             tx,
-            insert_user: prepare(INSERT_USER)?,
-            upsert_contact: prepare(UPSERT_CONTACT)?,
+            upsert_contact: prepare(&UPSERT_CONTACTS.with_rows(1))?,
             journal: prepare(INSERT_JOURNAL)?,
             run,
             source,
@@ -154,26 +185,14 @@ impl<'t> Writer<'t> {
     }
 
     fn upsert_contact(&mut self, user: UserId, r: &ContactRecord) -> Result<(), StoreError> {
+        let row = contact_row(self.source, user.0, r);
+        for (i, v) in row.iter().enumerate() {
+            self.upsert_contact
+                .raw_bind_parameter(i + 1, v)
+                .map_err(q("writing a contact"))?;
+        }
         self.upsert_contact
-            .execute(params![
-                self.source,
-                r.contact_id,
-                user.0,
-                r.fingerprint() as i64,
-                r.name,
-                r.email.as_str(),
-                r.phone,
-                r.account_id,
-                r.account_name,
-                r.login.as_ref().map(Login::as_str),
-                r.description,
-                r.locale,
-                r.account_contacts,
-                r.account_tickets,
-                r.external_comments,
-                grants_json(&r.grants),
-                attributes_json(&r.attributes),
-            ])
+            .raw_execute()
             .map_err(q("writing a contact"))?;
         Ok(())
     }
@@ -199,24 +218,19 @@ impl<'t> Writer<'t> {
                 |r| r.get(0),
             )
             .map_err(q("allocating user ids"))?;
+        let mut users = BatchInsert::new(self.tx, INSERT_USERS, "creating users")?;
+        let mut contacts = BatchInsert::new(self.tx, UPSERT_CONTACTS, "writing contacts")?;
+        let mut journal = BatchInsert::new(self.tx, JOURNAL_CREATES, "writing the journal")?;
         let mut id = last;
         for n in &plan.creates {
             id += 1;
-            let f = &n.fields;
-            let grants = grants_json(&f.grants);
-            let attributes = attributes_json(&f.attributes);
-            let texts = [f.email.as_str(), f.email.normalized(), &grants, &attributes];
-            let id_and_login: [&dyn ToSql; 2] = [&id, &n.login.as_str()];
-            self.insert_user
-                .execute(params_from_iter(
-                    id_and_login
-                        .into_iter()
-                        .chain(field_params(f, &texts))
-                        .chain([&self.now as &dyn ToSql]),
-                ))
-                .map_err(q("creating users"))?;
-            for r in &n.contacts {
-                self.upsert_contact(UserId(id), r)?;
+            let f = plan.fields_of(n).ok_or(StoreError::Corrupt {
+                what: "plan",
+                detail: format!("user {} to create has no contacts", n.login),
+            })?;
+            let members = plan.contacts_of(n);
+            for r in members {
+                contacts.push(contact_row(self.source, id, r))?;
             }
             let record = UserRecord {
                 login: n.login.as_str(),
@@ -231,15 +245,39 @@ impl<'t> Writer<'t> {
                 external_comments: f.flags.external_comments,
                 grants: &f.grants,
                 attributes: &f.attributes,
-                contacts: n
-                    .contacts
+                contacts: members
                     .iter()
                     .map(|r| format!("{}:{}", plan.source, r.contact_id))
                     .collect(),
             };
-            let record = serde_json::to_string(&record).unwrap_or_default();
-            self.journal(UserId(id), &n.login, "create", None, None, Some(&record))?;
+            journal.push([
+                int(self.run),
+                text(self.source),
+                int(id),
+                text(n.login.as_str()),
+                int(self.now),
+                owned(serde_json::to_string(&record).unwrap_or_default()),
+            ])?;
+            users.push([
+                int(id),
+                text(n.login.as_str()),
+                owned(f.title),
+                f.description.map_or(opt_text(None), owned),
+                owned(f.email.as_str().to_owned()),
+                owned(f.email.normalized().to_owned()),
+                owned(f.locale),
+                int(i64::from(f.flags.account_contacts)),
+                int(i64::from(f.flags.account_tickets)),
+                int(i64::from(f.flags.external_comments)),
+                owned(grants_json(&f.grants)),
+                owned(attributes_json(&f.attributes)),
+                int(self.now),
+                int(self.now),
+            ])?;
         }
+        users.finish()?;
+        contacts.finish()?;
+        journal.finish()?;
         self.tx
             .execute(
                 "UPDATE meta SET value = ?1 WHERE key = 'last_user_id'",
@@ -350,6 +388,29 @@ fn field_params<'a>(f: &'a UserFields, texts: &'a [&'a str; 4]) -> [&'a dyn ToSq
     ]
 }
 
+/// One row of [`UPSERT_CONTACTS`]: contact `r` of `source`, linked to `user`.
+fn contact_row<'r>(source: &'r str, user: i64, r: &'r ContactRecord) -> [ToSqlOutput<'r>; 17] {
+    [
+        text(source),
+        text(&r.contact_id),
+        int(user),
+        int(r.fingerprint as i64),
+        text(&r.name),
+        text(r.email.as_str()),
+        opt_text(r.phone.as_deref()),
+        opt_text(r.account_id.as_deref()),
+        opt_text(r.account_name.as_deref()),
+        opt_text(r.login.as_ref().map(Login::as_str)),
+        opt_text(r.description.as_deref()),
+        opt_text(r.locale.as_deref()),
+        opt_bool(r.account_contacts),
+        opt_bool(r.account_tickets),
+        opt_bool(r.external_comments),
+        owned(grants_json(&r.grants)),
+        owned(attributes_json(&r.attributes)),
+    ]
+}
+
 /// A string as a JSON text.
 fn json_text(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
@@ -374,7 +435,13 @@ pub fn apply(
     }
     {
         let mut w = Writer::new(&tx, run_id, &plan.source, now)?;
+        let clock = std::time::Instant::now();
         w.create_users(plan)?;
+        debug!(
+            ms = clock.elapsed().as_millis() as u64,
+            users = plan.creates.len(),
+            "users created"
+        );
         for u in &plan.updates {
             w.update_user(u.user, &u.fields)?;
             for c in &u.changes {
@@ -423,11 +490,18 @@ pub fn apply(
             }
         }
     }
+    let clock = std::time::Instant::now();
     if bulk {
         for (_, create) in BULK_INDEXES {
             tx.execute_batch(create)
                 .map_err(q("rebuilding an index after a bulk load"))?;
         }
     }
-    tx.commit().map_err(q("committing the run"))
+    if bulk {
+        debug!(ms = clock.elapsed().as_millis() as u64, "indexes rebuilt");
+    }
+    let clock = std::time::Instant::now();
+    tx.commit().map_err(q("committing the run"))?;
+    debug!(ms = clock.elapsed().as_millis() as u64, "run committed");
+    Ok(())
 }

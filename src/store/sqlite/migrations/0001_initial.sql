@@ -9,7 +9,7 @@ INSERT INTO meta (key, value) VALUES ('last_user_id', 0);
 
 CREATE TABLE users (
     id                INTEGER PRIMARY KEY,      -- allocated in creation order, never reused
-    login             TEXT NOT NULL UNIQUE,
+    login             TEXT NOT NULL,
     title             TEXT NOT NULL,
     description       TEXT,
     email             TEXT,
@@ -28,6 +28,9 @@ CREATE TABLE users (
     created_at        INTEGER NOT NULL,         -- ms since the Unix epoch
     updated_at        INTEGER NOT NULL
 );
+-- A named index rather than a UNIQUE constraint, so that a bulk creation can
+-- rebuild it once instead of inserting a million logins in random order.
+CREATE UNIQUE INDEX users_login ON users (login);
 CREATE INDEX users_email_norm ON users (email_norm);
 -- Sync-disabled users waiting for deprovision.delete_after: few, found fast.
 CREATE INDEX users_sync_disabled ON users (disabled_at)
