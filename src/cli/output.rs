@@ -126,7 +126,7 @@ fn plan_changes_json(p: &Plan) -> Value {
                 "login": n.login.as_str(),
                 "title": fields.as_ref().map(|f| f.title.as_str()),
                 "email": fields.as_ref().map(|f| f.email.as_str()),
-                "contacts": p.contacts_of(n).iter().map(|c| c.contact_id.as_str()).collect::<Vec<_>>(),
+                "contacts": p.contacts_of(n).iter().map(|c| c.contact_id()).collect::<Vec<_>>(),
             })
         }).collect::<Vec<_>>(),
         "update": p.updates.iter().map(|u| json!({
@@ -134,7 +134,7 @@ fn plan_changes_json(p: &Plan) -> Value {
             "changes": u.changes,
         })).collect::<Vec<_>>(),
         "link": p.contacts.iter().filter_map(|c| match c {
-            ContactChange::Upsert { login, record, linked_now: true, .. } => Some(json!({"login": login.as_str(), "contact": record.contact_id})),
+            ContactChange::Upsert { login, record, linked_now: true, .. } => Some(json!({"login": login.as_str(), "contact": record.contact_id()})),
             _ => None,
         }).collect::<Vec<_>>(),
         "unlink": p.contacts.iter().filter_map(|c| match c {
@@ -165,11 +165,7 @@ pub fn plans(reports: &[RunReport], format: Format) -> io::Result<()> {
         summary(&mut out, r)?;
         let p = &r.plan;
         for n in &p.creates {
-            let ids: Vec<&str> = p
-                .contacts_of(n)
-                .iter()
-                .map(|c| c.contact_id.as_str())
-                .collect();
+            let ids: Vec<&str> = p.contacts_of(n).iter().map(|c| c.contact_id()).collect();
             let Some(fields) = p.fields_of(n) else {
                 continue;
             };
@@ -198,7 +194,7 @@ pub fn plans(reports: &[RunReport], format: Format) -> io::Result<()> {
                     linked_now: true,
                     login,
                     ..
-                } => writeln!(out, "  ~ link contact {} to {login}", record.contact_id)?,
+                } => writeln!(out, "  ~ link contact {} to {login}", record.contact_id())?,
                 ContactChange::Upsert { .. } => {}
                 ContactChange::Unlink {
                     login, contact_id, ..

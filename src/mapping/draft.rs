@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use super::fields::{parse_flag, split_grants, Field, Target, FIELD_COUNT};
 use super::Mapped;
-use crate::model::{Attributes, ContactRecord, Email, Login};
+use crate::model::{Attributes, ContactFields, ContactRecord, Email, Login};
 
 /// Field texts collected for one record: trimmed, empty ones left out.
 #[derive(Debug, Default)]
@@ -137,7 +137,7 @@ impl<'a> Draft<'a> {
                 message: "required fields contact_id, name are empty".to_owned(),
             };
         };
-        Mapped::Contact(ContactRecord {
+        Mapped::Contact(ContactRecord::new(ContactFields {
             contact_id,
             name,
             email,
@@ -153,7 +153,7 @@ impl<'a> Draft<'a> {
             grants: self.grants,
             attributes: self.attributes,
             fingerprint: 0,
-        })
+        }))
     }
 }
 

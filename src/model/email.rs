@@ -59,6 +59,14 @@ impl Email {
         })
     }
 
+    /// An address checked before, from its two spellings (as given, normalized).
+    pub(crate) fn from_trusted(original: &str, normalized: &str) -> Self {
+        Email {
+            original: original.into(),
+            normalized: normalized.into(),
+        }
+    }
+
     /// The address as the source spelled it.
     pub fn as_str(&self) -> &str {
         &self.original

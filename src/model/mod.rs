@@ -2,11 +2,13 @@
 //! (e-mail identity, immutable logins, status lifecycle).
 
 mod attributes;
+mod contact;
 mod email;
 mod login;
 mod user;
 
 pub use attributes::Attributes;
+pub use contact::{ContactFields, ContactRecord};
 pub use email::{Email, EmailError};
 pub use login::{derive_login_base, Login, LoginError};
-pub use user::{Account, ContactRecord, DisabledBy, ExternalUser, Flags, Origin, Status, UserId};
+pub use user::{Account, DisabledBy, ExternalUser, Flags, Origin, Status, UserId};

@@ -117,44 +117,6 @@ pub struct Account {
     pub domains: Vec<String>,
 }
 
-/// One contact as its source describes it after mapping: the standard layout,
-/// typed. `None` in an optional field means the source did not say.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ContactRecord {
-    /// The contact's anchor within its source.
-    pub contact_id: String,
-    /// Contact name and the user's title.
-    pub name: String,
-    /// Correlation key and notification address.
-    pub email: Email,
-    /// Phone number.
-    pub phone: Option<String>,
-    /// The contact's account id.
-    pub account_id: Option<String>,
-    /// The account's display name.
-    pub account_name: Option<String>,
-    /// A login the source asks for.
-    pub login: Option<Login>,
-    /// Free note about who the user represents.
-    pub description: Option<String>,
-    /// Language of e-mails.
-    pub locale: Option<String>,
-    /// `account_contacts` as the source gave it.
-    pub account_contacts: Option<bool>,
-    /// `account_tickets` as the source gave it.
-    pub account_tickets: Option<bool>,
-    /// `external_comments` as the source gave it.
-    pub external_comments: Option<bool>,
-    /// Grants, in source order.
-    pub grants: Vec<String>,
-    /// Custom attributes.
-    pub attributes: Attributes,
-    /// Digest of the source record this was mapped from and of the mapping
-    /// ([`crate::mapping::Mapping::fingerprint`]); stored per contact, so a run
-    /// over unchanged input compares digests without mapping again. 0: unknown.
-    pub fingerprint: u64,
-}
-
 /// An external user as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExternalUser {

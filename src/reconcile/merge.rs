@@ -36,10 +36,10 @@ pub fn merge_fields(
     default_locale: &str,
 ) -> Option<UserFields> {
     let mut sorted: Vec<&(usize, &ContactRecord)> = contacts.iter().collect();
-    sorted.sort_by(|a, b| (a.0, &a.1.contact_id).cmp(&(b.0, &b.1.contact_id)));
+    sorted.sort_by(|a, b| (a.0, a.1.contact_id()).cmp(&(b.0, b.1.contact_id())));
     let primary = sorted.first()?.1;
-    let first_some = |get: fn(&ContactRecord) -> &Option<String>| {
-        sorted.iter().find_map(|(_, r)| get(r).clone())
+    let first_some = |get: fn(&ContactRecord) -> Option<&str>| {
+        sorted.iter().find_map(|(_, r)| get(r).map(str::to_owned))
     };
     let all =
         |get: fn(&ContactRecord) -> Option<bool>| sorted.iter().all(|(_, r)| get(r) == Some(true));
@@ -56,10 +56,10 @@ pub fn merge_fields(
         }
     }
     Some(UserFields {
-        title: primary.name.clone(),
-        description: first_some(|r| &r.description),
-        email: primary.email.clone(),
-        locale: first_some(|r| &r.locale).unwrap_or_else(|| default_locale.to_owned()),
+        title: primary.name().to_owned(),
+        description: first_some(ContactRecord::description),
+        email: primary.email(),
+        locale: first_some(ContactRecord::locale).unwrap_or_else(|| default_locale.to_owned()),
         flags: Flags {
             account_contacts: all(|r| r.account_contacts),
             account_tickets: all(|r| r.account_tickets),

@@ -9,7 +9,10 @@
 //!    delete those past `delete_after`;
 //! 5. give new users logins: the source's if free, else derived with a suffix.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 use super::merge::merge_fields;
 use super::plan::{
@@ -53,16 +56,46 @@ impl Group<'_> {
     fn email(&self) -> &str {
         self.records
             .first()
-            .map(|r| r.email.normalized())
+            .map(|r| r.email_normalized())
             .unwrap_or("")
     }
 
     fn first_id(&self) -> &str {
-        self.records
-            .first()
-            .map(|r| r.contact_id.as_str())
-            .unwrap_or("")
+        self.records.first().map(|r| r.contact_id()).unwrap_or("")
     }
+}
+
+/// Sorts records by (normalized e-mail, contact id): one sort of compact keys,
+/// then the records themselves move once. Returns, per new position, the
+/// record's position before.
+fn sort_by_email(records: &mut [ContactRecord]) -> Vec<u32> {
+    let mut keys: Vec<(u64, &str, &str, usize)> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                prefix(r.email_normalized()),
+                r.email_normalized(),
+                r.contact_id(),
+                i,
+            )
+        })
+        .collect();
+    // Contact ids are unique in a read: an unstable sort is deterministic.
+    keys.sort_unstable();
+    let mut order: Vec<usize> = keys.into_iter().map(|(_, _, _, i)| i).collect();
+    let before: Vec<u32> = order.iter().map(|&i| i as u32).collect();
+    permute(records, &mut order);
+    before
+}
+
+/// The first eight bytes of `s` as a number that orders like `s` does: most
+/// comparisons of a sort end here, without following the string.
+fn prefix(s: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = s.len().min(8);
+    bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
 }
 
 /// Reorders `items` so that `items[k]` becomes the old `items[order[k]]`, in
@@ -97,7 +130,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if c.source == source {
-                anchors.insert(c.record.contact_id.as_str(), c);
+                anchors.insert(c.record.contact_id(), c);
             }
             if c.linked {
                 linked.entry(c.user).or_default().push(c);
@@ -143,7 +176,7 @@ impl<'a> Planner<'a> {
         let logins: Vec<String> = users.iter().map(|u| self.login(*u).to_string()).collect();
         format!(
             "e-mail {} matches {} users ({}); left as it was",
-            group.records[0].email,
+            group.records[0].email_str(),
             users.len(),
             logins.join(", ")
         )
@@ -151,9 +184,9 @@ impl<'a> Planner<'a> {
 
     fn conflict(&mut self, group: &Group, frozen: &mut BTreeSet<String>, message: String) {
         for r in group.records {
-            frozen.insert(r.contact_id.clone());
+            frozen.insert(r.contact_id().to_owned());
             self.plan.conflicts.push(Conflict {
-                contact_id: r.contact_id.clone(),
+                contact_id: r.contact_id().to_owned(),
                 message: message.clone(),
             });
         }
@@ -163,10 +196,11 @@ impl<'a> Planner<'a> {
         // 1. Group by e-mail; within a group, by contact id. One sort, no map:
         // a big creation run has a million groups.
         let mut records = input.records;
-        records.sort_unstable_by(|a, b| {
-            (a.email.normalized(), &a.contact_id).cmp(&(b.email.normalized(), &b.contact_id))
-        });
-        let creates = self.correlate(&records, input.unreadable);
+        // Sources usually list contacts by id; then read order is id order.
+        let ids_sorted = records.is_sorted_by(|a, b| a.contact_id() <= b.contact_id());
+        let read_order = sort_by_email(&mut records);
+        let id_order = |start: usize| ids_sorted.then(|| read_order[start]);
+        let creates = self.correlate(&records, input.unreadable, id_order);
         // 5. New users, in (source, contact id) order; their records move into
         // the plan in that order, without a copy.
         let mut order: Vec<usize> = creates.iter().flat_map(|r| r.clone()).collect();
@@ -195,15 +229,19 @@ impl<'a> Planner<'a> {
 
     /// Steps 1–4 over records sorted by (e-mail, contact id); returns the runs
     /// of records that need new users, in contact-id order.
+    /// `id_order(i)`, when known, ranks record `i` in contact-id order.
     fn correlate(
         &mut self,
         records: &[ContactRecord],
         unreadable: BTreeSet<String>,
+        id_order: impl Fn(usize) -> Option<u32>,
     ) -> Vec<std::ops::Range<usize>> {
         let mut groups: Vec<Group> = Vec::new();
         let mut start = 0;
         for i in 1..=records.len() {
-            if i == records.len() || records[i].email != records[start].email {
+            if i == records.len()
+                || records[i].email_normalized() != records[start].email_normalized()
+            {
                 groups.push(Group {
                     start,
                     records: &records[start..i],
@@ -222,7 +260,7 @@ impl<'a> Planner<'a> {
             let anchored: BTreeSet<UserId> = g
                 .records
                 .iter()
-                .filter_map(|r| self.anchors.get(r.contact_id.as_str()).map(|a| a.user))
+                .filter_map(|r| self.anchors.get(r.contact_id()).map(|a| a.user))
                 .collect();
             let users: Vec<UserId> = if anchored.is_empty() {
                 self.by_email.get(g.email()).cloned().unwrap_or_default()
@@ -321,7 +359,7 @@ impl<'a> Planner<'a> {
                 let msg = format!(
                     "changing the e-mail of user {} to {} would give it the address of user {}; left as it was",
                     self.login(user),
-                    groups[gi].records[0].email,
+                    groups[gi].records[0].email_str(),
                     self.login(other)
                 );
                 self.conflict(&groups[gi], &mut frozen, msg);
@@ -343,7 +381,7 @@ impl<'a> Planner<'a> {
                 groups[*gi]
                     .records
                     .iter()
-                    .map(move |r| (r.contact_id.as_str(), Some(*u)))
+                    .map(move |r| (r.contact_id(), Some(*u)))
             })
             .collect();
         for gi in &to_create {
@@ -351,8 +389,8 @@ impl<'a> Planner<'a> {
                 groups[*gi]
                     .records
                     .iter()
-                    .filter(|r| self.anchors.contains_key(r.contact_id.as_str()))
-                    .map(|r| (r.contact_id.as_str(), None)),
+                    .filter(|r| self.anchors.contains_key(r.contact_id()))
+                    .map(|r| (r.contact_id(), None)),
             );
         }
         for user in touched {
@@ -365,10 +403,19 @@ impl<'a> Planner<'a> {
         }
         self.plan_expired_deletes();
 
-        to_create.sort_by(|a, b| groups[*a].first_id().cmp(groups[*b].first_id()));
-        to_create
+        // Contact ids are unique in a read: an unstable sort is deterministic.
+        // Ranks when known (integers sort fast), else the ids themselves.
+        let mut by_id: Vec<(u32, u64, &str, usize)> = to_create
             .into_iter()
-            .map(|gi| groups[gi].start..groups[gi].start + groups[gi].records.len())
+            .map(|gi| {
+                let (id, rank) = (groups[gi].first_id(), id_order(groups[gi].start));
+                (rank.unwrap_or(0), prefix(id), id, gi)
+            })
+            .collect();
+        by_id.sort_unstable();
+        by_id
+            .into_iter()
+            .map(|(_, _, _, gi)| groups[gi].start..groups[gi].start + groups[gi].records.len())
             .collect()
     }
 
@@ -391,14 +438,14 @@ impl<'a> Planner<'a> {
         for c in self.linked.get(&user_id).map(Vec::as_slice).unwrap_or(&[]) {
             if c.source != self.source {
                 contacts.push((self.rank_of(&c.source), &c.record));
-            } else if frozen.contains(&c.record.contact_id) {
+            } else if frozen.contains(c.record.contact_id()) {
                 contacts.push((my_rank, &c.record));
-            } else if let Some(to) = placed.get(c.record.contact_id.as_str()) {
+            } else if let Some(to) = placed.get(c.record.contact_id()) {
                 if *to != Some(user_id) {
                     moved_away = true;
                 }
             } else {
-                unlinks.push(c.record.contact_id.clone());
+                unlinks.push(c.record.contact_id().to_owned());
             }
         }
         contacts.extend(records.iter().map(|r| (my_rank, r)));
@@ -423,7 +470,7 @@ impl<'a> Planner<'a> {
         let mut changed = had_changes;
         self.push_unlinks(user, unlinks);
         for r in records {
-            let anchor = self.anchors.get(r.contact_id.as_str());
+            let anchor = self.anchors.get(r.contact_id());
             let linked_now = !matches!(anchor, Some(a) if a.linked && a.user == user_id);
             if linked_now || anchor.is_some_and(|a| a.record != *r) {
                 changed = true;
@@ -495,29 +542,29 @@ impl<'a> Planner<'a> {
     /// users, in contact-id order). Logins the source asks for are claimed
     /// first, so a derived login never takes one.
     fn plan_creates(&mut self, records: Vec<ContactRecord>, groups: &[std::ops::Range<usize>]) {
-        let my_rank = self.rank_of(self.source);
         let fast = foldhash::fast::RandomState::default;
-        let mut claimed: HashSet<String, _> =
-            HashSet::with_capacity_and_hasher(groups.len(), fast());
+        let mut claims = Claims::with_capacity(groups.len());
         let mut logins: Vec<Option<Login>> = vec![None; groups.len()];
         let mut refused = vec![false; groups.len()];
-        // Next suffix to try per derived base, so many equal names stay linear.
+        // Next suffix to try per derived base that collided, so many equal
+        // names stay linear (a base that never collides costs no entry).
         let mut next_suffix: HashMap<String, u32, _> = HashMap::with_hasher(fast());
-        let mut creates = Vec::with_capacity(groups.len());
+        let mut creates: Vec<NewUser> = Vec::with_capacity(groups.len());
         let mut kept = vec![true; records.len()];
         for (i, g) in groups.iter().enumerate() {
             let group = &records[g.clone()];
-            let Some(wanted) = group.iter().find_map(|r| r.login.clone()) else {
+            let Some(wanted) = group.iter().find_map(|r| r.login()) else {
                 continue;
             };
+            let wanted = Login::from_trusted(wanted.to_owned());
             if self.state.taken_logins.contains(wanted.as_str())
-                || !claimed.insert(wanted.to_string())
+                || !claims.claim_requested(wanted.clone(), &creates)
             {
                 refused[i] = true;
                 for (r, keep) in group.iter().zip(&mut kept[g.clone()]) {
                     *keep = false;
                     self.plan.conflicts.push(Conflict {
-                        contact_id: r.contact_id.clone(),
+                        contact_id: r.contact_id().to_owned(),
                         message: format!("login {wanted} is taken by another user"),
                     });
                 }
@@ -532,26 +579,36 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let group = &records[g.clone()];
-            let contacts: Vec<(usize, &ContactRecord)> =
-                group.iter().map(|r| (my_rank, r)).collect();
-            let Some(fields) = merge_fields(&contacts, &self.opts.default_locale) else {
+            // The title and e-mail come from the group's first record: one
+            // source, so the smallest contact id (see `merge_fields`).
+            let Some(primary) = group.first() else {
                 continue;
             };
             let login = match logins[i].take() {
                 Some(l) => l,
                 None => {
-                    let base = derive_login_base(&fields.title, fields.email.local_part());
-                    let n = next_suffix.entry(base.clone()).or_insert(1);
-                    loop {
-                        let candidate = Login::with_suffix(&base, *n);
-                        *n += 1;
-                        if !self.state.taken_logins.contains(candidate.as_str())
-                            && !claimed.contains(candidate.as_str())
-                        {
-                            claimed.insert(candidate.to_string());
-                            break candidate;
+                    let base = derive_login_base(primary.name(), primary.email_local_part());
+                    let taken = &self.state.taken_logins;
+                    let free = |l: &str| !taken.contains(l) && !claims.contains(l, &creates);
+                    let login = if !next_suffix.contains_key(&base) && free(&base) {
+                        Login::from_trusted(base)
+                    } else {
+                        let n = next_suffix.entry(base.clone()).or_insert(2);
+                        loop {
+                            let candidate = Login::with_suffix(&base, *n);
+                            *n += 1;
+                            if free(candidate.as_str()) {
+                                break candidate;
+                            }
                         }
-                    }
+                    };
+                    creates.push(NewUser {
+                        login,
+                        contacts: at..at + group.len(),
+                    });
+                    claims.claim_created(creates.len() - 1, &creates);
+                    at += group.len();
+                    continue;
                 }
             };
             creates.push(NewUser {
@@ -565,5 +622,71 @@ impl<'a> Planner<'a> {
         records.retain(|_| keep.next().unwrap_or(false));
         self.plan.creates = creates;
         self.plan.new_contacts = records;
+    }
+}
+
+/// The logins one plan hands out: a table of references to the logins
+/// themselves (a source's requested ones, or those of users to create), so a
+/// million new logins are stored once, not twice.
+struct Claims {
+    table: HashTable<u32>,
+    requested: Vec<Login>,
+    hasher: foldhash::fast::RandomState,
+}
+
+/// Marks a [`Claims`] entry as an index into `requested` (else into the creates).
+const REQUESTED: u32 = 1 << 31;
+
+impl Claims {
+    fn with_capacity(n: usize) -> Self {
+        Claims {
+            table: HashTable::with_capacity(n),
+            requested: Vec::new(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    fn login<'a>(requested: &'a [Login], creates: &'a [NewUser], entry: u32) -> &'a str {
+        let found = if entry & REQUESTED != 0 {
+            requested.get((entry & !REQUESTED) as usize)
+        } else {
+            creates.get(entry as usize).map(|n| &n.login)
+        };
+        found.map_or("", Login::as_str)
+    }
+
+    fn contains(&self, login: &str, creates: &[NewUser]) -> bool {
+        let hash = self.hasher.hash_one(login);
+        self.table
+            .find(hash, |&e| Self::login(&self.requested, creates, e) == login)
+            .is_some()
+    }
+
+    fn insert(&mut self, entry: u32, creates: &[NewUser]) {
+        let Claims {
+            table,
+            requested,
+            hasher,
+        } = self;
+        let hash = hasher.hash_one(Self::login(requested, creates, entry));
+        table.insert_unique(hash, entry, |&e| {
+            hasher.hash_one(Self::login(requested, creates, e))
+        });
+    }
+
+    /// Claims a login a source asks for; false if it is claimed already.
+    fn claim_requested(&mut self, login: Login, creates: &[NewUser]) -> bool {
+        if self.contains(login.as_str(), creates) {
+            return false;
+        }
+        self.requested.push(login);
+        let entry = (self.requested.len() - 1) as u32 | REQUESTED;
+        self.insert(entry, creates);
+        true
+    }
+
+    /// Claims the login of `creates[k]`.
+    fn claim_created(&mut self, k: usize, creates: &[NewUser]) {
+        self.insert(k as u32, creates);
     }
 }

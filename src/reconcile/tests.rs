@@ -6,14 +6,14 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::model::{
-    Attributes, ContactRecord, DisabledBy, Email, ExternalUser, Flags, Login, Origin, Status,
-    UserId,
+    Attributes, ContactFields, ContactRecord, DisabledBy, Email, ExternalUser, Flags, Login,
+    Origin, Status, UserId,
 };
 
 const DAY: i64 = 86_400_000;
 
-fn rec(id: &str, name: &str, email: &str) -> ContactRecord {
-    ContactRecord {
+fn rec(id: &str, name: &str, email: &str) -> ContactFields {
+    ContactFields {
         contact_id: id.into(),
         name: name.into(),
         email: Email::parse(email).unwrap(),
@@ -32,10 +32,10 @@ fn rec(id: &str, name: &str, email: &str) -> ContactRecord {
     }
 }
 
-fn input(source: &str, records: Vec<ContactRecord>) -> SourceInput {
+fn input(source: &str, records: Vec<ContactFields>) -> SourceInput {
     SourceInput {
         source: source.into(),
-        records,
+        records: records.into_iter().map(ContactRecord::new).collect(),
         unreadable: Default::default(),
     }
 }
@@ -134,7 +134,7 @@ fn apply(state: &mut State, plan: &Plan, now_ms: i64) {
 fn upsert_contact(state: &mut State, source: &str, user: UserId, record: ContactRecord) {
     state
         .contacts
-        .retain(|c| !(c.source == source && c.record.contact_id == record.contact_id));
+        .retain(|c| !(c.source == source && c.record.contact_id() == record.contact_id()));
     state.contacts.push(StoredContact {
         source: source.into(),
         user,
@@ -145,13 +145,13 @@ fn upsert_contact(state: &mut State, source: &str, user: UserId, record: Contact
 
 fn unlink(state: &mut State, source: &str, contact_id: &str) {
     for c in &mut state.contacts {
-        if c.source == source && c.record.contact_id == contact_id {
+        if c.source == source && c.record.contact_id() == contact_id {
             c.linked = false;
         }
     }
 }
 
-fn run(state: &mut State, source: &str, records: Vec<ContactRecord>, now_ms: i64) -> Plan {
+fn run(state: &mut State, source: &str, records: Vec<ContactFields>, now_ms: i64) -> Plan {
     let mut p = plan(input(source, records), state, &opts(now_ms));
     guard(&mut p, &no_limits());
     apply(state, &p, now_ms);
@@ -202,7 +202,7 @@ fn creates_users_with_derived_logins_in_contact_id_order() {
     let logins: Vec<(&str, &str)> = p
         .creates
         .iter()
-        .map(|n| (p.contacts_of(n)[0].contact_id.as_str(), n.login.as_str()))
+        .map(|n| (p.contacts_of(n)[0].contact_id(), n.login.as_str()))
         .collect();
     assert_eq!(
         logins,
@@ -554,7 +554,7 @@ fn guard_holds_mass_deprovision_but_not_creations() {
 
 // ---- properties -------------------------------------------------------------
 
-fn arb_record() -> impl Strategy<Value = ContactRecord> {
+fn arb_record() -> impl Strategy<Value = ContactFields> {
     (
         0..12u8,
         prop::sample::select(vec!["Jiří Dvořák", "Ann Smith", "Łukasz", "Иван", ""]),
@@ -573,7 +573,7 @@ fn arb_record() -> impl Strategy<Value = ContactRecord> {
 }
 
 /// Records with unique contact ids (duplicates are row errors before planning).
-fn arb_records() -> impl Strategy<Value = Vec<ContactRecord>> {
+fn arb_records() -> impl Strategy<Value = Vec<ContactFields>> {
     prop::collection::vec(arb_record(), 0..14).prop_map(|v| {
         let mut seen = std::collections::BTreeSet::new();
         v.into_iter()

@@ -5,7 +5,7 @@
 mod sqlite;
 mod views;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 pub use sqlite::SqliteStore;
 pub use views::{HistoryEntry, LinkedContact, UserDetail, UserFilter, UserView};
@@ -74,13 +74,14 @@ pub struct Anchor {
 
 /// Which slice of the store a plan needs (see [`State`]).
 #[derive(Debug, Clone, Default)]
-pub struct StateRequest {
+pub struct StateRequest<'a> {
     /// The source being planned: all of its anchors are loaded.
     pub source: String,
     /// Users to load with all their contacts.
     pub users: BTreeSet<UserId>,
-    /// Users with these normalized e-mails are loaded too.
-    pub emails: BTreeSet<String>,
+    /// Users with these normalized e-mails are loaded too (borrowed from the
+    /// records read: a big run asks for a million).
+    pub emails: HashSet<&'a str, foldhash::fast::RandomState>,
     /// Logins that new users may want: load every taken login equal to one of
     /// these or to one of these plus a numeric suffix.
     pub login_bases: BTreeSet<String>,
@@ -115,7 +116,7 @@ pub trait Store {
     fn anchors(&mut self, source: &str) -> Result<Vec<(String, Anchor)>, StoreError>;
 
     /// The slice of the store a plan needs.
-    fn load_state(&mut self, request: &StateRequest) -> Result<State, StoreError>;
+    fn load_state(&mut self, request: &StateRequest<'_>) -> Result<State, StoreError>;
 
     /// Active users linked to `source` now (the guard's ratio base).
     fn active_linked(&mut self, source: &str) -> Result<usize, StoreError>;

@@ -1,8 +1,10 @@
 //! Reading a source through its connector and mapping, sorting records into
 //! unchanged, changed and unreadable, and judging whether the read is complete.
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 use liaison_plugin_api::{Connector, Item, Location};
 use serde::Serialize;
@@ -54,14 +56,18 @@ pub struct Contact {
 pub type ContactMap = HashMap<String, Contact, foldhash::fast::RandomState>;
 
 /// The outcome of a complete read.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ReadResult {
     /// New and changed records. A record whose id later turned out duplicated
-    /// stays here but is no longer named by a [`SeenState::Changed`]: use
-    /// [`ReadResult::take_changed`].
+    /// stays here but no longer counts: use [`ReadResult::take_changed`].
     pub changed: Vec<ContactRecord>,
-    /// Every contact id stored for the source or read now.
+    /// Where each record of `changed` was read.
+    changed_at: Vec<Location>,
+    /// The source's stored contacts, and ids read that are not clean new records.
     pub contacts: ContactMap,
+    /// Ids read first as clean new records: indexes into `changed`, found by
+    /// the record's own id, so a million new contacts cost 4 bytes each here.
+    fresh: HashTable<u32>,
     /// Row errors, in read order.
     pub errors: Vec<RowError>,
     /// Rows read (good, bad and filtered out).
@@ -70,26 +76,66 @@ pub struct ReadResult {
     pub bad_rows: usize,
 }
 
+impl std::fmt::Debug for ReadResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadResult")
+            .field("changed", &self.changed.len())
+            .field("contacts", &self.contacts.len())
+            .field("fresh", &self.fresh.len())
+            .field("errors", &self.errors)
+            .field("rows", &self.rows)
+            .field("bad_rows", &self.bad_rows)
+            .finish()
+    }
+}
+
 impl ReadResult {
     /// Moves out the changed records that are still valid (not duplicated).
     pub fn take_changed(&mut self) -> Vec<ContactRecord> {
-        let contacts = &self.contacts;
-        std::mem::take(&mut self.changed)
-            .into_iter()
+        let changed = std::mem::take(&mut self.changed);
+        let valid: Vec<bool> = changed
+            .iter()
             .enumerate()
-            .filter(|(i, r)| {
-                contacts
-                    .get(&r.contact_id)
-                    .and_then(|c| c.seen.as_ref())
-                    .is_some_and(|s| s.state == SeenState::Changed(*i as u32))
+            .map(|(i, r)| {
+                self.state_of(r.contact_id(), &changed) == Some(SeenState::Changed(i as u32))
             })
-            .map(|(_, r)| r)
-            .collect()
+            .collect();
+        self.fresh.clear();
+        self.changed_at.clear();
+        let mut valid = valid.into_iter();
+        let mut changed = changed;
+        changed.retain(|_| valid.next().unwrap_or(false));
+        changed
     }
 
-    /// How contact `id` was read, if it was.
-    pub fn seen(&self, id: &str) -> Option<&Seen> {
-        self.contacts.get(id).and_then(|c| c.seen.as_ref())
+    fn hash(&self, id: &str) -> u64 {
+        self.contacts.hasher().hash_one(id)
+    }
+
+    /// The index in `changed` of fresh id `id`.
+    fn fresh_index(&self, id: &str, changed: &[ContactRecord]) -> Option<u32> {
+        let found = self.fresh.find(self.hash(id), |&i| {
+            changed
+                .get(i as usize)
+                .is_some_and(|r| r.contact_id() == id)
+        });
+        found.copied()
+    }
+
+    fn state_of(&self, id: &str, changed: &[ContactRecord]) -> Option<SeenState> {
+        match self.contacts.get(id) {
+            Some(c) => c.seen.as_ref().map(|s| s.state),
+            None => self.fresh_index(id, changed).map(SeenState::Changed),
+        }
+    }
+
+    /// How contact `id` was read, and where, if it was.
+    pub fn seen(&self, id: &str) -> Option<(SeenState, &Location)> {
+        if let Some(c) = self.contacts.get(id) {
+            return c.seen.as_ref().map(|s| (s.state, &s.location));
+        }
+        let i = self.fresh_index(id, &self.changed)?;
+        Some((SeenState::Changed(i), self.changed_at.get(i as usize)?))
     }
 
     /// Contact ids read in a state `wanted` accepts, with their anchors.
@@ -97,10 +143,92 @@ impl ReadResult {
         &self,
         wanted: fn(SeenState) -> bool,
     ) -> impl Iterator<Item = (&str, Option<&Anchor>)> {
-        self.contacts.iter().filter_map(move |(id, c)| {
+        let known = self.contacts.iter().filter_map(move |(id, c)| {
             let seen = c.seen.as_ref()?;
             wanted(seen.state).then_some((id.as_str(), c.anchor.as_ref()))
-        })
+        });
+        let fresh = self.fresh.iter().filter_map(move |&i| {
+            let r = self.changed.get(i as usize)?;
+            wanted(SeenState::Changed(i)).then_some((r.contact_id(), None))
+        });
+        known.chain(fresh)
+    }
+
+    /// Notes that contact `id` was read in `state` at `location`; a second
+    /// sighting of one id makes both rows errors and the contact unreadable.
+    fn see(&mut self, id: &str, state: SeenState, location: Location) {
+        if let Some(first) = self.fresh_index(id, &self.changed) {
+            // Seen before as a clean new record: it moves to the map to be judged.
+            let hash = self.hash(id);
+            if let Ok(entry) = self.fresh.find_entry(hash, |&i| i == first) {
+                entry.remove();
+            }
+            let at = self.changed_at.get(first as usize).cloned();
+            if let Some(at) = at {
+                let seen = Seen {
+                    state: SeenState::Changed(first),
+                    location: at,
+                };
+                let contact = Contact {
+                    anchor: None,
+                    seen: Some(seen),
+                };
+                self.contacts.insert(id.to_owned(), contact);
+            }
+        }
+        let Some(contact) = self.contacts.get_mut(id) else {
+            match state {
+                SeenState::Changed(i) => {
+                    let hash = self.hash(id);
+                    let changed = &self.changed;
+                    let hasher = self.contacts.hasher();
+                    self.fresh.insert_unique(hash, i, |&j| {
+                        changed
+                            .get(j as usize)
+                            .map_or(0, |r| hasher.hash_one(r.contact_id()))
+                    });
+                }
+                _ => {
+                    let seen = Some(Seen { state, location });
+                    self.contacts
+                        .insert(id.to_owned(), Contact { anchor: None, seen });
+                }
+            }
+            return;
+        };
+        let Some(first) = contact.seen.as_mut() else {
+            contact.seen = Some(Seen { state, location });
+            return;
+        };
+        // Two rows with one contact id: both are errors, the contact stays as it is.
+        let first_at = first.location.to_string();
+        let first_ok = first.state != SeenState::Unreadable;
+        first.state = SeenState::Unreadable;
+        self.errors.push(RowError {
+            location: location.to_string(),
+            message: format!("duplicate contact id {id:?} (also at {first_at})"),
+        });
+        self.bad_rows += 1;
+        if first_ok {
+            self.errors.push(RowError {
+                location: first_at,
+                message: format!("duplicate contact id {id:?} (also at {location})"),
+            });
+            self.bad_rows += 1;
+        }
+    }
+
+    /// Reports a row that could not be read; notes its id when it is known
+    /// (the contact then counts as present and keeps its links).
+    fn bad_row(&mut self, location: Location, contact_id: Option<&str>, message: String) {
+        self.bad_rows += 1;
+        self.errors.push(RowError {
+            location: location.to_string(),
+            message,
+        });
+        if let Some(id) = contact_id {
+            self.see(id, SeenState::Unreadable, location);
+        }
     }
 }
 
@@ -196,7 +324,7 @@ fn read_ahead<T>(
 /// Sorts one item into `out`.
 fn take_item(out: &mut ReadResult, item: Item, mapping: &Mapping) {
     out.rows += 1;
-    let (location, contact_id, state) = match item {
+    match item {
         Item::Record(record) => {
             // A record whose digest is stored maps to what is stored: skip mapping.
             let fingerprint = mapping.fingerprint(&record);
@@ -215,84 +343,24 @@ fn take_item(out: &mut ReadResult, item: Item, mapping: &Mapping) {
                 }
             }
             match mapping.apply(&record) {
-                Mapped::Skipped => return,
+                Mapped::Skipped => {}
                 Mapped::Contact(mut r) => {
                     r.fingerprint = fingerprint;
-                    let id = r.contact_id.clone();
                     let at = out.changed.len() as u32;
                     out.changed.push(r);
-                    (record.location, id, SeenState::Changed(at))
+                    out.changed_at.push(record.location.clone());
+                    let id = out.changed[at as usize].contact_id().to_owned();
+                    out.see(&id, SeenState::Changed(at), record.location);
                 }
                 Mapped::Invalid {
                     contact_id,
                     message,
-                } => match out.bad_row(record.location, contact_id, message) {
-                    Some((location, id)) => (location, id, SeenState::Unreadable),
-                    None => return,
-                },
+                } => out.bad_row(record.location, contact_id.as_deref(), message),
             }
         }
         Item::Bad(bad) => {
-            let contact_id = bad
-                .partial
-                .as_ref()
-                .and_then(|p| mapping.contact_id_of(p))
-                .map(|id| id.into_owned());
-            match out.bad_row(bad.location, contact_id, bad.message) {
-                Some((location, id)) => (location, id, SeenState::Unreadable),
-                None => return,
-            }
+            let contact_id = bad.partial.as_ref().and_then(|p| mapping.contact_id_of(p));
+            out.bad_row(bad.location, contact_id.as_deref(), bad.message);
         }
-    };
-    let mut entry = match out.contacts.entry(contact_id) {
-        Entry::Occupied(e) => e,
-        Entry::Vacant(e) => {
-            e.insert(Contact {
-                anchor: None,
-                seen: Some(Seen { state, location }),
-            });
-            return;
-        }
-    };
-    if entry.get().seen.is_none() {
-        entry.get_mut().seen = Some(Seen { state, location });
-        return;
-    }
-    // Two rows with one contact id: both are errors, the contact stays as it is.
-    let id = entry.key().clone();
-    let Some(first) = entry.get_mut().seen.as_mut() else {
-        return;
-    };
-    let first_at = first.location.to_string();
-    out.errors.push(RowError {
-        location: location.to_string(),
-        message: format!("duplicate contact id {id:?} (also at {first_at})"),
-    });
-    out.bad_rows += 1;
-    if first.state != SeenState::Unreadable {
-        out.errors.push(RowError {
-            location: first_at,
-            message: format!("duplicate contact id {id:?} (also at {location})"),
-        });
-        out.bad_rows += 1;
-        first.state = SeenState::Unreadable;
-    }
-}
-
-impl ReadResult {
-    /// Reports a row that could not be read; returns its location and contact
-    /// id when the id is known (the contact then counts as present).
-    fn bad_row(
-        &mut self,
-        location: Location,
-        contact_id: Option<String>,
-        message: String,
-    ) -> Option<(Location, String)> {
-        self.bad_rows += 1;
-        self.errors.push(RowError {
-            location: location.to_string(),
-            message,
-        });
-        contact_id.map(|id| (location, id))
     }
 }

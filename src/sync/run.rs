@@ -137,16 +137,16 @@ pub fn run_source(
         ..StateRequest::default()
     };
     for r in &read.changed {
-        request.emails.insert(r.email.normalized().to_owned());
-        match read.contacts.get(&r.contact_id).and_then(|c| c.anchor) {
+        request.emails.insert(r.email_normalized());
+        match read.contacts.get(r.contact_id()).and_then(|c| c.anchor) {
             Some(a) => {
                 request.users.insert(a.user);
             }
             None if !request.all_logins => {
                 request
                     .login_bases
-                    .insert(derive_login_base(&r.name, r.email.local_part()));
-                if let Some(l) = &r.login {
+                    .insert(derive_login_base(r.name(), r.email_local_part()));
+                if let Some(l) = r.login() {
                     request.login_bases.insert(l.to_string());
                 }
             }
@@ -179,13 +179,13 @@ pub fn run_source(
     let mut records = read.take_changed();
     let is_unchanged = |id: &str| {
         read.seen(id)
-            .is_some_and(|s| s.state == SeenState::Unchanged)
+            .is_some_and(|(state, _)| state == SeenState::Unchanged)
     };
     let mut in_plan: HashSet<&str> = HashSet::new();
     for c in &state.contacts {
-        if c.source == source.name && c.linked && is_unchanged(&c.record.contact_id) {
+        if c.source == source.name && c.linked && is_unchanged(c.record.contact_id()) {
             records.push(c.record.clone());
-            in_plan.insert(c.record.contact_id.as_str());
+            in_plan.insert(c.record.contact_id());
         }
     }
     // Users behind unchanged contacts that the planner never saw: unchanged too.
@@ -244,7 +244,7 @@ pub fn run_source(
         errors.push(RowError {
             location: read
                 .seen(&c.contact_id)
-                .map(|s| s.location.to_string())
+                .map(|(_, at)| at.to_string())
                 .unwrap_or_else(|| format!("{}: contact {}", source.name, c.contact_id)),
             message: c.message.clone(),
         });

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use liaison_plugin_api::{Location, Record, Schema, Value};
 
 use super::{MapError, MapSpec, Mapped, Mapping};
-use crate::model::ContactRecord;
+use crate::model::ContactFields;
 
 /// A record with these (name, value) attributes.
 fn record(attributes: &[(&str, &str)]) -> Record {
@@ -19,9 +19,9 @@ fn record(attributes: &[(&str, &str)]) -> Record {
     Record::new(Location::line("test.csv", 2), Arc::new(schema), values)
 }
 
-fn contact(mapped: Mapped) -> ContactRecord {
+fn contact(mapped: Mapped) -> ContactFields {
     match mapped {
-        Mapped::Contact(c) => c,
+        Mapped::Contact(c) => c.to_fields(),
         other => panic!("expected a contact, got {other:?}"),
     }
 }

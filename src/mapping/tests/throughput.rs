@@ -107,13 +107,13 @@ fn baseline_clone_one_million_rows() {
 #[test]
 #[ignore = "a measurement, not a check: run in release"]
 fn baseline_hand_built_contacts() {
-    use crate::model::{ContactRecord, Email};
+    use crate::model::{ContactFields, ContactRecord, Email};
     let records = rows(10_000);
     let start = Instant::now();
     for _ in 0..100 {
         for r in &records {
             let s = |i: usize| r.values[i].first().unwrap_or_default().to_owned();
-            let c = ContactRecord {
+            let c = ContactRecord::new(ContactFields {
                 contact_id: s(0),
                 name: s(1),
                 email: Email::parse(r.values[2].first().unwrap_or_default()).unwrap(),
@@ -129,7 +129,7 @@ fn baseline_hand_built_contacts() {
                 grants: vec!["sales".to_owned(), "support".to_owned()],
                 attributes: [("licence_key".to_owned(), s(8))].into_iter().collect(),
                 fingerprint: 0,
-            };
+            });
             std::hint::black_box(c);
         }
     }

@@ -3,8 +3,8 @@
 use rusqlite::Row;
 
 use crate::model::{
-    Attributes, ContactRecord, DisabledBy, Email, ExternalUser, Flags, Login, Origin, Status,
-    UserId,
+    Attributes, ContactFields, ContactRecord, DisabledBy, Email, ExternalUser, Flags, Login,
+    Origin, Status, UserId,
 };
 use crate::store::StoreError;
 
@@ -93,7 +93,7 @@ pub fn contact_from_row(row: &Row<'_>, at: usize) -> Result<ContactRecord, Store
     let get_s = |i: usize| row.get::<_, String>(at + i).map_err(sql);
     let get_o = |i: usize| row.get::<_, Option<String>>(at + i).map_err(sql);
     let get_f = |i: usize| row.get::<_, Option<bool>>(at + i).map_err(sql);
-    Ok(ContactRecord {
+    Ok(ContactRecord::new(ContactFields {
         contact_id: get_s(0)?,
         name: get_s(1)?,
         email: Email::parse(&get_s(2)?).map_err(|e| corrupt("contact e-mail", e))?,
@@ -109,7 +109,7 @@ pub fn contact_from_row(row: &Row<'_>, at: usize) -> Result<ContactRecord, Store
         grants: parse_grants(&get_s(12)?)?,
         attributes: parse_attributes(&get_s(13)?)?,
         fingerprint: row.get::<_, i64>(at + 14).map_err(sql)? as u64,
-    })
+    }))
 }
 
 /// Milliseconds since the epoch as RFC 3339 (UTC).

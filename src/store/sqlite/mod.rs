@@ -79,7 +79,7 @@ impl Store for SqliteStore {
         read::anchors(&self.conn, source)
     }
 
-    fn load_state(&mut self, request: &StateRequest) -> Result<State, StoreError> {
+    fn load_state(&mut self, request: &StateRequest<'_>) -> Result<State, StoreError> {
         read::load_state(&self.conn, request)
     }
 

@@ -1,6 +1,6 @@
 //! Queries: anchors, the state slice a plan needs, and the directory views.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{params, Connection};
 
@@ -50,7 +50,7 @@ pub fn active_linked(conn: &Connection, source: &str) -> Result<usize, StoreErro
     .map_err(q("counting active users"))
 }
 
-pub fn load_state(conn: &Connection, req: &StateRequest) -> Result<State, StoreError> {
+pub fn load_state(conn: &Connection, req: &StateRequest<'_>) -> Result<State, StoreError> {
     let mut ids: BTreeSet<UserId> = req.users.clone();
     ids.extend(users_by_email(conn, &req.emails)?);
     if let Some(before) = req.disabled_before {
@@ -75,7 +75,10 @@ pub fn load_state(conn: &Connection, req: &StateRequest) -> Result<State, StoreE
     Ok(state)
 }
 
-fn users_by_email(conn: &Connection, emails: &BTreeSet<String>) -> Result<Vec<UserId>, StoreError> {
+fn users_by_email(
+    conn: &Connection,
+    emails: &HashSet<&str, foldhash::fast::RandomState>,
+) -> Result<Vec<UserId>, StoreError> {
     let mut out = Vec::new();
     if emails.is_empty() {
         return Ok(out);
@@ -87,7 +90,7 @@ fn users_by_email(conn: &Connection, emails: &BTreeSet<String>) -> Result<Vec<Us
         let mut rows = stmt.query([]).map_err(q("scanning e-mails"))?;
         while let Some(r) = rows.next().map_err(q("scanning e-mails"))? {
             let e: String = r.get(1).map_err(q("scanning e-mails"))?;
-            if emails.contains(&e) {
+            if emails.contains(e.as_str()) {
                 out.push(UserId(r.get(0).map_err(q("scanning e-mails"))?));
             }
         }
@@ -183,7 +186,11 @@ fn load_contacts(
     Ok(())
 }
 
-fn load_logins(conn: &Connection, req: &StateRequest, state: &mut State) -> Result<(), StoreError> {
+fn load_logins(
+    conn: &Connection,
+    req: &StateRequest<'_>,
+    state: &mut State,
+) -> Result<(), StoreError> {
     const ALL: &str = "SELECT login FROM users UNION ALL SELECT login FROM retired_logins";
     if req.all_logins {
         let mut stmt = conn.prepare(ALL).map_err(q("loading logins"))?;
@@ -315,12 +322,12 @@ pub fn user_detail(conn: &Connection, login: &str) -> Result<Option<UserDetail>,
         let c = contact_from_row(cr, 1)?;
         linked_contacts.push(LinkedContact {
             source,
-            id: c.contact_id,
-            name: c.name,
-            email: c.email.as_str().to_owned(),
-            phone: c.phone,
-            account: c.account_id,
-            account_name: c.account_name,
+            id: c.contact_id().to_owned(),
+            name: c.name().to_owned(),
+            email: c.email_str().to_owned(),
+            phone: c.phone().map(str::to_owned),
+            account: c.account_id().map(str::to_owned),
+            account_name: c.account_name().map(str::to_owned),
         });
     }
     let mut hstmt = conn

@@ -247,7 +247,7 @@ impl<'t> Writer<'t> {
                 attributes: &f.attributes,
                 contacts: members
                     .iter()
-                    .map(|r| format!("{}:{}", plan.source, r.contact_id))
+                    .map(|r| format!("{}:{}", plan.source, r.contact_id()))
                     .collect(),
             };
             journal.push([
@@ -392,17 +392,17 @@ fn field_params<'a>(f: &'a UserFields, texts: &'a [&'a str; 4]) -> [&'a dyn ToSq
 fn contact_row<'r>(source: &'r str, user: i64, r: &'r ContactRecord) -> [ToSqlOutput<'r>; 17] {
     [
         text(source),
-        text(&r.contact_id),
+        text(r.contact_id()),
         int(user),
         int(r.fingerprint as i64),
-        text(&r.name),
-        text(r.email.as_str()),
-        opt_text(r.phone.as_deref()),
-        opt_text(r.account_id.as_deref()),
-        opt_text(r.account_name.as_deref()),
-        opt_text(r.login.as_ref().map(Login::as_str)),
-        opt_text(r.description.as_deref()),
-        opt_text(r.locale.as_deref()),
+        text(r.name()),
+        text(r.email_str()),
+        opt_text(r.phone()),
+        opt_text(r.account_id()),
+        opt_text(r.account_name()),
+        opt_text(r.login()),
+        opt_text(r.description()),
+        opt_text(r.locale()),
         opt_bool(r.account_contacts),
         opt_bool(r.account_tickets),
         opt_bool(r.external_comments),
@@ -466,7 +466,7 @@ pub fn apply(
                 } => {
                     w.upsert_contact(*user, record)?;
                     if *linked_now {
-                        let anchor = w.anchor_json(&record.contact_id);
+                        let anchor = w.anchor_json(record.contact_id());
                         w.journal(*user, login, "link", Some("contacts"), None, Some(&anchor))?;
                     }
                 }

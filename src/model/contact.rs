@@ -1,0 +1,303 @@
+//! A contact as a source describes it after mapping, in two forms:
+//! [`ContactFields`], plain and mutable, to build one; [`ContactRecord`], packed,
+//! to hold a million of them (one allocation for all text of a record).
+
+use std::fmt;
+
+use super::{Attributes, Email, Login};
+
+/// One contact after mapping, unpacked: the standard layout, typed. `None` in
+/// an optional field means the source did not say. Pack it with
+/// [`ContactRecord::new`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactFields {
+    /// The contact's anchor within its source.
+    pub contact_id: String,
+    /// Contact name and the user's title.
+    pub name: String,
+    /// Correlation key and notification address.
+    pub email: Email,
+    /// Phone number.
+    pub phone: Option<String>,
+    /// The contact's account id.
+    pub account_id: Option<String>,
+    /// The account's display name.
+    pub account_name: Option<String>,
+    /// A login the source asks for.
+    pub login: Option<Login>,
+    /// Free note about who the user represents.
+    pub description: Option<String>,
+    /// Language of e-mails.
+    pub locale: Option<String>,
+    /// `account_contacts` as the source gave it.
+    pub account_contacts: Option<bool>,
+    /// `account_tickets` as the source gave it.
+    pub account_tickets: Option<bool>,
+    /// `external_comments` as the source gave it.
+    pub external_comments: Option<bool>,
+    /// Grants, in source order.
+    pub grants: Vec<String>,
+    /// Custom attributes.
+    pub attributes: Attributes,
+    /// Digest of the source record this was mapped from and of the mapping
+    /// ([`crate::mapping::Mapping::fingerprint`]); stored per contact, so a run
+    /// over unchanged input compares digests without mapping again. 0: unknown.
+    pub fingerprint: u64,
+}
+
+/// The text fields of a record, in packing order.
+#[derive(Clone, Copy)]
+enum Text {
+    ContactId,
+    Name,
+    Email,
+    /// The normalized e-mail, empty when it equals the e-mail as spelled.
+    EmailNorm,
+    Phone,
+    AccountId,
+    AccountName,
+    Login,
+    Description,
+    Locale,
+}
+
+const TEXTS: usize = 10;
+
+/// One contact after mapping, packed: its text fields share one allocation,
+/// so the records of a million-row source fit in a few hundred megabytes.
+/// Read it through its accessors; unpack it with [`ContactRecord::to_fields`].
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ContactRecord {
+    text: Box<str>,
+    /// End of each [`Text`] field in `text`; a field starts where the one
+    /// before it ends.
+    ends: [u32; TEXTS],
+    /// Bit `i` set: optional [`Text`] field `i` is present (`Some`).
+    present: u16,
+    /// `account_contacts` as the source gave it.
+    pub account_contacts: Option<bool>,
+    /// `account_tickets` as the source gave it.
+    pub account_tickets: Option<bool>,
+    /// `external_comments` as the source gave it.
+    pub external_comments: Option<bool>,
+    /// Grants, in source order.
+    pub grants: Vec<String>,
+    /// Custom attributes.
+    pub attributes: Attributes,
+    /// See [`ContactFields::fingerprint`].
+    pub fingerprint: u64,
+}
+
+impl ContactRecord {
+    /// Packs `fields`.
+    pub fn new(fields: ContactFields) -> Self {
+        let norm = fields.email.normalized();
+        let norm = if norm == fields.email.as_str() {
+            ""
+        } else {
+            norm
+        };
+        let texts: [Option<&str>; TEXTS] = [
+            Some(&fields.contact_id),
+            Some(&fields.name),
+            Some(fields.email.as_str()),
+            Some(norm),
+            fields.phone.as_deref(),
+            fields.account_id.as_deref(),
+            fields.account_name.as_deref(),
+            fields.login.as_ref().map(Login::as_str),
+            fields.description.as_deref(),
+            fields.locale.as_deref(),
+        ];
+        let mut text = String::with_capacity(texts.iter().flatten().map(|t| t.len()).sum());
+        let mut ends = [0u32; TEXTS];
+        let mut present = 0u16;
+        for (i, t) in texts.iter().enumerate() {
+            if let Some(t) = t {
+                text.push_str(t);
+                present |= 1 << i;
+            }
+            // Records are small: a field's end always fits (a 4 GiB row does not parse).
+            ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        }
+        ContactRecord {
+            text: text.into_boxed_str(),
+            ends,
+            present,
+            account_contacts: fields.account_contacts,
+            account_tickets: fields.account_tickets,
+            external_comments: fields.external_comments,
+            grants: fields.grants,
+            attributes: fields.attributes,
+            fingerprint: fields.fingerprint,
+        }
+    }
+
+    /// Unpacks the record, e.g. to change a field and pack it again.
+    pub fn to_fields(&self) -> ContactFields {
+        let own = |t: Text| self.get(t).map(str::to_owned);
+        ContactFields {
+            contact_id: self.contact_id().to_owned(),
+            name: self.name().to_owned(),
+            email: self.email(),
+            phone: own(Text::Phone),
+            account_id: own(Text::AccountId),
+            account_name: own(Text::AccountName),
+            login: self.login().map(|l| Login::from_trusted(l.to_owned())),
+            description: own(Text::Description),
+            locale: own(Text::Locale),
+            account_contacts: self.account_contacts,
+            account_tickets: self.account_tickets,
+            external_comments: self.external_comments,
+            grants: self.grants.clone(),
+            attributes: self.attributes.clone(),
+            fingerprint: self.fingerprint,
+        }
+    }
+
+    fn get(&self, field: Text) -> Option<&str> {
+        let i = field as usize;
+        if self.present & (1 << i) == 0 {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text.get(start..self.ends[i] as usize)
+    }
+
+    fn required(&self, field: Text) -> &str {
+        self.get(field).unwrap_or_default()
+    }
+
+    /// The contact's anchor within its source.
+    pub fn contact_id(&self) -> &str {
+        self.required(Text::ContactId)
+    }
+
+    /// Contact name and the user's title.
+    pub fn name(&self) -> &str {
+        self.required(Text::Name)
+    }
+
+    /// The e-mail address as the source spelled it.
+    pub fn email_str(&self) -> &str {
+        self.required(Text::Email)
+    }
+
+    /// The e-mail address lower-cased: the correlation key.
+    pub fn email_normalized(&self) -> &str {
+        match self.required(Text::EmailNorm) {
+            "" => self.email_str(),
+            norm => norm,
+        }
+    }
+
+    /// The part of the e-mail address before the `@`, as spelled.
+    pub fn email_local_part(&self) -> &str {
+        let email = self.email_str();
+        email.rsplit_once('@').map_or(email, |(local, _)| local)
+    }
+
+    /// The e-mail address as an [`Email`] (allocates).
+    pub fn email(&self) -> Email {
+        Email::from_trusted(self.email_str(), self.email_normalized())
+    }
+
+    /// Phone number.
+    pub fn phone(&self) -> Option<&str> {
+        self.get(Text::Phone)
+    }
+
+    /// The contact's account id.
+    pub fn account_id(&self) -> Option<&str> {
+        self.get(Text::AccountId)
+    }
+
+    /// The account's display name.
+    pub fn account_name(&self) -> Option<&str> {
+        self.get(Text::AccountName)
+    }
+
+    /// A login the source asks for (already validated).
+    pub fn login(&self) -> Option<&str> {
+        self.get(Text::Login)
+    }
+
+    /// Free note about who the user represents.
+    pub fn description(&self) -> Option<&str> {
+        self.get(Text::Description)
+    }
+
+    /// Language of e-mails.
+    pub fn locale(&self) -> Option<&str> {
+        self.get(Text::Locale)
+    }
+}
+
+impl From<ContactFields> for ContactRecord {
+    fn from(fields: ContactFields) -> Self {
+        ContactRecord::new(fields)
+    }
+}
+
+impl fmt::Debug for ContactRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.to_fields().fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn fields() -> ContactFields {
+        ContactFields {
+            contact_id: "c-1".into(),
+            name: "Jiří Dvořák".into(),
+            email: Email::parse("Jiri.Dvorak@Example.com").unwrap(),
+            phone: None,
+            account_id: Some("acc-1".into()),
+            account_name: Some(String::new()),
+            login: Some(Login::from_trusted("jd".into())),
+            description: None,
+            locale: Some("cs".into()),
+            account_contacts: Some(true),
+            account_tickets: None,
+            external_comments: Some(false),
+            grants: vec!["sales".into()],
+            attributes: [("tier".to_owned(), "gold".to_owned())]
+                .into_iter()
+                .collect(),
+            fingerprint: 7,
+        }
+    }
+
+    #[test]
+    fn packs_and_unpacks_every_field() {
+        let f = fields();
+        let r = ContactRecord::new(f.clone());
+        assert_eq!(r.to_fields(), f);
+        assert_eq!(r.contact_id(), "c-1");
+        assert_eq!(r.name(), "Jiří Dvořák");
+        assert_eq!(r.email_str(), "Jiri.Dvorak@Example.com");
+        assert_eq!(r.email_normalized(), "jiri.dvorak@example.com");
+        assert_eq!(r.email_local_part(), "Jiri.Dvorak");
+        assert_eq!(r.phone(), None, "absent stays absent");
+        assert_eq!(
+            r.account_name(),
+            Some(""),
+            "present but empty stays present"
+        );
+        assert_eq!(r.login(), Some("jd"));
+        assert_eq!(r.locale(), Some("cs"));
+    }
+
+    #[test]
+    fn a_lower_case_address_is_stored_once() {
+        let mut f = fields();
+        f.email = Email::parse("ann@example.com").unwrap();
+        let r = ContactRecord::new(f);
+        assert_eq!(r.email_normalized(), "ann@example.com");
+        assert_eq!(r.text.matches("ann@example.com").count(), 1);
+    }
+}
