@@ -155,3 +155,53 @@ fn custom_files_map_through_templates_and_when() {
     assert_eq!(u["grants"], json!(["support"]));
     assert_eq!(u["attributes"], json!({"licence_key": "AB12"}));
 }
+
+#[test]
+fn conflicts_of_new_rows_name_their_lines() {
+    let s = Sandbox::new(&csv_config("partners.csv", &[], &[]));
+    // Two new rows ask for one login: both are left out, each named by its line.
+    s.write(
+        "partners.csv",
+        "contact_id,name,email,login\n\
+         c1,Ann Smith,ann@x.example,\n\
+         c2,Bob Brown,bob@x.example,partner\n\
+         c3,Carl Cox,carl@x.example,partner\n",
+    );
+    let r = s.sync(0);
+    assert_eq!(r["created"], 2, "{r}");
+    let file = s.path().join("partners.csv").display().to_string();
+    let errors = r["errors"].as_array().unwrap();
+    let at: Vec<&str> = errors
+        .iter()
+        .map(|e| e["location"].as_str().unwrap())
+        .collect();
+    assert_eq!(at, [format!("{file}:4")], "{errors:?}");
+    assert!(errors[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("login partner is taken"));
+}
+
+#[test]
+fn a_duplicate_names_both_lines_also_for_new_contacts() {
+    let s = Sandbox::new(&csv_config(
+        "partners.csv",
+        &["max_bad_row_ratio: 0.9"],
+        &[],
+    ));
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}c1,A,a@x.example,,,\nc2,B,b@x.example,,,\nc1,C,c@x.example,,,\n"),
+    );
+    let r = s.sync(0);
+    assert_eq!(r["created"], 1, "only c2 is clean: {r}");
+    let file = s.path().join("partners.csv").display().to_string();
+    let mut at: Vec<String> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["location"].as_str().unwrap().to_owned())
+        .collect();
+    at.sort();
+    assert_eq!(at, [format!("{file}:2"), format!("{file}:4")]);
+}

@@ -69,21 +69,19 @@ impl Group<'_> {
 /// then the records themselves move once. Returns, per new position, the
 /// record's position before.
 fn sort_by_email(records: &mut [ContactRecord]) -> Vec<u32> {
-    let mut keys: Vec<(u64, &str, &str, usize)> = records
+    // 16 bytes a key; ties on the prefix compare the records themselves.
+    let mut keys: Vec<(u64, u32)> = records
         .iter()
         .enumerate()
-        .map(|(i, r)| {
-            (
-                prefix(r.email_normalized()),
-                r.email_normalized(),
-                r.contact_id(),
-                i,
-            )
-        })
+        .map(|(i, r)| (prefix(r.email_normalized()), i as u32))
         .collect();
+    let full = |i: u32| {
+        let r = &records[i as usize];
+        (r.email_normalized(), r.contact_id())
+    };
     // Contact ids are unique in a read: an unstable sort is deterministic.
-    keys.sort_unstable();
-    let mut order: Vec<usize> = keys.into_iter().map(|(_, _, _, i)| i).collect();
+    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| full(a.1).cmp(&full(b.1))));
+    let mut order: Vec<usize> = keys.into_iter().map(|(_, i)| i as usize).collect();
     let before: Vec<u32> = order.iter().map(|&i| i as u32).collect();
     permute(records, &mut order);
     before
@@ -405,17 +403,26 @@ impl<'a> Planner<'a> {
 
         // Contact ids are unique in a read: an unstable sort is deterministic.
         // Ranks when known (integers sort fast), else the ids themselves.
-        let mut by_id: Vec<(u32, u64, &str, usize)> = to_create
+        let mut by_id: Vec<(u32, u64, u32)> = to_create
             .into_iter()
             .map(|gi| {
-                let (id, rank) = (groups[gi].first_id(), id_order(groups[gi].start));
-                (rank.unwrap_or(0), prefix(id), id, gi)
+                let rank = id_order(groups[gi].start).unwrap_or(0);
+                (rank, prefix(groups[gi].first_id()), gi as u32)
             })
             .collect();
-        by_id.sort_unstable();
+        by_id.sort_unstable_by(|a, b| {
+            (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| {
+                groups[a.2 as usize]
+                    .first_id()
+                    .cmp(groups[b.2 as usize].first_id())
+            })
+        });
         by_id
             .into_iter()
-            .map(|(_, _, _, gi)| groups[gi].start..groups[gi].start + groups[gi].records.len())
+            .map(|(_, _, gi)| {
+                let g = &groups[gi as usize];
+                g.start..g.start + g.records.len()
+            })
             .collect()
     }
 

@@ -63,6 +63,8 @@ pub struct ReadResult {
     pub changed: Vec<ContactRecord>,
     /// Where each record of `changed` was read.
     changed_at: Vec<Location>,
+    /// The hash of each changed record's id: finds it once the records moved on.
+    changed_hash: Vec<u64>,
     /// The source's stored contacts, and ids read that are not clean new records.
     pub contacts: ContactMap,
     /// Ids read first as clean new records: indexes into `changed`, found by
@@ -100,8 +102,6 @@ impl ReadResult {
                 self.state_of(r.contact_id(), &changed) == Some(SeenState::Changed(i as u32))
             })
             .collect();
-        self.fresh.clear();
-        self.changed_at.clear();
         let mut valid = valid.into_iter();
         let mut changed = changed;
         changed.retain(|_| valid.next().unwrap_or(false));
@@ -112,12 +112,13 @@ impl ReadResult {
         self.contacts.hasher().hash_one(id)
     }
 
-    /// The index in `changed` of fresh id `id`.
+    /// The index in `changed` of fresh id `id`. Once the records are taken,
+    /// ids are told apart by their 64-bit hashes (used for messages only).
     fn fresh_index(&self, id: &str, changed: &[ContactRecord]) -> Option<u32> {
-        let found = self.fresh.find(self.hash(id), |&i| {
-            changed
-                .get(i as usize)
-                .is_some_and(|r| r.contact_id() == id)
+        let hash = self.hash(id);
+        let found = self.fresh.find(hash, |&i| match changed.get(i as usize) {
+            Some(r) => r.contact_id() == id,
+            None => changed.is_empty() && self.changed_hash.get(i as usize) == Some(&hash),
         });
         found.copied()
     }
@@ -271,9 +272,16 @@ pub fn read_source(
         };
         (id, contact)
     }));
-    read_ahead(stream, |items| {
+    // The producer also digests each record: hashing is half of what an
+    // unchanged row costs, and the consumer is the busier thread.
+    let digest = |item: &Item| match item {
+        Item::Record(record) => mapping.fingerprint(record),
+        Item::Bad(_) => 0,
+    };
+    read_ahead(stream, digest, |items| {
         for item in items {
-            take_item(&mut out, item?, mapping);
+            let (item, fingerprint) = item?;
+            take_item(&mut out, item, fingerprint, mapping);
         }
         if out.rows > 0 && out.bad_rows as f64 > max_bad_row_ratio * out.rows as f64 {
             return Err(ReadFailure::TooManyBadRows {
@@ -290,11 +298,16 @@ pub fn read_source(
 /// Items read ahead by this many at a time.
 const BATCH: usize = 1024;
 
+/// An item read ahead, with what the producer computed for it.
+type Prepared = Result<(Item, u64), liaison_plugin_api::SourceError>;
+
 /// Runs `consume` over the items of `stream` while another thread produces
-/// them: parsing a source and mapping its records each take one core.
+/// them (and applies `prepare` to each): parsing a source and mapping its
+/// records each take one core.
 fn read_ahead<T>(
     stream: liaison_plugin_api::ItemStream<'_>,
-    consume: impl FnOnce(&mut dyn Iterator<Item = Result<Item, liaison_plugin_api::SourceError>>) -> T,
+    prepare: impl Fn(&Item) -> u64 + Send,
+    consume: impl FnOnce(&mut dyn Iterator<Item = Prepared>) -> T,
 ) -> T {
     std::thread::scope(|scope| {
         // A few batches in flight: enough to absorb jitter, little memory.
@@ -303,7 +316,10 @@ fn read_ahead<T>(
             let mut batch = Vec::with_capacity(BATCH);
             for item in stream {
                 let failed = item.is_err();
-                batch.push(item);
+                batch.push(item.map(|item| {
+                    let prepared = prepare(&item);
+                    (item, prepared)
+                }));
                 if batch.len() == BATCH || failed {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                     // The consumer stopped (it hit an error): stop reading too.
@@ -322,12 +338,12 @@ fn read_ahead<T>(
 }
 
 /// Sorts one item into `out`.
-fn take_item(out: &mut ReadResult, item: Item, mapping: &Mapping) {
+/// `fingerprint` is the record's [`Mapping::fingerprint`].
+fn take_item(out: &mut ReadResult, item: Item, fingerprint: u64, mapping: &Mapping) {
     out.rows += 1;
     match item {
         Item::Record(record) => {
             // A record whose digest is stored maps to what is stored: skip mapping.
-            let fingerprint = mapping.fingerprint(&record);
             if let Some(id) = mapping.contact_id_of(&record) {
                 if let Some(c) = out.contacts.get_mut(&*id) {
                     let same = c
@@ -350,6 +366,7 @@ fn take_item(out: &mut ReadResult, item: Item, mapping: &Mapping) {
                     out.changed.push(r);
                     out.changed_at.push(record.location.clone());
                     let id = out.changed[at as usize].contact_id().to_owned();
+                    out.changed_hash.push(out.hash(&id));
                     out.see(&id, SeenState::Changed(at), record.location);
                 }
                 Mapped::Invalid {

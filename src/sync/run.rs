@@ -167,6 +167,7 @@ pub fn run_source(
         "source read"
     );
     let state = store.load_state(&request)?;
+    drop(request);
     debug!(
         ms = clock.elapsed().as_millis() as u64,
         users = state.users.len(),
@@ -249,6 +250,9 @@ pub fn run_source(
             message: c.message.clone(),
         });
     }
+    // What the read held is no longer needed: free it before the store writes.
+    drop(read);
+    drop(state);
     let status = match (opts.dry_run, held) {
         (true, _) => RunStatus::DryRun,
         (false, true) => RunStatus::Held,
