@@ -66,9 +66,9 @@
 //!         .to_vec(),
 //! );
 //! let Mapped::Contact(contact) = mapping.apply(&record) else { panic!() };
-//! assert_eq!(contact.name, "Jiří Dvořák");
-//! assert_eq!(contact.email.as_str(), "jiri@example.com");
-//! assert_eq!(contact.account_id.as_deref(), Some("dvorak-syn"));
+//! assert_eq!(contact.name(), "Jiří Dvořák");
+//! assert_eq!(contact.email_str(), "jiri@example.com");
+//! assert_eq!(contact.account_id(), Some("dvorak-syn"));
 //! ```
 
 mod context;
