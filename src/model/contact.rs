@@ -59,12 +59,17 @@ enum Text {
     Login,
     Description,
     Locale,
+    /// Every grant, each as `LEN:TEXT` (see [`Counted`]).
+    Grants,
+    /// Every attribute, key then value, each as `LEN:TEXT`.
+    Attributes,
 }
 
-const TEXTS: usize = 10;
+const TEXTS: usize = 12;
 
-/// One contact after mapping, packed: its text fields share one allocation,
-/// so the records of a million-row source fit in a few hundred megabytes.
+/// One contact after mapping, packed: all its text (grants and attributes too)
+/// shares one allocation, so the records of a million-row source fit in a few
+/// hundred megabytes.
 /// Read it through its accessors; unpack it with [`ContactRecord::to_fields`].
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ContactRecord {
@@ -80,10 +85,6 @@ pub struct ContactRecord {
     pub account_tickets: Option<bool>,
     /// `external_comments` as the source gave it.
     pub external_comments: Option<bool>,
-    /// Grants, in source order.
-    pub grants: Vec<String>,
-    /// Custom attributes.
-    pub attributes: Attributes,
     /// See [`ContactFields::fingerprint`].
     pub fingerprint: u64,
 }
@@ -97,6 +98,15 @@ impl ContactRecord {
         } else {
             norm
         };
+        let mut grants = String::new();
+        for g in &fields.grants {
+            push_counted(&mut grants, g);
+        }
+        let mut attributes = String::new();
+        for (k, v) in &fields.attributes {
+            push_counted(&mut attributes, k);
+            push_counted(&mut attributes, v);
+        }
         let texts: [Option<&str>; TEXTS] = [
             Some(&fields.contact_id),
             Some(&fields.name),
@@ -108,6 +118,8 @@ impl ContactRecord {
             fields.login.as_ref().map(Login::as_str),
             fields.description.as_deref(),
             fields.locale.as_deref(),
+            Some(&grants),
+            Some(&attributes),
         ];
         let mut text = String::with_capacity(texts.iter().flatten().map(|t| t.len()).sum());
         let mut ends = [0u32; TEXTS];
@@ -127,8 +139,6 @@ impl ContactRecord {
             account_contacts: fields.account_contacts,
             account_tickets: fields.account_tickets,
             external_comments: fields.external_comments,
-            grants: fields.grants,
-            attributes: fields.attributes,
             fingerprint: fields.fingerprint,
         }
     }
@@ -149,8 +159,8 @@ impl ContactRecord {
             account_contacts: self.account_contacts,
             account_tickets: self.account_tickets,
             external_comments: self.external_comments,
-            grants: self.grants.clone(),
-            attributes: self.attributes.clone(),
+            grants: self.grants().map(str::to_owned).collect(),
+            attributes: self.attributes().collect(),
             fingerprint: self.fingerprint,
         }
     }
@@ -231,6 +241,39 @@ impl ContactRecord {
     pub fn locale(&self) -> Option<&str> {
         self.get(Text::Locale)
     }
+
+    /// Grants, in source order.
+    pub fn grants(&self) -> impl Iterator<Item = &str> {
+        Counted(self.required(Text::Grants))
+    }
+
+    /// Custom attributes, by key.
+    pub fn attributes(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut parts = Counted(self.required(Text::Attributes));
+        std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
+    }
+}
+
+/// Appends `s` as `LEN:TEXT`: any text, separators included, packs safely.
+fn push_counted(out: &mut String, s: &str) {
+    out.push_str(&s.len().to_string());
+    out.push(':');
+    out.push_str(s);
+}
+
+/// The texts of a run of [`push_counted`] entries.
+struct Counted<'a>(&'a str);
+
+impl<'a> Iterator for Counted<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let (len, rest) = self.0.split_once(':')?;
+        let len: usize = len.parse().ok()?;
+        let text = rest.get(..len)?;
+        self.0 = rest.get(len..)?;
+        Some(text)
+    }
 }
 
 impl From<ContactFields> for ContactRecord {
@@ -290,6 +333,22 @@ mod tests {
         );
         assert_eq!(r.login(), Some("jd"));
         assert_eq!(r.locale(), Some("cs"));
+        assert_eq!(r.grants().collect::<Vec<_>>(), ["sales"]);
+        assert_eq!(r.attributes().collect::<Vec<_>>(), [("tier", "gold")]);
+    }
+
+    #[test]
+    fn grants_and_attributes_with_separators_round_trip() {
+        let mut f = fields();
+        f.grants = vec!["a:b".into(), String::new(), "12:x|y".into()];
+        f.attributes = [
+            ("k:1".to_owned(), "v:2:3".to_owned()),
+            ("e".to_owned(), String::new()),
+        ]
+        .into_iter()
+        .collect();
+        let r = ContactRecord::new(f.clone());
+        assert_eq!(r.to_fields(), f);
     }
 
     #[test]

@@ -45,13 +45,13 @@ pub fn merge_fields(
         |get: fn(&ContactRecord) -> Option<bool>| sorted.iter().all(|(_, r)| get(r) == Some(true));
     let mut grants: Vec<String> = sorted
         .iter()
-        .flat_map(|(_, r)| r.grants.iter().cloned())
+        .flat_map(|(_, r)| r.grants().map(str::to_owned))
         .collect();
     grants.sort();
     grants.dedup();
     let mut attributes = Attributes::new();
     for (_, r) in &sorted {
-        for (k, v) in &r.attributes {
+        for (k, v) in r.attributes() {
             attributes.insert_if_absent(k, v);
         }
     }

@@ -164,6 +164,7 @@ pub fn run_source(
     debug!(
         ms = clock.elapsed().as_millis() as u64,
         rss_mb = crate::clock::rss_mb(),
+        peak_mb = crate::clock::peak_rss_mb(),
         "source read"
     );
     let state = store.load_state(&request)?;
@@ -220,6 +221,7 @@ pub fn run_source(
     debug!(
         ms = clock.elapsed().as_millis() as u64,
         rss_mb = crate::clock::rss_mb(),
+        peak_mb = crate::clock::peak_rss_mb(),
         "planned"
     );
     plan.unchanged += skipped_users.len();
@@ -273,6 +275,7 @@ pub fn run_source(
         debug!(
             ms = clock.elapsed().as_millis() as u64,
             rss_mb = crate::clock::rss_mb(),
+            peak_mb = crate::clock::peak_rss_mb(),
             "applied"
         );
         info!(source = %source.name, status = status.as_str(), created = counts.created, updated = counts.updated,

@@ -35,6 +35,19 @@ pub fn attributes_json(a: &Attributes) -> String {
     serde_json::to_string(a).unwrap_or_else(|_| "{}".to_owned())
 }
 
+/// Grants as stored, from borrowed texts.
+pub fn grants_json_of<'a>(g: impl Iterator<Item = &'a str>) -> String {
+    serde_json::to_string(&g.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Attributes as stored, from borrowed pairs (already in key order).
+pub fn attributes_json_of<'a>(a: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = a
+        .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+        .collect();
+    serde_json::to_string(&map).unwrap_or_else(|_| "{}".to_owned())
+}
+
 fn parse_grants(s: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(s).map_err(|e| corrupt("grants", e))
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tracing::debug;
 
 use super::batch::{int, opt_bool, opt_text, owned, text, BatchInsert, Sql};
-use super::codec::{attributes_json, grants_json};
+use super::codec::{attributes_json, attributes_json_of, grants_json, grants_json_of};
 use crate::model::{Attributes, ContactRecord, Login, UserId};
 use crate::reconcile::{ContactChange, DeprovisionAction, Plan, UserFields};
 use crate::store::{RunRecord, StoreError};
@@ -406,8 +406,8 @@ fn contact_row<'r>(source: &'r str, user: i64, r: &'r ContactRecord) -> [ToSqlOu
         opt_bool(r.account_contacts),
         opt_bool(r.account_tickets),
         opt_bool(r.external_comments),
-        owned(grants_json(&r.grants)),
-        owned(attributes_json(&r.attributes)),
+        owned(grants_json_of(r.grants())),
+        owned(attributes_json_of(r.attributes())),
     ]
 }
 
