@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use crate::common::{Sandbox, CONFIG, HEADER};
+use liaison::store::{SqliteStore, Store};
+
+use crate::common::{csv_config, Sandbox, CONFIG, HEADER};
 
 fn partners() -> String {
     format!(
@@ -152,4 +154,82 @@ fn several_sources_print_an_array_and_share_users() {
         .json();
     assert_eq!(only["source"], "partners");
     assert_eq!(only["unchanged"], 3);
+}
+
+#[test]
+fn a_column_no_mapping_reads_changes_nothing_but_its_digest() {
+    let s = Sandbox::new(CONFIG);
+    s.write(
+        "partners.csv",
+        "contact_id,name,email,notes\nc1,Ann Smith,ann@x.example,first\n",
+    );
+    assert_eq!(s.sync(0)["created"], 1);
+    s.write(
+        "partners.csv",
+        "contact_id,name,email,notes\nc1,Ann Smith,ann@x.example,second\n",
+    );
+    let r = s.sync(0);
+    assert_eq!(
+        (r["updated"].as_u64(), r["unchanged"].as_u64()),
+        (Some(0), Some(1)),
+        "{r}"
+    );
+    let d = s
+        .run(&["users", "show", "ann.smith", "--format", "json"])
+        .expect(0)
+        .json();
+    let history = d["history"].as_array().unwrap();
+    assert_eq!(
+        history.len(),
+        1,
+        "only the creation is journaled: {history:?}"
+    );
+    // The new digest was stored: the row is unchanged for the next run.
+    let digest = || {
+        let mut store = SqliteStore::open(&s.path().join("liaison.db")).unwrap();
+        store.anchors("partners").unwrap()[0].1.fingerprint
+    };
+    let stored = digest();
+    s.write(
+        "partners.csv",
+        "contact_id,name,email,notes\nc1,Ann Smith,ann@x.example,third\n",
+    );
+    s.sync(0);
+    assert_ne!(digest(), stored, "a changed row renews its digest");
+}
+
+#[test]
+fn a_changed_mapping_maps_every_row_again() {
+    let s = Sandbox::new(&csv_config(
+        "partners.csv",
+        &[
+            "map:",
+            "  contact_id: \"{{ contact_id }}\"",
+            "  name: \"{{ name }}\"",
+            "  email: \"{{ email }}\"",
+        ],
+        &[],
+    ));
+    s.write(
+        "partners.csv",
+        "contact_id,name,email\nc1,Ann Smith,ann@x.example\n",
+    );
+    assert_eq!(s.sync(0)["created"], 1);
+    // Same rows, another template: the stored digests no longer match.
+    s.write(
+        "liaison.yaml",
+        &csv_config(
+            "partners.csv",
+            &[
+                "map:",
+                "  contact_id: \"{{ contact_id }}\"",
+                "  name: \"{{ name | upper }}\"",
+                "  email: \"{{ email }}\"",
+            ],
+            &[],
+        ),
+    );
+    let r = s.sync(0);
+    assert_eq!(r["updated"], 1, "{r}");
+    assert_eq!(s.user("ann.smith")["title"], "ANN SMITH");
 }

@@ -178,6 +178,17 @@ impl ContactRecord {
         self.get(field).unwrap_or_default()
     }
 
+    /// True when both records say the same about the contact, whatever rows
+    /// they were mapped from (the fingerprint is not compared).
+    pub fn same_content(&self, other: &ContactRecord) -> bool {
+        self.text == other.text
+            && self.ends == other.ends
+            && self.present == other.present
+            && self.account_contacts == other.account_contacts
+            && self.account_tickets == other.account_tickets
+            && self.external_comments == other.external_comments
+    }
+
     /// The contact's anchor within its source.
     pub fn contact_id(&self) -> &str {
         self.required(Text::ContactId)

@@ -31,6 +31,9 @@ pub struct Plan {
     pub held: Vec<Held>,
     /// Records left as they were because correlating them would mean guessing.
     pub conflicts: Vec<Conflict>,
+    /// Contacts whose source row changed but maps to the same contact: their
+    /// stored digest is renewed, nothing else (not a change anyone sees).
+    pub refreshed: Vec<(String, u64)>,
     /// Users this source feeds that need no change.
     pub unchanged: usize,
 }

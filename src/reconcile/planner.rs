@@ -479,7 +479,7 @@ impl<'a> Planner<'a> {
         for r in records {
             let anchor = self.anchors.get(r.contact_id());
             let linked_now = !matches!(anchor, Some(a) if a.linked && a.user == user_id);
-            if linked_now || anchor.is_some_and(|a| a.record != *r) {
+            if linked_now || anchor.is_some_and(|a| !a.record.same_content(r)) {
                 changed = true;
                 self.plan.contacts.push(ContactChange::Upsert {
                     user: user_id,
@@ -487,6 +487,12 @@ impl<'a> Planner<'a> {
                     record: Box::new(r.clone()),
                     linked_now,
                 });
+            } else if anchor.is_some_and(|a| a.record.fingerprint != r.fingerprint) {
+                // The source row changed in ways that map to the same contact
+                // (a column no mapping reads): only its digest is new.
+                self.plan
+                    .refreshed
+                    .push((r.contact_id().to_owned(), r.fingerprint));
             }
         }
         if let Some(fields) = merge_fields(&contacts, &self.opts.default_locale) {

@@ -106,6 +106,13 @@ fn apply(state: &mut State, plan: &Plan, now_ms: i64) {
             ContactChange::Unlink { contact_id, .. } => unlink(state, &plan.source, contact_id),
         }
     }
+    for (id, fingerprint) in &plan.refreshed {
+        for c in &mut state.contacts {
+            if c.source == plan.source && c.record.contact_id() == id {
+                c.record.fingerprint = *fingerprint;
+            }
+        }
+    }
     for (u, _) in &plan.enables {
         let user = state.users.get_mut(u).unwrap();
         user.status = Status::Active;
@@ -550,6 +557,27 @@ fn guard_holds_mass_deprovision_but_not_creations() {
         &opts(0),
     );
     assert!(!guard(&mut p, &limits), "1 of 10 is exactly 10 %: allowed");
+}
+
+#[test]
+fn a_row_that_maps_the_same_only_renews_its_digest() {
+    let mut state = State::default();
+    let mut a = rec("c1", "Ann Smith", "ann@example.com");
+    a.fingerprint = 1;
+    run(&mut state, "csv", vec![a.clone()], 0);
+    // Another column of the row changed: same contact, new digest.
+    a.fingerprint = 2;
+    let p = plan(input("csv", vec![a.clone()]), &state, &opts(0));
+    assert!(p.is_empty(), "{p:#?}");
+    assert_eq!(p.refreshed, [("c1".to_owned(), 2)]);
+    assert_eq!(p.counts().updated, 0);
+    assert_eq!(p.unchanged, 1);
+    // A real change still is one.
+    a.fingerprint = 3;
+    a.phone = Some("+420 1".into());
+    let p = plan(input("csv", vec![a]), &state, &opts(0));
+    assert_eq!(p.contacts.len(), 1);
+    assert!(p.refreshed.is_empty());
 }
 
 // ---- properties -------------------------------------------------------------

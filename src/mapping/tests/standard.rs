@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use liaison_plugin_api::{Location, Record, Schema, Value};
 
-use super::{contact, invalid, record, Mapped, Mapping};
+use super::{contact, invalid, record, spec, Mapped, Mapping};
 
 const FULL: &[(&str, &str)] = &[
     ("contact_id", " c-1 "),
@@ -229,4 +229,26 @@ fn when_applies_to_the_standard_layout() {
     };
     assert!(matches!(mapping.apply(&row("partner")), Mapped::Contact(_)));
     assert_eq!(mapping.apply(&row("staff")), Mapped::Skipped);
+}
+
+#[test]
+fn fingerprints_follow_the_row_and_the_mapping() {
+    let standard = Mapping::standard();
+    let row = [("contact_id", "c-1"), ("name", "Ann"), ("email", "a@x.cz")];
+    let fp = |m: &Mapping, attrs: &[(&str, &str)]| m.fingerprint(&record(attrs));
+    assert_eq!(
+        fp(&standard, &row),
+        fp(&Mapping::standard(), &row),
+        "stable"
+    );
+    // Any value, any name, any boundary between values counts.
+    let renamed = [("contact_id", "c-1"), ("name", "Anna"), ("email", "a@x.cz")];
+    assert_ne!(fp(&standard, &row), fp(&standard, &renamed));
+    let shifted = [("contact_id", "c-1"), ("name", "Ann"), ("email2", "a@x.cz")];
+    assert_ne!(fp(&standard, &row), fp(&standard, &shifted));
+    let moved = [("contact_id", "c-1"), ("name", "An"), ("email", "na@x.cz")];
+    assert_ne!(fp(&standard, &row), fp(&standard, &moved));
+    // The same row under another mapping is another digest.
+    let filtered = Mapping::compile(&spec(&[], Some("name == 'Ann'"))).unwrap();
+    assert_ne!(fp(&standard, &row), fp(&filtered, &row));
 }

@@ -197,6 +197,17 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
+    /// Renews a contact's stored digest (its row changed, its contact did not).
+    fn refresh(&mut self, contact_id: &str, fingerprint: u64) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE contacts SET fingerprint = ?3 WHERE source = ?1 AND contact_id = ?2",
+            )
+            .and_then(|mut s| s.execute(params![self.source, contact_id, fingerprint as i64]))
+            .map_err(q("renewing a contact's digest"))?;
+        Ok(())
+    }
+
     fn unlink(&mut self, user: UserId, login: &Login, contact_id: &str) -> Result<(), StoreError> {
         self.tx
             .prepare_cached("UPDATE contacts SET linked = 0 WHERE source = ?1 AND contact_id = ?2")
@@ -476,6 +487,9 @@ pub fn apply(
                     contact_id,
                 } => w.unlink(*user, login, contact_id)?,
             }
+        }
+        for (contact_id, fingerprint) in &plan.refreshed {
+            w.refresh(contact_id, *fingerprint)?;
         }
         for (user, login) in &plan.enables {
             w.set_status(*user, login, false)?;
