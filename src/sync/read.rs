@@ -139,7 +139,9 @@ impl ReadResult {
         Some((SeenState::Changed(i), self.changed_at.get(i as usize)?))
     }
 
-    /// Contact ids read in a state `wanted` accepts, with their anchors.
+    /// Contact ids read in a state `wanted` accepts, with their anchors. New
+    /// ids read cleanly ([`SeenState::Changed`] without an anchor) are listed
+    /// only until [`ReadResult::take_changed`] moves their records out.
     pub fn read_as(
         &self,
         wanted: fn(SeenState) -> bool,
