@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::common::{Sandbox, CONFIG};
+use crate::common::{Sandbox, CONFIG, HEADER};
 
 fn seeded() -> Sandbox {
     let s = Sandbox::new(CONFIG);
@@ -142,4 +142,30 @@ fn show_prints_contacts_and_history() {
         human.stdout
     );
     s.run(&["users", "show", "nobody"]).expect(1);
+}
+
+#[test]
+fn a_large_listing_reads_links_in_one_pass_with_the_same_result() {
+    // More users than the store's one-by-one threshold (20,000).
+    let s = Sandbox::new(CONFIG);
+    let rows: String = (0..20_050)
+        .map(|i| format!("c{i},User {i},u{i}@x.example,acc{},Acc,\n", i % 7))
+        .collect();
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}{rows}c-extra,User 3,u3@x.example,other,Other,\n"),
+    );
+    assert_eq!(s.sync(0)["created"], 20_050);
+    let all = s.users();
+    assert_eq!(all.len(), 20_050);
+    let one = |login: &str| all.iter().find(|u| u["login"] == login).unwrap().clone();
+    // The same users listed few at a time (links read one by one).
+    let few = s
+        .run(&["users", "list", "--account", "other", "--format", "json"])
+        .expect(0)
+        .json();
+    assert_eq!(few.as_array().unwrap().len(), 1);
+    assert_eq!(few[0], one("user.3"));
+    assert_eq!(few[0]["contacts"], json!(["c-extra", "c3"]));
+    assert_eq!(few[0]["accounts"], json!(["acc3", "other"]));
 }

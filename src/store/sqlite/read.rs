@@ -1,6 +1,6 @@
 //! Queries: anchors, the state slice a plan needs, and the directory views.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use rusqlite::{params, Connection};
 
@@ -290,10 +290,57 @@ pub fn list_users(conn: &Connection, filter: &UserFilter) -> Result<Vec<UserView
     let mut rows = stmt
         .query(rusqlite::params_from_iter(args.iter()))
         .map_err(q("listing users"))?;
-    let mut out = Vec::new();
+    let mut found = Vec::new();
     while let Some(r) = rows.next().map_err(q("listing users"))? {
-        let (u, created, updated) = user_from_row(r)?;
-        out.push(view_of(conn, u, created, updated)?);
+        found.push(user_from_row(r)?);
+    }
+    // Links of many users in one pass over the contacts, of a few one by one.
+    let mut all_links = if found.len() > SCAN_THRESHOLD {
+        Some(all_links(conn)?)
+    } else {
+        None
+    };
+    let mut out = Vec::with_capacity(found.len());
+    for (u, created, updated) in found {
+        let links = match &mut all_links {
+            Some(all) => all.remove(&u.id.0).map(Links::finish).unwrap_or_default(),
+            None => links_of(conn, u.id.0)?,
+        };
+        out.push(view_of(u, links, created, updated));
+    }
+    Ok(out)
+}
+
+/// A user's linked contact ids (by source, then id) and their account ids.
+#[derive(Default)]
+struct Links {
+    contacts: Vec<String>,
+    accounts: BTreeSet<String>,
+}
+
+impl Links {
+    fn finish(self) -> (Vec<String>, Vec<String>) {
+        (self.contacts, self.accounts.into_iter().collect())
+    }
+}
+
+/// The links of every user, read in one ordered pass.
+fn all_links(conn: &Connection) -> Result<HashMap<i64, Links>, StoreError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT user_id, contact_id, account_id FROM contacts WHERE linked = 1 \
+             ORDER BY source, contact_id",
+        )
+        .map_err(q("reading links"))?;
+    let mut rows = stmt.query([]).map_err(q("reading links"))?;
+    let mut out: HashMap<i64, Links> = HashMap::new();
+    while let Some(r) = rows.next().map_err(q("reading links"))? {
+        let user: i64 = r.get(0).map_err(q("reading links"))?;
+        let links = out.entry(user).or_default();
+        links.contacts.push(r.get(1).map_err(q("reading links"))?);
+        links
+            .accounts
+            .extend(r.get::<_, Option<String>>(2).map_err(q("reading links"))?);
     }
     Ok(out)
 }
@@ -309,6 +356,7 @@ pub fn user_detail(conn: &Connection, login: &str) -> Result<Option<UserDetail>,
         return Ok(None);
     };
     let (u, created, updated) = user_from_row(r)?;
+    let links = links_of(conn, u.id.0)?;
     let mut linked_contacts = Vec::new();
     let mut cstmt = conn
         .prepare_cached(&format!(
@@ -364,7 +412,7 @@ pub fn user_detail(conn: &Connection, login: &str) -> Result<Option<UserDetail>,
         .collect::<Result<Vec<_>, _>>()
         .map_err(q("reading history"))?;
     Ok(Some(UserDetail {
-        user: view_of(conn, u, created, updated)?,
+        user: view_of(u, links, created, updated),
         linked_contacts,
         history,
     }))
@@ -372,13 +420,12 @@ pub fn user_detail(conn: &Connection, login: &str) -> Result<Option<UserDetail>,
 
 /// A user as the directory shows it, with its linked contacts and accounts.
 fn view_of(
-    conn: &Connection,
     u: ExternalUser,
+    (contacts, accounts): (Vec<String>, Vec<String>),
     created: i64,
     updated: i64,
-) -> Result<UserView, StoreError> {
-    let (contacts, accounts) = links_of(conn, u.id.0)?;
-    Ok(UserView {
+) -> UserView {
+    UserView {
         id: u.id.0,
         login: u.login.to_string(),
         title: u.title,
@@ -396,5 +443,5 @@ fn view_of(
         attributes: u.attributes,
         created_at: rfc3339(created),
         updated_at: rfc3339(updated),
-    })
+    }
 }
