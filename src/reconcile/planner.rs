@@ -87,6 +87,33 @@ fn sort_by_email(records: &mut [ContactRecord]) -> Vec<u32> {
     before
 }
 
+/// Moves the record runs `runs` to the front of `records`, one after another,
+/// and drops the rest (in place: no record is copied). Returns the records and
+/// where each run now is.
+fn gather(
+    mut records: Vec<ContactRecord>,
+    runs: &[std::ops::Range<usize>],
+) -> (Vec<ContactRecord>, Vec<std::ops::Range<usize>>) {
+    let mut order: Vec<usize> = runs.iter().flat_map(|r| r.clone()).collect();
+    let kept = order.len();
+    let mut taken = vec![false; records.len()];
+    for i in &order {
+        taken[*i] = true;
+    }
+    order.extend((0..records.len()).filter(|i| !taken[*i]));
+    permute(&mut records, &mut order);
+    records.truncate(kept);
+    let mut at = 0;
+    let moved = runs
+        .iter()
+        .map(|r| {
+            at += r.len();
+            at - r.len()..at
+        })
+        .collect();
+    (records, moved)
+}
+
 /// The first eight bytes of `s` as a number that orders like `s` does: most
 /// comparisons of a sort end here, without following the string.
 fn prefix(s: &str) -> u64 {
@@ -201,26 +228,7 @@ impl<'a> Planner<'a> {
         let creates = self.correlate(&records, input.unreadable, id_order);
         // 5. New users, in (source, contact id) order; their records move into
         // the plan in that order, without a copy.
-        let mut order: Vec<usize> = creates.iter().flat_map(|r| r.clone()).collect();
-        let kept = order.len();
-        let mut placed = vec![false; records.len()];
-        for i in &order {
-            placed[*i] = true;
-        }
-        order.extend((0..records.len()).filter(|i| !placed[*i]));
-        drop(placed);
-        permute(&mut records, &mut order);
-        drop(order);
-        records.truncate(kept);
-        // The same runs, now where the reordering put them: one after another.
-        let mut at = 0;
-        let creates: Vec<std::ops::Range<usize>> = creates
-            .iter()
-            .map(|r| {
-                at += r.len();
-                at - r.len()..at
-            })
-            .collect();
+        let (records, creates) = gather(records, &creates);
         self.plan_creates(records, &creates);
         self.plan
     }
@@ -597,8 +605,8 @@ impl<'a> Planner<'a> {
             let Some(primary) = group.first() else {
                 continue;
             };
-            let login = match logins[i].take() {
-                Some(l) => l,
+            let (login, derived) = match logins[i].take() {
+                Some(l) => (l, false),
                 None => {
                     let base = derive_login_base(primary.name(), primary.email_local_part());
                     let taken = &self.state.taken_logins;
@@ -615,19 +623,16 @@ impl<'a> Planner<'a> {
                             }
                         }
                     };
-                    creates.push(NewUser {
-                        login,
-                        contacts: at..at + group.len(),
-                    });
-                    claims.claim_created(creates.len() - 1, &creates);
-                    at += group.len();
-                    continue;
+                    (login, true)
                 }
             };
             creates.push(NewUser {
                 login,
                 contacts: at..at + group.len(),
             });
+            if derived {
+                claims.claim_created(creates.len() - 1, &creates);
+            }
             at += group.len();
         }
         let mut keep = kept.into_iter();
@@ -701,5 +706,30 @@ impl Claims {
     /// Claims the login of `creates[k]`.
     fn claim_created(&mut self, k: usize, creates: &[NewUser]) {
         self.insert(k as u32, creates);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{permute, prefix};
+
+    proptest! {
+        #[test]
+        fn permute_applies_any_order(order in Just((0..40usize).collect::<Vec<_>>()).prop_shuffle()) {
+            let items: Vec<usize> = (100..140).collect();
+            let want: Vec<usize> = order.iter().map(|&i| items[i]).collect();
+            let (mut got, mut order) = (items, order);
+            permute(&mut got, &mut order);
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn prefixes_order_like_their_strings(a in "[a-c\\x00]{0,10}", b in "[a-c\\x00]{0,10}") {
+            if prefix(&a) != prefix(&b) {
+                prop_assert_eq!(prefix(&a) < prefix(&b), a < b);
+            }
+        }
     }
 }
