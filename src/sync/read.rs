@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::mpsc::{sync_channel, Receiver};
 
 use hashbrown::HashTable;
 
@@ -42,18 +43,53 @@ pub struct Seen {
     pub location: Location,
 }
 
-/// One contact id of the source: stored, read, or both. One map holds them
-/// all, so a million unchanged contacts cost one lookup each.
-#[derive(Debug, Clone)]
-pub struct Contact {
-    /// Its anchor in the store, if it has one.
-    pub anchor: Option<Anchor>,
-    /// How the read saw it; `None`: it was not read (it left the source).
-    pub seen: Option<Seen>,
+/// The source's stored contacts, fixed for the duration of a read: each id
+/// has a slot that numbers its anchor here and its sighting in the result.
+#[derive(Default)]
+struct Known {
+    index: HashTable<(Box<str>, u32)>,
+    anchors: Vec<Anchor>,
+    hasher: foldhash::fast::RandomState,
 }
 
-/// Contact ids of one source.
-pub type ContactMap = HashMap<String, Contact, foldhash::fast::RandomState>;
+impl Known {
+    /// Indexes the anchors the store listed.
+    fn new(listed: Vec<(String, Anchor)>) -> Self {
+        let mut known = Known {
+            index: HashTable::with_capacity(listed.len()),
+            anchors: Vec::with_capacity(listed.len()),
+            hasher: foldhash::fast::RandomState::default(),
+        };
+        for (id, anchor) in listed {
+            let slot = known.anchors.len() as u32;
+            known.anchors.push(anchor);
+            let hasher = &known.hasher;
+            let hash = hasher.hash_one(id.as_str());
+            known
+                .index
+                .insert_unique(hash, (id.into_boxed_str(), slot), |(id, _)| {
+                    hasher.hash_one(&**id)
+                });
+        }
+        known
+    }
+
+    /// The slot of stored contact `id`.
+    fn slot(&self, id: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one(id);
+        self.index.find(hash, |(k, _)| &**k == id).map(|(_, s)| *s)
+    }
+
+    /// The anchor in `slot`.
+    fn anchor(&self, slot: u32) -> Option<&Anchor> {
+        self.anchors.get(slot as usize)
+    }
+
+    /// How many contacts are stored.
+    fn len(&self) -> usize {
+        self.anchors.len()
+    }
+}
 
 /// The outcome of a complete read.
 #[derive(Default)]
@@ -65,10 +101,14 @@ pub struct ReadResult {
     changed_at: Vec<Location>,
     /// The hash of each changed record's id: finds it once the records moved on.
     changed_hash: Vec<u64>,
-    /// The source's stored contacts, and ids read that are not clean new records.
-    pub contacts: ContactMap,
-    /// Ids read first as clean new records: indexes into `changed`, found by
-    /// the record's own id, so a million new contacts cost 4 bytes each here.
+    /// The source's stored contacts.
+    known: Known,
+    /// How each stored contact was read, by slot; `None`: it left the source.
+    seen: Vec<Option<Seen>>,
+    /// Ids without an anchor read as anything but a clean new record.
+    others: HashMap<String, Seen, foldhash::fast::RandomState>,
+    /// Ids without an anchor read first as clean new records: indexes into
+    /// `changed`, found by the record's own id (4 bytes a contact).
     fresh: HashTable<u32>,
     /// Row errors, in read order.
     pub errors: Vec<RowError>,
@@ -82,7 +122,7 @@ impl std::fmt::Debug for ReadResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadResult")
             .field("changed", &self.changed.len())
-            .field("contacts", &self.contacts.len())
+            .field("known", &self.known.len())
             .field("fresh", &self.fresh.len())
             .field("errors", &self.errors)
             .field("rows", &self.rows)
@@ -109,7 +149,7 @@ impl ReadResult {
     }
 
     fn hash(&self, id: &str) -> u64 {
-        self.contacts.hasher().hash_one(id)
+        self.others.hasher().hash_one(id)
     }
 
     /// The index in `changed` of fresh id `id`. Once the records are taken,
@@ -124,19 +164,40 @@ impl ReadResult {
     }
 
     fn state_of(&self, id: &str, changed: &[ContactRecord]) -> Option<SeenState> {
-        match self.contacts.get(id) {
-            Some(c) => c.seen.as_ref().map(|s| s.state),
+        if let Some(slot) = self.known.slot(id) {
+            return self.seen.get(slot as usize)?.as_ref().map(|s| s.state);
+        }
+        match self.others.get(id) {
+            Some(seen) => Some(seen.state),
             None => self.fresh_index(id, changed).map(SeenState::Changed),
         }
     }
 
+    /// The stored anchor of contact `id`, if it has one.
+    pub fn anchor(&self, id: &str) -> Option<Anchor> {
+        self.known.anchor(self.known.slot(id)?).copied()
+    }
+
     /// How contact `id` was read, and where, if it was.
     pub fn seen(&self, id: &str) -> Option<(SeenState, &Location)> {
-        if let Some(c) = self.contacts.get(id) {
-            return c.seen.as_ref().map(|s| (s.state, &s.location));
+        if let Some(slot) = self.known.slot(id) {
+            let seen = self.seen.get(slot as usize)?.as_ref()?;
+            return Some((seen.state, &seen.location));
+        }
+        if let Some(seen) = self.others.get(id) {
+            return Some((seen.state, &seen.location));
         }
         let i = self.fresh_index(id, &self.changed)?;
         Some((SeenState::Changed(i), self.changed_at.get(i as usize)?))
+    }
+
+    /// Stored contacts the read did not see: they left the source.
+    pub fn left(&self) -> impl Iterator<Item = &Anchor> {
+        self.known
+            .anchors
+            .iter()
+            .zip(&self.seen)
+            .filter_map(|(anchor, seen)| seen.is_none().then_some(anchor))
     }
 
     /// Contact ids read in a state `wanted` accepts, with their anchors. New
@@ -146,92 +207,127 @@ impl ReadResult {
         &self,
         wanted: fn(SeenState) -> bool,
     ) -> impl Iterator<Item = (&str, Option<&Anchor>)> {
-        let known = self.contacts.iter().filter_map(move |(id, c)| {
-            let seen = c.seen.as_ref()?;
-            wanted(seen.state).then_some((id.as_str(), c.anchor.as_ref()))
+        let known = self.known.index.iter().filter_map(move |(id, slot)| {
+            let seen = self.seen.get(*slot as usize)?.as_ref()?;
+            let anchor = self.known.anchor(*slot);
+            wanted(seen.state).then_some((&**id, anchor))
         });
+        let others = self
+            .others
+            .iter()
+            .filter_map(move |(id, seen)| wanted(seen.state).then_some((id.as_str(), None)));
         let fresh = self.fresh.iter().filter_map(move |&i| {
             let r = self.changed.get(i as usize)?;
             wanted(SeenState::Changed(i)).then_some((r.contact_id(), None))
         });
-        known.chain(fresh)
+        known.chain(others).chain(fresh)
     }
 
-    /// Notes that contact `id` was read in `state` at `location`; a second
-    /// sighting of one id makes both rows errors and the contact unreadable.
-    fn see(&mut self, id: &str, state: SeenState, location: Location) {
+    /// Notes that stored contact `id` (in `slot`) was read in `state` at `location`.
+    fn see_known(&mut self, id: &str, slot: u32, state: SeenState, location: Location) {
+        let Some(entry) = self.seen.get_mut(slot as usize) else {
+            return;
+        };
+        match entry {
+            None => *entry = Some(Seen { state, location }),
+            Some(first) => duplicate(&mut self.errors, &mut self.bad_rows, id, first, &location),
+        }
+    }
+
+    /// Notes that contact `id` (no anchor) was read in `state` at `location`;
+    /// a second sighting of one id makes both rows errors.
+    fn see_other(&mut self, id: &str, state: SeenState, location: Location) {
         if let Some(first) = self.fresh_index(id, &self.changed) {
-            // Seen before as a clean new record: it moves to the map to be judged.
+            // Seen before as a clean new record: it moves over to be judged.
             let hash = self.hash(id);
             if let Ok(entry) = self.fresh.find_entry(hash, |&i| i == first) {
                 entry.remove();
             }
-            let at = self.changed_at.get(first as usize).cloned();
-            if let Some(at) = at {
+            if let Some(at) = self.changed_at.get(first as usize).cloned() {
                 let seen = Seen {
                     state: SeenState::Changed(first),
                     location: at,
                 };
-                let contact = Contact {
-                    anchor: None,
-                    seen: Some(seen),
-                };
-                self.contacts.insert(id.to_owned(), contact);
+                self.others.insert(id.to_owned(), seen);
             }
         }
-        let Some(contact) = self.contacts.get_mut(id) else {
-            match state {
-                SeenState::Changed(i) => {
-                    let hash = self.hash(id);
-                    let changed = &self.changed;
-                    let hasher = self.contacts.hasher();
-                    self.fresh.insert_unique(hash, i, |&j| {
-                        changed
-                            .get(j as usize)
-                            .map_or(0, |r| hasher.hash_one(r.contact_id()))
-                    });
-                }
-                _ => {
-                    let seen = Some(Seen { state, location });
-                    self.contacts
-                        .insert(id.to_owned(), Contact { anchor: None, seen });
-                }
+        if let Some(first) = self.others.get_mut(id) {
+            duplicate(&mut self.errors, &mut self.bad_rows, id, first, &location);
+            return;
+        }
+        match state {
+            SeenState::Changed(i) => {
+                let hash = self.hash(id);
+                let (changed, hasher) = (&self.changed, self.others.hasher());
+                self.fresh.insert_unique(hash, i, |&j| {
+                    changed
+                        .get(j as usize)
+                        .map_or(0, |r| hasher.hash_one(r.contact_id()))
+                });
             }
-            return;
-        };
-        let Some(first) = contact.seen.as_mut() else {
-            contact.seen = Some(Seen { state, location });
-            return;
-        };
-        // Two rows with one contact id: both are errors, the contact stays as it is.
-        let first_at = first.location.to_string();
-        let first_ok = first.state != SeenState::Unreadable;
-        first.state = SeenState::Unreadable;
-        self.errors.push(RowError {
-            location: location.to_string(),
-            message: format!("duplicate contact id {id:?} (also at {first_at})"),
-        });
-        self.bad_rows += 1;
-        if first_ok {
-            self.errors.push(RowError {
-                location: first_at,
-                message: format!("duplicate contact id {id:?} (also at {location})"),
-            });
-            self.bad_rows += 1;
+            _ => {
+                self.others.insert(id.to_owned(), Seen { state, location });
+            }
+        }
+    }
+
+    /// Notes contact `id` (in `slot` of `known` if stored) read in `state` at `location`.
+    fn see(
+        &mut self,
+        id: &str,
+        slot: Option<u32>,
+        state: SeenState,
+        location: Location,
+        known: &Known,
+    ) {
+        match slot.or_else(|| known.slot(id)) {
+            Some(slot) => self.see_known(id, slot, state, location),
+            None => self.see_other(id, state, location),
         }
     }
 
     /// Reports a row that could not be read; notes its id when it is known
     /// (the contact then counts as present and keeps its links).
-    fn bad_row(&mut self, location: Location, contact_id: Option<&str>, message: String) {
+    fn bad_row(
+        &mut self,
+        location: Location,
+        contact_id: Option<&str>,
+        message: String,
+        known: &Known,
+    ) {
         self.bad_rows += 1;
         self.errors.push(RowError {
             location: location.to_string(),
             message,
         });
         if let Some(id) = contact_id {
-            self.see(id, SeenState::Unreadable, location);
+            self.see(id, None, SeenState::Unreadable, location, known);
         }
+    }
+}
+
+/// A second row with the id first read as `first`: both rows are errors (the
+/// first only once) and the contact stays as it is.
+fn duplicate(
+    errors: &mut Vec<RowError>,
+    bad_rows: &mut usize,
+    id: &str,
+    first: &mut Seen,
+    location: &Location,
+) {
+    let first_at = first.location.to_string();
+    errors.push(RowError {
+        location: location.to_string(),
+        message: format!("duplicate contact id {id:?} (also at {first_at})"),
+    });
+    *bad_rows += 1;
+    if first.state != SeenState::Unreadable {
+        errors.push(RowError {
+            location: first_at,
+            message: format!("duplicate contact id {id:?} (also at {location})"),
+        });
+        *bad_rows += 1;
+        first.state = SeenState::Unreadable;
     }
 }
 
@@ -264,122 +360,129 @@ pub fn read_source(
     max_bad_row_ratio: f64,
 ) -> Result<ReadResult, ReadFailure> {
     let stream = connector.read()?;
-    let mut out = ReadResult::default();
-    // Most of a big source is already anchored: size the map once.
-    out.contacts.reserve(anchors.len() + anchors.len() / 8);
-    out.contacts.extend(anchors.into_iter().map(|(id, anchor)| {
-        let contact = Contact {
-            anchor: Some(anchor),
-            seen: None,
-        };
-        (id, contact)
-    }));
-    // The producer also digests each record: hashing is half of what an
-    // unchanged row costs, and the consumer is the busier thread.
-    let digest = |item: &Item| match item {
-        Item::Record(record) => mapping.fingerprint(record),
-        Item::Bad(_) => 0,
+    let known = Known::new(anchors);
+    let mut out = ReadResult {
+        seen: vec![None; known.len()],
+        ..ReadResult::default()
     };
-    read_ahead(stream, digest, |items| {
-        for item in items {
-            let (item, fingerprint) = item?;
-            take_item(&mut out, item, fingerprint, mapping);
-        }
-        if out.rows > 0 && out.bad_rows as f64 > max_bad_row_ratio * out.rows as f64 {
-            return Err(ReadFailure::TooManyBadRows {
-                bad: out.bad_rows,
-                rows: out.rows,
-                limit: max_bad_row_ratio,
-                errors: out.errors,
-            });
-        }
-        Ok(out)
-    })
+    let consumed = std::thread::scope(|scope| {
+        let rx = read_ahead(scope, stream, mapping);
+        consume(&mut out, rx, mapping, &known)
+    });
+    out.known = known;
+    consumed?;
+    if out.rows > 0 && out.bad_rows as f64 > max_bad_row_ratio * out.rows as f64 {
+        return Err(ReadFailure::TooManyBadRows {
+            bad: out.bad_rows,
+            rows: out.rows,
+            limit: max_bad_row_ratio,
+            errors: out.errors,
+        });
+    }
+    Ok(out)
 }
 
-/// Items read ahead by this many at a time.
+/// Items handed over this many at a time.
 const BATCH: usize = 1024;
 
-/// An item read ahead, with what the producer computed for it.
-type Prepared = Result<(Item, u64), liaison_plugin_api::SourceError>;
+/// An item with its digest ([`Mapping::fingerprint`], 0 for a bad row).
+type Digested = Result<(Item, u64), liaison_plugin_api::SourceError>;
 
-/// Runs `consume` over the items of `stream` while another thread produces
-/// them (and applies `prepare` to each): parsing a source and mapping its
-/// records each take one core.
-fn read_ahead<T>(
-    stream: liaison_plugin_api::ItemStream<'_>,
-    prepare: impl Fn(&Item) -> u64 + Send,
-    consume: impl FnOnce(&mut dyn Iterator<Item = Prepared>) -> T,
-) -> T {
-    std::thread::scope(|scope| {
-        // A few batches in flight: enough to absorb jitter, little memory.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<_>>(4);
-        scope.spawn(move || {
-            let mut batch = Vec::with_capacity(BATCH);
-            for item in stream {
-                let failed = item.is_err();
-                batch.push(item.map(|item| {
-                    let prepared = prepare(&item);
-                    (item, prepared)
-                }));
-                if batch.len() == BATCH || failed {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    // The consumer stopped (it hit an error): stop reading too.
-                    if tx.send(full).is_err() || failed {
-                        return;
-                    }
+/// Parses `stream` on a scoped thread that also digests each record: parsing
+/// and hashing there, looking up and mapping here, each thread has about half
+/// the work of an unchanged row. Stops after the first source error.
+fn read_ahead<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    stream: liaison_plugin_api::ItemStream<'scope>,
+    mapping: &'scope Mapping,
+) -> Receiver<Vec<Digested>> {
+    // A few batches in flight: enough to absorb jitter, little memory.
+    let (tx, rx) = sync_channel(4);
+    scope.spawn(move || {
+        let mut batch = Vec::with_capacity(BATCH);
+        for item in stream {
+            let failed = item.is_err();
+            batch.push(item.map(|item| {
+                let fingerprint = match &item {
+                    Item::Record(record) => mapping.fingerprint(record),
+                    Item::Bad(_) => 0,
+                };
+                (item, fingerprint)
+            }));
+            if batch.len() == BATCH || failed {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                // The consumer stopped (it hit an error): stop reading too.
+                if tx.send(full).is_err() || failed {
+                    return;
                 }
-            }
-            if !batch.is_empty() {
-                let _ = tx.send(batch);
-            }
-        });
-        let mut items = rx.into_iter().flatten();
-        consume(&mut items)
-    })
-}
-
-/// Sorts one item into `out`.
-/// `fingerprint` is the record's [`Mapping::fingerprint`].
-fn take_item(out: &mut ReadResult, item: Item, fingerprint: u64, mapping: &Mapping) {
-    out.rows += 1;
-    match item {
-        Item::Record(record) => {
-            // A record whose digest is stored maps to what is stored: skip mapping.
-            if let Some(id) = mapping.contact_id_of(&record) {
-                if let Some(c) = out.contacts.get_mut(&*id) {
-                    let same = c
-                        .anchor
-                        .is_some_and(|a| a.linked && a.fingerprint == fingerprint);
-                    if same && c.seen.is_none() {
-                        c.seen = Some(Seen {
-                            state: SeenState::Unchanged,
-                            location: record.location,
-                        });
-                        return;
-                    }
-                }
-            }
-            match mapping.apply(&record) {
-                Mapped::Skipped => {}
-                Mapped::Contact(mut r) => {
-                    r.fingerprint = fingerprint;
-                    let at = out.changed.len() as u32;
-                    out.changed.push(r);
-                    out.changed_at.push(record.location.clone());
-                    let id = out.changed[at as usize].contact_id().to_owned();
-                    out.changed_hash.push(out.hash(&id));
-                    out.see(&id, SeenState::Changed(at), record.location);
-                }
-                Mapped::Invalid {
-                    contact_id,
-                    message,
-                } => out.bad_row(record.location, contact_id.as_deref(), message),
             }
         }
+        if !batch.is_empty() {
+            let _ = tx.send(batch);
+        }
+    });
+    rx
+}
+
+/// Sorts what the parsing thread sends into `out`: a stored contact whose row
+/// has its stored digest is unchanged and not mapped.
+fn consume(
+    out: &mut ReadResult,
+    rx: Receiver<Vec<Digested>>,
+    mapping: &Mapping,
+    known: &Known,
+) -> Result<(), ReadFailure> {
+    for digested in rx.into_iter().flatten() {
+        let (item, fingerprint) = digested?;
+        out.rows += 1;
+        let mut slot = None;
+        if let Item::Record(record) = &item {
+            if let Some(id) = mapping.contact_id_of(record) {
+                slot = known.slot(&id);
+                let unchanged = slot
+                    .and_then(|s| known.anchor(s))
+                    .is_some_and(|a| a.linked && a.fingerprint == fingerprint);
+                if let (Some(s), true) = (slot, unchanged) {
+                    let location = record.location.clone();
+                    out.see_known(&id, s, SeenState::Unchanged, location);
+                    continue;
+                }
+            }
+        }
+        take_item(out, item, fingerprint, slot, mapping, known);
+    }
+    Ok(())
+}
+
+/// Maps a new or changed record (or reports a bad row) into `out`.
+fn take_item(
+    out: &mut ReadResult,
+    item: Item,
+    fingerprint: u64,
+    slot: Option<u32>,
+    mapping: &Mapping,
+    known: &Known,
+) {
+    match item {
+        Item::Record(record) => match mapping.apply(&record) {
+            Mapped::Skipped => {}
+            Mapped::Contact(mut r) => {
+                r.fingerprint = fingerprint;
+                let at = out.changed.len() as u32;
+                let id = r.contact_id().to_owned();
+                out.changed_hash.push(out.hash(&id));
+                out.changed.push(r);
+                out.changed_at.push(record.location.clone());
+                out.see(&id, slot, SeenState::Changed(at), record.location, known);
+            }
+            Mapped::Invalid {
+                contact_id,
+                message,
+            } => out.bad_row(record.location, contact_id.as_deref(), message, known),
+        },
         Item::Bad(bad) => {
             let contact_id = bad.partial.as_ref().and_then(|p| mapping.contact_id_of(p));
-            out.bad_row(bad.location, contact_id.as_deref(), bad.message);
+            out.bad_row(bad.location, contact_id.as_deref(), bad.message, known);
         }
     }
 }

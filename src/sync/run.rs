@@ -138,7 +138,7 @@ pub fn run_source(
     };
     for r in &read.changed {
         request.emails.insert(r.email_normalized());
-        match read.contacts.get(r.contact_id()).and_then(|c| c.anchor) {
+        match read.anchor(r.contact_id()) {
             Some(a) => {
                 request.users.insert(a.user);
             }
@@ -154,11 +154,9 @@ pub fn run_source(
         }
     }
     // Contacts that left the source: their users lose them.
-    for c in read.contacts.values() {
-        if let (Some(a), None) = (c.anchor, &c.seen) {
-            if a.linked {
-                request.users.insert(a.user);
-            }
+    for a in read.left() {
+        if a.linked {
+            request.users.insert(a.user);
         }
     }
     debug!(
