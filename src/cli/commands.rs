@@ -200,7 +200,9 @@ fn list(store: &mut dyn Store, args: &ListArgs) -> anyhow::Result<u8> {
         attributes: args.attributes.clone(),
         search: args.search.clone(),
     };
-    let users = store.list_users(&filter)?;
-    output::user_list(&users, args.format)?;
+    output::user_list(
+        &mut |visit| store.for_each_user(&filter, visit).map_err(Into::into),
+        args.format,
+    )?;
     Ok(exit::OK)
 }

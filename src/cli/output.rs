@@ -1,7 +1,9 @@
 //! Everything the CLI prints: stdout for results, stderr for diagnostics.
 
 use std::io::{self, BufWriter, Write};
+use std::ops::ControlFlow;
 
+use serde::ser::{SerializeSeq, Serializer as _};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -214,87 +216,120 @@ pub fn plans(reports: &[RunReport], format: Format) -> io::Result<()> {
     out.flush()
 }
 
-/// `users list` output.
-pub fn user_list(users: &[UserView], format: ListFormat) -> io::Result<()> {
+/// Where `users list` gets its users: it calls the visitor once per user and
+/// stops when the visitor says so (see `Store::for_each_user`).
+pub type UserSource<'a> =
+    &'a mut dyn FnMut(&mut dyn FnMut(UserView) -> ControlFlow<()>) -> anyhow::Result<()>;
+
+/// `users list` output, written as the users arrive (JSON and CSV hold one
+/// user at a time; the table keeps five short columns to size the first).
+pub fn user_list(source: UserSource<'_>, format: ListFormat) -> anyhow::Result<()> {
+    let out = BufWriter::new(io::stdout().lock());
+    let mut failed: Option<anyhow::Error> = None;
+    let mut keep = |r: Result<(), anyhow::Error>| match r {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(e) => {
+            failed = Some(e);
+            ControlFlow::Break(())
+        }
+    };
     match format {
-        ListFormat::Json => json_out(users),
-        ListFormat::Csv => {
-            let mut w = csv::Writer::from_writer(io::stdout().lock());
-            w.write_record([
-                "id",
-                "login",
-                "title",
-                "description",
-                "email",
-                "locale",
-                "status",
-                "origin",
-                "contacts",
-                "accounts",
-                "account_contacts",
-                "account_tickets",
-                "external_comments",
-                "grants",
-                "attributes",
-                "created_at",
-                "updated_at",
-            ])?;
-            for u in users {
-                w.write_record([
-                    u.id.to_string(),
-                    u.login.clone(),
-                    u.title.clone(),
-                    u.description.clone().unwrap_or_default(),
-                    u.email.clone().unwrap_or_default(),
-                    u.locale.clone(),
-                    u.status.to_string(),
-                    u.origin.to_string(),
-                    u.contacts.join("|"),
-                    u.accounts.join("|"),
-                    u.account_contacts.to_string(),
-                    u.account_tickets.to_string(),
-                    u.external_comments.to_string(),
-                    u.grants.join("|"),
-                    serde_json::to_string(&u.attributes).unwrap_or_default(),
-                    u.created_at.clone(),
-                    u.updated_at.clone(),
-                ])?;
+        ListFormat::Json => {
+            let mut ser = serde_json::Serializer::pretty(out);
+            let mut seq = ser.serialize_seq(None)?;
+            source(&mut |u| keep(seq.serialize_element(&u).map_err(Into::into)))?;
+            if let Some(e) = failed {
+                return Err(e);
             }
-            w.flush()
+            SerializeSeq::end(seq)?;
+            let mut out = ser.into_inner();
+            writeln!(out)?;
+            out.flush()?;
+        }
+        ListFormat::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(CSV_COLUMNS)?;
+            source(&mut |u| keep(w.write_record(csv_row(&u)).map_err(Into::into)))?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            w.flush()?;
         }
         ListFormat::Human => {
-            let mut out = BufWriter::new(io::stdout().lock());
-            let width = users
-                .iter()
-                .map(|u| u.login.len())
-                .max()
-                .unwrap_or(5)
-                .max(5);
+            let mut rows: Vec<[String; 5]> = Vec::new();
+            source(&mut |u| {
+                rows.push([
+                    u.login,
+                    u.status.as_str().to_owned(),
+                    u.origin.as_str().to_owned(),
+                    u.email.unwrap_or_else(|| "-".to_owned()),
+                    u.title,
+                ]);
+                ControlFlow::Continue(())
+            })?;
+            let mut out = out;
+            let width = rows.iter().map(|r| r[0].len()).max().unwrap_or(5).max(5);
             writeln!(
                 out,
                 "{:<width$}  {:<8}  {:<6}  {:<30}  TITLE",
                 "LOGIN", "STATUS", "ORIGIN", "E-MAIL"
             )?;
-            for u in users {
+            for [login, status, origin, email, title] in &rows {
                 writeln!(
                     out,
-                    "{:<width$}  {:<8}  {:<6}  {:<30}  {}",
-                    u.login,
-                    u.status.as_str(),
-                    u.origin.as_str(),
-                    u.email.as_deref().unwrap_or("-"),
-                    u.title
+                    "{login:<width$}  {status:<8}  {origin:<6}  {email:<30}  {title}"
                 )?;
             }
-            writeln!(
-                out,
-                "{} user{}",
-                users.len(),
-                if users.len() == 1 { "" } else { "s" }
-            )?;
-            out.flush()
+            let n = rows.len();
+            writeln!(out, "{n} user{}", if n == 1 { "" } else { "s" })?;
+            out.flush()?;
         }
     }
+    Ok(())
+}
+
+/// The CSV export's header.
+const CSV_COLUMNS: [&str; 17] = [
+    "id",
+    "login",
+    "title",
+    "description",
+    "email",
+    "locale",
+    "status",
+    "origin",
+    "contacts",
+    "accounts",
+    "account_contacts",
+    "account_tickets",
+    "external_comments",
+    "grants",
+    "attributes",
+    "created_at",
+    "updated_at",
+];
+
+/// One user as a CSV row (lists joined with `|`, attributes as JSON).
+fn csv_row(u: &UserView) -> [String; 17] {
+    [
+        u.id.to_string(),
+        u.login.clone(),
+        u.title.clone(),
+        u.description.clone().unwrap_or_default(),
+        u.email.clone().unwrap_or_default(),
+        u.locale.clone(),
+        u.status.to_string(),
+        u.origin.to_string(),
+        u.contacts.join("|"),
+        u.accounts.join("|"),
+        u.account_contacts.to_string(),
+        u.account_tickets.to_string(),
+        u.external_comments.to_string(),
+        u.grants.join("|"),
+        serde_json::to_string(&u.attributes).unwrap_or_default(),
+        u.created_at.clone(),
+        u.updated_at.clone(),
+    ]
 }
 
 /// `users show` output.

@@ -6,6 +6,7 @@ mod sqlite;
 mod views;
 
 use std::collections::{BTreeSet, HashSet};
+use std::ops::ControlFlow;
 
 pub use sqlite::SqliteStore;
 pub use views::{HistoryEntry, LinkedContact, UserDetail, UserFilter, UserView};
@@ -127,8 +128,23 @@ pub trait Store {
     /// Records a run that applied nothing because it failed.
     fn record_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;
 
-    /// Users matching `filter`, ordered by login.
-    fn list_users(&mut self, filter: &UserFilter) -> Result<Vec<UserView>, StoreError>;
+    /// Visits the users matching `filter`, ordered by login, one at a time;
+    /// `visit` may stop early. Listing a big directory holds one user at a time.
+    fn for_each_user(
+        &mut self,
+        filter: &UserFilter,
+        visit: &mut dyn FnMut(UserView) -> ControlFlow<()>,
+    ) -> Result<(), StoreError>;
+
+    /// Users matching `filter`, ordered by login, collected.
+    fn list_users(&mut self, filter: &UserFilter) -> Result<Vec<UserView>, StoreError> {
+        let mut users = Vec::new();
+        self.for_each_user(filter, &mut |u| {
+            users.push(u);
+            ControlFlow::Continue(())
+        })?;
+        Ok(users)
+    }
 
     /// One user with contacts and history.
     fn user_detail(&mut self, login: &str) -> Result<Option<UserDetail>, StoreError>;

@@ -13,6 +13,9 @@ pub const USER_COLUMNS: &str = "id, login, title, description, email, locale, st
      disabled_by, disabled_at, origin, account_contacts, account_tickets, external_comments, \
      grants, attributes, created_at, updated_at";
 
+/// How many columns [`USER_COLUMNS`] names.
+pub const USER_COLUMN_COUNT: usize = 17;
+
 /// Columns of `contacts` (record part) in the order [`contact_from_row`] reads them, from `offset`.
 pub const CONTACT_COLUMNS: &str = "contact_id, name, email, phone, account_id, account_name, \
      login, description, locale, account_contacts, account_tickets, external_comments, grants, attributes, \

@@ -95,8 +95,12 @@ impl Store for SqliteStore {
         write::record_run(&self.conn, run).map(|_| ())
     }
 
-    fn list_users(&mut self, filter: &UserFilter) -> Result<Vec<UserView>, StoreError> {
-        read::list_users(&self.conn, filter)
+    fn for_each_user(
+        &mut self,
+        filter: &UserFilter,
+        visit: &mut dyn FnMut(UserView) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        read::for_each_user(&self.conn, filter, visit)
     }
 
     fn user_detail(&mut self, login: &str) -> Result<Option<UserDetail>, StoreError> {

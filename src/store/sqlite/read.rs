@@ -1,10 +1,13 @@
 //! Queries: anchors, the state slice a plan needs, and the directory views.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
+use std::ops::ControlFlow;
 
 use rusqlite::{params, Connection};
 
-use super::codec::{contact_from_row, rfc3339, user_from_row, CONTACT_COLUMNS, USER_COLUMNS};
+use super::codec::{
+    contact_from_row, rfc3339, user_from_row, CONTACT_COLUMNS, USER_COLUMNS, USER_COLUMN_COUNT,
+};
 use crate::model::{ExternalUser, UserId};
 use crate::reconcile::{State, StoredContact};
 use crate::store::{
@@ -221,31 +224,15 @@ fn load_logins(
     Ok(())
 }
 
-/// Contact ids and account ids of a user's linked contacts.
-fn links_of(conn: &Connection, user: i64) -> Result<(Vec<String>, Vec<String>), StoreError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT contact_id, account_id FROM contacts WHERE user_id = ?1 AND linked = 1 \
-             ORDER BY source, contact_id",
-        )
-        .map_err(q("reading links"))?;
-    let rows = stmt
-        .query_map([user], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-        })
-        .map_err(q("reading links"))?;
-    let mut contacts = Vec::new();
-    let mut accounts = BTreeSet::new();
-    for row in rows {
-        let (c, a) = row.map_err(q("reading links"))?;
-        contacts.push(c);
-        accounts.extend(a);
-    }
-    Ok((contacts, accounts.into_iter().collect()))
-}
-
-pub fn list_users(conn: &Connection, filter: &UserFilter) -> Result<Vec<UserView>, StoreError> {
-    let mut sql = format!("SELECT {USER_COLUMNS} FROM users WHERE 1 = 1");
+/// Visits the users `filter` selects, by login, one at a time: a directory of a
+/// million users is never held in memory. Each user's links come from
+/// correlated subqueries, so listing them costs no query per user.
+pub fn for_each_user(
+    conn: &Connection,
+    filter: &UserFilter,
+    visit: &mut dyn FnMut(UserView) -> ControlFlow<()>,
+) -> Result<(), StoreError> {
+    let mut sql = format!("SELECT {USER_COLUMNS}, {LINK_COLUMNS} FROM users WHERE 1 = 1");
     let mut args: Vec<String> = Vec::new();
     if let Some(s) = filter.status {
         args.push(s.as_str().to_owned());
@@ -290,65 +277,41 @@ pub fn list_users(conn: &Connection, filter: &UserFilter) -> Result<Vec<UserView
     let mut rows = stmt
         .query(rusqlite::params_from_iter(args.iter()))
         .map_err(q("listing users"))?;
-    let mut found = Vec::new();
     while let Some(r) = rows.next().map_err(q("listing users"))? {
-        found.push(user_from_row(r)?);
+        let (u, created, updated) = user_from_row(r)?;
+        let links = links_from_row(r, USER_COLUMN_COUNT)?;
+        if visit(view_of(u, links, created, updated)).is_break() {
+            break;
+        }
     }
-    // Links of many users in one pass over the contacts, of a few one by one.
-    let mut all_links = if found.len() > SCAN_THRESHOLD {
-        Some(all_links(conn)?)
-    } else {
-        None
-    };
-    let mut out = Vec::with_capacity(found.len());
-    for (u, created, updated) in found {
-        let links = match &mut all_links {
-            Some(all) => all.remove(&u.id.0).map(Links::finish).unwrap_or_default(),
-            None => links_of(conn, u.id.0)?,
-        };
-        out.push(view_of(u, links, created, updated));
-    }
-    Ok(out)
+    Ok(())
 }
 
-/// A user's linked contact ids (by source, then id) and their account ids.
-#[derive(Default)]
-struct Links {
-    contacts: Vec<String>,
-    accounts: BTreeSet<String>,
-}
+/// A user's linked contact ids (by source, then id) and their distinct
+/// account ids, as one JSON array of two arrays computed by SQLite in one probe.
+const LINK_COLUMNS: &str = "\
+    (SELECT json_array(\
+        json_group_array(c.contact_id ORDER BY c.source, c.contact_id), \
+        json_group_array(DISTINCT c.account_id ORDER BY c.account_id) \
+            FILTER (WHERE c.account_id IS NOT NULL)) \
+     FROM contacts c WHERE c.user_id = users.id AND c.linked = 1)";
 
-impl Links {
-    fn finish(self) -> (Vec<String>, Vec<String>) {
-        (self.contacts, self.accounts.into_iter().collect())
-    }
-}
-
-/// The links of every user, read in one ordered pass.
-fn all_links(conn: &Connection) -> Result<HashMap<i64, Links>, StoreError> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT user_id, contact_id, account_id FROM contacts WHERE linked = 1 \
-             ORDER BY source, contact_id",
-        )
-        .map_err(q("reading links"))?;
-    let mut rows = stmt.query([]).map_err(q("reading links"))?;
-    let mut out: HashMap<i64, Links> = HashMap::new();
-    while let Some(r) = rows.next().map_err(q("reading links"))? {
-        let user: i64 = r.get(0).map_err(q("reading links"))?;
-        let links = out.entry(user).or_default();
-        links.contacts.push(r.get(1).map_err(q("reading links"))?);
-        links
-            .accounts
-            .extend(r.get::<_, Option<String>>(2).map_err(q("reading links"))?);
-    }
-    Ok(out)
+/// The [`LINK_COLUMNS`] at column `at`: contact ids and account ids.
+fn links_from_row(
+    row: &rusqlite::Row<'_>,
+    at: usize,
+) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    let text: String = row.get(at).map_err(q("reading links"))?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+        what: "links",
+        detail: e.to_string(),
+    })
 }
 
 pub fn user_detail(conn: &Connection, login: &str) -> Result<Option<UserDetail>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE login = ?1"
+            "SELECT {USER_COLUMNS}, {LINK_COLUMNS} FROM users WHERE login = ?1"
         ))
         .map_err(q("reading user"))?;
     let mut rows = stmt.query([login]).map_err(q("reading user"))?;
@@ -356,7 +319,7 @@ pub fn user_detail(conn: &Connection, login: &str) -> Result<Option<UserDetail>,
         return Ok(None);
     };
     let (u, created, updated) = user_from_row(r)?;
-    let links = links_of(conn, u.id.0)?;
+    let links = links_from_row(r, USER_COLUMN_COUNT)?;
     let mut linked_contacts = Vec::new();
     let mut cstmt = conn
         .prepare_cached(&format!(
