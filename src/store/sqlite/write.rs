@@ -11,7 +11,7 @@ use tracing::debug;
 
 use super::batch::{int, opt_bool, opt_text, owned, text, BatchInsert, Sql};
 use super::codec::{attributes_json, attributes_json_of, grants_json, grants_json_of};
-use crate::model::{Attributes, ContactRecord, Login, UserId};
+use crate::model::{ContactRecord, Flags, Login, UserId};
 use crate::reconcile::{ContactChange, DeprovisionAction, Plan, UserFields};
 use crate::store::{RunRecord, StoreError};
 
@@ -115,11 +115,81 @@ struct UserRecord<'a> {
     account_tickets: bool,
     #[serde(skip_serializing_if = "is_false")]
     external_comments: bool,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    grants: &'a [String],
-    #[serde(skip_serializing_if = "Attributes::is_empty")]
-    attributes: &'a Attributes,
+    #[serde(skip_serializing_if = "<[&str]>::is_empty")]
+    grants: &'a [&'a str],
+    #[serde(skip_serializing_if = "Pairs::is_empty")]
+    attributes: Pairs<'a>,
     contacts: Vec<String>,
+}
+
+/// Key/value pairs (already in key order) serialized as a JSON object.
+struct Pairs<'a>(&'a [(&'a str, &'a str)]);
+
+impl Pairs<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+/// A new user's fields, borrowed: from its one contact, or from the merge of
+/// several.
+struct NewFields<'a> {
+    title: &'a str,
+    description: Option<&'a str>,
+    email: &'a str,
+    email_normalized: &'a str,
+    locale: &'a str,
+    flags: Flags,
+    /// Sorted, without duplicates.
+    grants: Vec<&'a str>,
+    attributes: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> NewFields<'a> {
+    /// The fields a single contact gives its user — what `merge_fields` makes
+    /// of one contact, without copying it.
+    fn of_contact(r: &'a ContactRecord, default_locale: &'a str) -> Self {
+        let mut grants: Vec<&str> = r.grants().collect();
+        grants.sort_unstable();
+        grants.dedup();
+        NewFields {
+            title: r.name(),
+            description: r.description(),
+            email: r.email_str(),
+            email_normalized: r.email_normalized(),
+            locale: r.locale().unwrap_or(default_locale),
+            flags: Flags {
+                account_contacts: r.account_contacts == Some(true),
+                account_tickets: r.account_tickets == Some(true),
+                external_comments: r.external_comments == Some(true),
+            },
+            grants,
+            attributes: r.attributes().collect(),
+        }
+    }
+
+    fn of_merged(f: &'a UserFields) -> Self {
+        NewFields {
+            title: &f.title,
+            description: f.description.as_deref(),
+            email: f.email.as_str(),
+            email_normalized: f.email.normalized(),
+            locale: &f.locale,
+            flags: f.flags,
+            grants: f.grants.iter().map(String::as_str).collect(),
+            attributes: f
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+        }
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -235,27 +305,36 @@ impl<'t> Writer<'t> {
         let mut id = last;
         for n in &plan.creates {
             id += 1;
-            let f = plan.fields_of(n).ok_or(StoreError::Corrupt {
-                what: "plan",
-                detail: format!("user {} to create has no contacts", n.login),
-            })?;
             let members = plan.contacts_of(n);
             for r in members {
                 contacts.push(contact_row(self.source, id, r))?;
             }
+            // One contact (the usual case): the user's fields are that contact's,
+            // borrowed from the plan; several: merged (see `merge_fields`).
+            let merged;
+            let f = match members {
+                [one] => NewFields::of_contact(one, &plan.default_locale),
+                _ => {
+                    merged = plan.fields_of(n).ok_or(StoreError::Corrupt {
+                        what: "plan",
+                        detail: format!("user {} to create has no contacts", n.login),
+                    })?;
+                    NewFields::of_merged(&merged)
+                }
+            };
             let record = UserRecord {
                 login: n.login.as_str(),
-                title: &f.title,
-                description: f.description.as_deref(),
-                email: f.email.as_str(),
-                locale: &f.locale,
+                title: f.title,
+                description: f.description,
+                email: f.email,
+                locale: f.locale,
                 status: "active",
                 origin: "sync",
                 account_contacts: f.flags.account_contacts,
                 account_tickets: f.flags.account_tickets,
                 external_comments: f.flags.external_comments,
                 grants: &f.grants,
-                attributes: &f.attributes,
+                attributes: Pairs(&f.attributes),
                 contacts: members
                     .iter()
                     .map(|r| format!("{}:{}", plan.source, r.contact_id()))
@@ -269,19 +348,41 @@ impl<'t> Writer<'t> {
                 int(self.now),
                 owned(serde_json::to_string(&record).unwrap_or_default()),
             ])?;
+            let texts = match members {
+                // Borrowed from the plan, which outlives the batch.
+                [one] => [
+                    text(one.name()),
+                    opt_text(one.description()),
+                    text(one.email_str()),
+                    text(one.email_normalized()),
+                    text(one.locale().unwrap_or(&plan.default_locale)),
+                ],
+                _ => [
+                    owned(f.title.to_owned()),
+                    f.description
+                        .map_or(opt_text(None), |d| owned(d.to_owned())),
+                    owned(f.email.to_owned()),
+                    owned(f.email_normalized.to_owned()),
+                    owned(f.locale.to_owned()),
+                ],
+            };
+            let [title, description, email, email_norm, locale] = texts;
             users.push([
                 int(id),
                 text(n.login.as_str()),
-                owned(f.title),
-                f.description.map_or(opt_text(None), owned),
-                owned(f.email.as_str().to_owned()),
-                owned(f.email.normalized().to_owned()),
-                owned(f.locale),
+                title,
+                description,
+                email,
+                email_norm,
+                locale,
                 int(i64::from(f.flags.account_contacts)),
                 int(i64::from(f.flags.account_tickets)),
                 int(i64::from(f.flags.external_comments)),
-                owned(grants_json(&f.grants)),
-                owned(attributes_json(&f.attributes)),
+                owned(serde_json::to_string(&f.grants).unwrap_or_else(|_| "[]".to_owned())),
+                owned(
+                    serde_json::to_string(&Pairs(&f.attributes))
+                        .unwrap_or_else(|_| "{}".to_owned()),
+                ),
                 int(self.now),
                 int(self.now),
             ])?;
@@ -518,4 +619,70 @@ pub fn apply(
     tx.commit().map_err(q("committing the run"))?;
     debug!(ms = clock.elapsed().as_millis() as u64, "run committed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::NewFields;
+    use crate::model::{ContactFields, ContactRecord, Email};
+    use crate::reconcile::merge_fields;
+
+    /// The one-contact shortcut must say exactly what the merge says.
+    #[test]
+    fn one_contact_fields_equal_the_merge_of_one() {
+        let cases = [
+            (None, None, vec![], vec![]),
+            (
+                Some("cs"),
+                Some(true),
+                vec!["sales", "billing", "sales"],
+                vec![("tier", "gold"), ("licence", "L-1")],
+            ),
+            (None, Some(false), vec!["x"], vec![("k", "")]),
+        ];
+        for (locale, flag, grants, attributes) in cases {
+            let r = ContactRecord::new(ContactFields {
+                contact_id: "c1".into(),
+                name: "Ann Smith".into(),
+                email: Email::parse("Ann@Example.com").unwrap(),
+                phone: None,
+                account_id: None,
+                account_name: None,
+                login: None,
+                description: locale.map(|_| "note".to_owned()),
+                locale: locale.map(str::to_owned),
+                account_contacts: flag,
+                account_tickets: Some(true),
+                external_comments: None,
+                grants: grants.into_iter().map(str::to_owned).collect(),
+                attributes: attributes.into_iter().collect(),
+                fingerprint: 0,
+            });
+            let merged = merge_fields(&[(0, &r)], "en").unwrap();
+            let (a, b) = (
+                NewFields::of_contact(&r, "en"),
+                NewFields::of_merged(&merged),
+            );
+            assert_eq!(
+                (
+                    a.title,
+                    a.description,
+                    a.email,
+                    a.email_normalized,
+                    a.locale
+                ),
+                (
+                    b.title,
+                    b.description,
+                    b.email,
+                    b.email_normalized,
+                    b.locale
+                )
+            );
+            assert_eq!(a.flags, b.flags);
+            assert_eq!(a.grants, b.grants);
+            assert_eq!(a.attributes, b.attributes);
+        }
+    }
 }
