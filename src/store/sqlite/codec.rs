@@ -45,10 +45,17 @@ pub fn grants_json_of<'a>(g: impl Iterator<Item = &'a str>) -> String {
 
 /// Attributes as stored, from borrowed pairs (already in key order).
 pub fn attributes_json_of<'a>(a: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = a
-        .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
-        .collect();
-    serde_json::to_string(&map).unwrap_or_else(|_| "{}".to_owned())
+    let pairs: Vec<(&str, &str)> = a.collect();
+    serde_json::to_string(&PairsJson(&pairs)).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Key/value pairs (already in key order) serialized as a JSON object.
+pub struct PairsJson<'a>(pub &'a [(&'a str, &'a str)]);
+
+impl serde::Serialize for PairsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
 }
 
 fn parse_grants(s: &str) -> Result<Vec<String>, StoreError> {

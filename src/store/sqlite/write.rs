@@ -10,7 +10,7 @@ use serde::Serialize;
 use tracing::debug;
 
 use super::batch::{int, opt_bool, opt_text, owned, text, BatchInsert, Sql};
-use super::codec::{attributes_json, attributes_json_of, grants_json, grants_json_of};
+use super::codec::{attributes_json, attributes_json_of, grants_json, grants_json_of, PairsJson};
 use crate::model::{ContactRecord, Flags, Login, UserId};
 use crate::reconcile::{ContactChange, DeprovisionAction, Plan, UserFields};
 use crate::store::{RunRecord, StoreError};
@@ -117,24 +117,9 @@ struct UserRecord<'a> {
     external_comments: bool,
     #[serde(skip_serializing_if = "<[&str]>::is_empty")]
     grants: &'a [&'a str],
-    #[serde(skip_serializing_if = "Pairs::is_empty")]
-    attributes: Pairs<'a>,
+    #[serde(skip_serializing_if = "no_pairs")]
+    attributes: PairsJson<'a>,
     contacts: Vec<String>,
-}
-
-/// Key/value pairs (already in key order) serialized as a JSON object.
-struct Pairs<'a>(&'a [(&'a str, &'a str)]);
-
-impl Pairs<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for Pairs<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
-    }
 }
 
 /// A new user's fields, borrowed: from its one contact, or from the merge of
@@ -190,6 +175,10 @@ impl<'a> NewFields<'a> {
                 .collect(),
         }
     }
+}
+
+fn no_pairs(p: &PairsJson<'_>) -> bool {
+    p.0.is_empty()
 }
 
 fn is_false(b: &bool) -> bool {
@@ -334,7 +323,7 @@ impl<'t> Writer<'t> {
                 account_tickets: f.flags.account_tickets,
                 external_comments: f.flags.external_comments,
                 grants: &f.grants,
-                attributes: Pairs(&f.attributes),
+                attributes: PairsJson(&f.attributes),
                 contacts: members
                     .iter()
                     .map(|r| format!("{}:{}", plan.source, r.contact_id()))
@@ -380,7 +369,7 @@ impl<'t> Writer<'t> {
                 int(i64::from(f.flags.external_comments)),
                 owned(serde_json::to_string(&f.grants).unwrap_or_else(|_| "[]".to_owned())),
                 owned(
-                    serde_json::to_string(&Pairs(&f.attributes))
+                    serde_json::to_string(&PairsJson(&f.attributes))
                         .unwrap_or_else(|_| "{}".to_owned()),
                 ),
                 int(self.now),
