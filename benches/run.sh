@@ -15,7 +15,9 @@
 #      created, updated, disabled, enabled or deleted) and fail loudly otherwise.
 # Then prints a markdown table and rewrites BENCHMARKS.md with it.
 #
-# Environment: BENCH_SEED (default 42), CARGO_TARGET_DIR (default ./target),
+# Environment: BENCH_SEED (default 42), BENCH_RUNS (default 3: each step runs
+# that many times and the table reports medians — this machine kind is shared
+# and single runs vary by ±20 %), CARGO_TARGET_DIR (default ./target),
 # BENCH_SQLITE_INDEX: `after` (default) builds the e-mail index after the
 # import, inside the same transaction — the fastest way sqlite3 itself loads the
 # file, and the reference in shared/testenv.md (8.2 s at 1M rows); `before`
@@ -26,6 +28,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SEED=${BENCH_SEED:-42}
+RUNS=${BENCH_RUNS:-3}
 SQLITE_INDEX=${BENCH_SQLITE_INDEX:-after}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BENCH_DIR=$TARGET_DIR/bench
@@ -47,6 +50,7 @@ for n in "${SIZES[@]}"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || die "size '$n' is not a positive integer (usage: $0 [SIZES...])"
 done
 [[ $SEED =~ ^[0-9]+$ ]] || die "BENCH_SEED '$SEED' is not a non-negative integer"
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS '$RUNS' is not a positive integer"
 [[ $SQLITE_INDEX == before || $SQLITE_INDEX == after ]] ||
   die "BENCH_SQLITE_INDEX must be 'before' or 'after', not '$SQLITE_INDEX'"
 
@@ -241,6 +245,16 @@ liaison_sync() {
   SYNC_S=$WALL SYNC_CPU=$CPU SYNC_RSS=$RSS_MB
 }
 
+# median X...: the middle value (the lower middle for an even count).
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
+# max A B: the larger number.
+max() {
+  awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 > b + 0) ? a : b }'
+}
+
 bench_size() {
   local n=$1 csv dir expected
   csv=$(csv_for "$n")
@@ -250,22 +264,37 @@ bench_size() {
   mkdir -p "$dir"
   cat "$csv" >/dev/null # every step starts with the file in the page cache
 
-  log "$n rows: sqlite3 .import (reference)"
-  sqlite_import "$n" "$csv" "$dir"
-  log "$n rows: sqlite3 .import: $IMPORT_S s, $IMPORT_RSS MB"
-
   write_config "$csv" "$dir"
-  log "$n rows: liaison sync --once (full, fresh store)"
-  liaison_sync "$n" full "$dir" full
-  local full_s=$SYNC_S full_cpu=$SYNC_CPU full_rss=$SYNC_RSS created=$SYNC_CREATED full_errors=$SYNC_ERRORS
-  log "$n rows: full: $full_s s (CPU $full_cpu s), $full_rss MB, created $created, row errors $full_errors"
-  # Not fatal: the table shows the mismatch, the timings are still worth having.
-  [[ $created -eq $expected ]] ||
-    log "WARNING: $n rows: full sync created $created users, the CSV has $expected distinct e-mails"
+  local imports=() import_cpus=() import_rss=0 fulls=() full_cpus=() full_rss=0
+  local noops=() noop_cpus=() noop_rss=0 created=0 full_errors=0 noop_errors=0 r
+  for ((r = 1; r <= RUNS; r++)); do
+    log "$n rows, run $r/$RUNS: sqlite3 .import (reference)"
+    sqlite_import "$n" "$csv" "$dir"
+    log "$n rows: sqlite3 .import: $IMPORT_S s, $IMPORT_RSS MB"
+    imports+=("$IMPORT_S") import_cpus+=("$IMPORT_CPU")
+    import_rss=$(max "$import_rss" "$IMPORT_RSS")
 
-  log "$n rows: liaison sync --once (no-op)"
-  liaison_sync "$n" noop "$dir" noop
-  log "$n rows: no-op: $SYNC_S s (CPU $SYNC_CPU s), $SYNC_RSS MB, row errors $SYNC_ERRORS"
+    rm -rf "$dir/state" # a fresh store for every full sync
+    log "$n rows, run $r/$RUNS: liaison sync --once (full, fresh store)"
+    liaison_sync "$n" full "$dir" full
+    log "$n rows: full: $SYNC_S s (CPU $SYNC_CPU s), $SYNC_RSS MB, created $SYNC_CREATED, row errors $SYNC_ERRORS"
+    fulls+=("$SYNC_S") full_cpus+=("$SYNC_CPU") created=$SYNC_CREATED full_errors=$SYNC_ERRORS
+    full_rss=$(max "$full_rss" "$SYNC_RSS")
+    # Not fatal: the table shows the mismatch, the timings are still worth having.
+    [[ $created -eq $expected ]] ||
+      log "WARNING: $n rows: full sync created $created users, the CSV has $expected distinct e-mails"
+
+    log "$n rows, run $r/$RUNS: liaison sync --once (no-op)"
+    liaison_sync "$n" noop "$dir" noop
+    log "$n rows: no-op: $SYNC_S s (CPU $SYNC_CPU s), $SYNC_RSS MB, row errors $SYNC_ERRORS"
+    noops+=("$SYNC_S") noop_cpus+=("$SYNC_CPU") noop_errors=$SYNC_ERRORS
+    noop_rss=$(max "$noop_rss" "$SYNC_RSS")
+  done
+  IMPORT_S=$(median "${imports[@]}") IMPORT_CPU=$(median "${import_cpus[@]}") IMPORT_RSS=$import_rss
+  local full_s full_cpu
+  full_s=$(median "${fulls[@]}") full_cpu=$(median "${full_cpus[@]}")
+  SYNC_S=$(median "${noops[@]}") SYNC_CPU=$(median "${noop_cpus[@]}") SYNC_RSS=$noop_rss SYNC_ERRORS=$noop_errors
+  log "$n rows: medians of $RUNS: import $IMPORT_S s, full $full_s s, no-op $SYNC_S s"
 
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
     "$n" "$(stat -c %s "$csv")" "$IMPORT_S" "$IMPORT_RSS" "$full_s" "$full_rss" \
@@ -330,8 +359,9 @@ $tables
 - **full sync**: \`liaison --config … sync --once --format json\` on a fresh store
   (the quickstart's embedded defaults: SQLite store, file mail).
 - **no-op sync**: the same command again on unchanged input; it must change nothing.
-- Wall time and peak RSS from \`/usr/bin/time -v\`; one run each, the CSV in the page
-  cache. Targets: full ≤ ${FULL_MAX_RATIO}× import, no-op ≤ ${NOOP_MAX_RATIO}× import,
+- Wall time and peak RSS from \`/usr/bin/time -v\`; each step runs $RUNS times
+  (\`BENCH_RUNS\`) and the tables show the median time and the largest RSS, the
+  CSV in the page cache. Targets: full ≤ ${FULL_MAX_RATIO}× import, no-op ≤ ${NOOP_MAX_RATIO}× import,
   peak RSS of liaison ≤ ${RSS_MAX_MB} MB (stated for 1,000,000 rows; smaller sizes show
   the same check).
 - Input: \`benches/gen_csv.py N OUT --seed $SEED\` — deterministic, ~125 bytes a row,
