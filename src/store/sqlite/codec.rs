@@ -28,23 +28,13 @@ fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
     }
 }
 
-/// Grants as stored (JSON array).
-pub fn grants_json(g: &[String]) -> String {
-    serde_json::to_string(g).unwrap_or_else(|_| "[]".to_owned())
-}
-
-/// Attributes as stored (JSON object).
-pub fn attributes_json(a: &Attributes) -> String {
-    serde_json::to_string(a).unwrap_or_else(|_| "{}".to_owned())
-}
-
-/// Grants as stored, from borrowed texts.
-pub fn grants_json_of<'a>(g: impl Iterator<Item = &'a str>) -> String {
+/// Grants as stored: a JSON array.
+pub fn grants_json<'a>(g: impl Iterator<Item = &'a str>) -> String {
     serde_json::to_string(&g.collect::<Vec<_>>()).unwrap_or_else(|_| "[]".to_owned())
 }
 
-/// Attributes as stored, from borrowed pairs (already in key order).
-pub fn attributes_json_of<'a>(a: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+/// Attributes as stored: a JSON object, from pairs already in key order.
+pub fn attributes_json<'a>(a: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let pairs: Vec<(&str, &str)> = a.collect();
     serde_json::to_string(&PairsJson(&pairs)).unwrap_or_else(|_| "{}".to_owned())
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use tracing::debug;
 
 use super::batch::{int, opt_bool, opt_text, owned, text, BatchInsert, Sql};
-use super::codec::{attributes_json, attributes_json_of, grants_json, grants_json_of, PairsJson};
+use super::codec::{attributes_json, grants_json, PairsJson};
 use crate::model::{ContactRecord, Flags, Login, UserId};
 use crate::reconcile::{ContactChange, DeprovisionAction, Plan, UserFields};
 use crate::store::{RunRecord, StoreError};
@@ -367,11 +367,8 @@ impl<'t> Writer<'t> {
                 int(i64::from(f.flags.account_contacts)),
                 int(i64::from(f.flags.account_tickets)),
                 int(i64::from(f.flags.external_comments)),
-                owned(serde_json::to_string(&f.grants).unwrap_or_else(|_| "[]".to_owned())),
-                owned(
-                    serde_json::to_string(&PairsJson(&f.attributes))
-                        .unwrap_or_else(|_| "{}".to_owned()),
-                ),
+                owned(grants_json(f.grants.iter().copied())),
+                owned(attributes_json(f.attributes.iter().copied())),
                 int(self.now),
                 int(self.now),
             ])?;
@@ -396,7 +393,9 @@ impl<'t> Writer<'t> {
                  grants = ?10, attributes = ?11, updated_at = ?12 WHERE id = ?1",
             )
             .and_then(|mut s| {
-                let (grants, attributes) = (grants_json(&f.grants), attributes_json(&f.attributes));
+                let grants = grants_json(f.grants.iter().map(String::as_str));
+                let attributes =
+                    attributes_json(f.attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())));
                 let texts = [f.email.as_str(), f.email.normalized(), &grants, &attributes];
                 s.execute(params_from_iter(
                     [&user.0 as &dyn ToSql]
@@ -507,8 +506,8 @@ fn contact_row<'r>(source: &'r str, user: i64, r: &'r ContactRecord) -> [ToSqlOu
         opt_bool(r.account_contacts),
         opt_bool(r.account_tickets),
         opt_bool(r.external_comments),
-        owned(grants_json_of(r.grants())),
-        owned(attributes_json_of(r.attributes())),
+        owned(grants_json(r.grants())),
+        owned(attributes_json(r.attributes())),
     ]
 }
 
