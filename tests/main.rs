@@ -4,6 +4,7 @@
 
 mod common;
 
+mod bulk_load;
 mod csv_source;
 mod guard;
 mod lifecycle;

@@ -8,7 +8,7 @@ mod views;
 use std::collections::{BTreeSet, HashSet};
 use std::ops::ControlFlow;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{ApplyReport, JournalMode, SqliteStore, BULK_THRESHOLD};
 pub use views::{HistoryEntry, LinkedContact, UserDetail, UserFilter, UserView};
 
 use crate::model::UserId;

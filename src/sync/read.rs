@@ -76,6 +76,9 @@ impl Known {
 
     /// The slot of stored contact `id`.
     fn slot(&self, id: &str) -> Option<u32> {
+        if self.index.is_empty() {
+            return None;
+        }
         let hash = self.hasher.hash_one(id);
         self.index.find(hash, |(k, _)| &**k == id).map(|(_, s)| *s)
     }
@@ -155,7 +158,11 @@ impl ReadResult {
     /// The index in `changed` of fresh id `id`. Once the records are taken,
     /// ids are told apart by their 64-bit hashes (used for messages only).
     fn fresh_index(&self, id: &str, changed: &[ContactRecord]) -> Option<u32> {
-        let hash = self.hash(id);
+        self.fresh_index_hashed(id, self.hash(id), changed)
+    }
+
+    /// [`ReadResult::fresh_index`] with the id's hash at hand.
+    fn fresh_index_hashed(&self, id: &str, hash: u64, changed: &[ContactRecord]) -> Option<u32> {
         let found = self.fresh.find(hash, |&i| match changed.get(i as usize) {
             Some(r) => r.contact_id() == id,
             None => changed.is_empty() && self.changed_hash.get(i as usize) == Some(&hash),
@@ -237,9 +244,13 @@ impl ReadResult {
     /// Notes that contact `id` (no anchor) was read in `state` at `location`;
     /// a second sighting of one id makes both rows errors.
     fn see_other(&mut self, id: &str, state: SeenState, location: Location) {
-        if let Some(first) = self.fresh_index(id, &self.changed) {
+        let hash = match state {
+            SeenState::Changed(i) => self.changed_hash.get(i as usize).copied(),
+            _ => None,
+        }
+        .unwrap_or_else(|| self.hash(id));
+        if let Some(first) = self.fresh_index_hashed(id, hash, &self.changed) {
             // Seen before as a clean new record: it moves over to be judged.
-            let hash = self.hash(id);
             if let Ok(entry) = self.fresh.find_entry(hash, |&i| i == first) {
                 entry.remove();
             }
@@ -257,12 +268,10 @@ impl ReadResult {
         }
         match state {
             SeenState::Changed(i) => {
-                let hash = self.hash(id);
-                let (changed, hasher) = (&self.changed, self.others.hasher());
+                // Growing rehashes from the kept hashes, not the records' ids.
+                let hashes = &self.changed_hash;
                 self.fresh.insert_unique(hash, i, |&j| {
-                    changed
-                        .get(j as usize)
-                        .map_or(0, |r| hasher.hash_one(r.contact_id()))
+                    hashes.get(j as usize).copied().unwrap_or_default()
                 });
             }
             _ => {

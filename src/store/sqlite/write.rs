@@ -11,6 +11,7 @@ use tracing::debug;
 
 use super::batch::{int, opt_bool, opt_text, owned, text, BatchInsert, Sql};
 use super::codec::{attributes_json, grants_json, PairsJson};
+use super::journal_mode::{self, JournalMode};
 use crate::model::{ContactRecord, Flags, Login, UserId};
 use crate::reconcile::{ContactChange, DeprovisionAction, Plan, UserFields};
 use crate::store::{RunRecord, StoreError};
@@ -18,10 +19,6 @@ use crate::store::{RunRecord, StoreError};
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Query { what, source }
 }
-
-/// Creating more users than this in one run rebuilds the secondary indexes once
-/// after the rows instead of updating them row by row.
-const BULK_CREATES: usize = 50_000;
 
 /// Secondary indexes dropped and rebuilt around bulk loads: those whose keys
 /// arrive in random order. (`contacts_user` and `journal_user` are not among
@@ -37,9 +34,14 @@ const BULK_INDEXES: &[(&str, &str)] = &[
     ),
 ];
 
+// The batch inserts say `OR FAIL`: a failed constraint fails the whole run
+// (its transaction is rolled back), so no statement needs undoing on its own,
+// and SQLite then keeps no statement journal — with `ABORT`, the default, a
+// multi-row insert copies every page it touches first (12 % of a bulk load).
+
 /// Users created by a run, many rows per statement.
 const INSERT_USERS: Sql = Sql {
-    head: "INSERT INTO users (id, login, title, description, email, email_norm, locale, status, \
+    head: "INSERT OR FAIL INTO users (id, login, title, description, email, email_norm, locale, status, \
            origin, account_contacts, account_tickets, external_comments, grants, attributes, \
            created_at, updated_at)",
     row: "(?, ?, ?, ?, ?, ?, ?, 'active', 'sync', ?, ?, ?, ?, ?, ?, ?)",
@@ -50,7 +52,7 @@ const INSERT_USERS: Sql = Sql {
 /// The contacts of created users, many rows per statement. A contact may have
 /// a row already (it was unlinked, or its user moved), hence the upsert.
 const UPSERT_CONTACTS: Sql = Sql {
-    head: "INSERT INTO contacts (source, contact_id, user_id, linked, fingerprint, name, email, \
+    head: "INSERT OR FAIL INTO contacts (source, contact_id, user_id, linked, fingerprint, name, email, \
            phone, account_id, account_name, login, description, locale, account_contacts, \
            account_tickets, external_comments, grants, attributes)",
     row: "(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -69,7 +71,7 @@ const UPSERT_TAIL: &str = "ON CONFLICT (source, contact_id) DO UPDATE SET user_i
 
 /// One journal entry per created user, holding the whole record.
 const JOURNAL_CREATES: Sql = Sql {
-    head: "INSERT INTO journal (run_id, source, user_id, login, at, action, new)",
+    head: "INSERT OR FAIL INTO journal (run_id, source, user_id, login, at, action, new)",
     row: "(?, ?, ?, ?, ?, 'create', ?)",
     tail: "",
     width: 6,
@@ -516,17 +518,35 @@ fn json_text(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
+/// How a run was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Written as a bulk load: random-order indexes rebuilt after the rows.
+    pub bulk: bool,
+    /// The journal the run went through (`None`: a mode Liaison never sets).
+    pub journal: Option<JournalMode>,
+}
+
+/// Applies `plan` in one transaction; `bulk` writes it as a bulk load (see
+/// [`super::SqliteStore::set_bulk_threshold`]).
 pub fn apply(
     conn: &mut Connection,
     plan: &Plan,
     run: &RunRecord,
     now: i64,
-) -> Result<(), StoreError> {
+    bulk: bool,
+) -> Result<ApplyReport, StoreError> {
+    let wanted = if bulk {
+        JournalMode::Rollback
+    } else {
+        JournalMode::Wal
+    };
+    let journal = journal_mode::switch(conn, wanted);
+    debug!(bulk, journal = ?journal, "writing the run");
     let tx = conn
         .transaction()
         .map_err(q("starting the run's transaction"))?;
     let run_id = record_run(&tx, run)?;
-    let bulk = plan.creates.len() > BULK_CREATES;
     if bulk {
         for (name, _) in BULK_INDEXES {
             tx.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))
@@ -606,7 +626,12 @@ pub fn apply(
     let clock = std::time::Instant::now();
     tx.commit().map_err(q("committing the run"))?;
     debug!(ms = clock.elapsed().as_millis() as u64, "run committed");
-    Ok(())
+    if journal == Some(JournalMode::Rollback) {
+        // Back to WAL for the readers; if one holds the file now, the next run
+        // (or the next open) switches.
+        journal_mode::switch(conn, JournalMode::Wal);
+    }
+    Ok(ApplyReport { bulk, journal })
 }
 
 #[cfg(test)]
