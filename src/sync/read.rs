@@ -137,16 +137,29 @@ impl std::fmt::Debug for ReadResult {
 impl ReadResult {
     /// Moves out the changed records that are still valid (not duplicated).
     pub fn take_changed(&mut self) -> Vec<ContactRecord> {
-        let changed = std::mem::take(&mut self.changed);
-        let valid: Vec<bool> = changed
+        let mut changed = std::mem::take(&mut self.changed);
+        // Valid: a record still indexed as its id's reading. (A duplicated id
+        // was marked unreadable and left the fresh index.)
+        let mut valid = vec![false; changed.len()];
+        let indexed = self
+            .fresh
             .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                self.state_of(r.contact_id(), &changed) == Some(SeenState::Changed(i as u32))
-            })
-            .collect();
+            .copied()
+            .chain(
+                self.seen
+                    .iter()
+                    .flatten()
+                    .filter_map(|seen| match seen.state {
+                        SeenState::Changed(i) => Some(i),
+                        _ => None,
+                    }),
+            );
+        for i in indexed {
+            if let Some(v) = valid.get_mut(i as usize) {
+                *v = true;
+            }
+        }
         let mut valid = valid.into_iter();
-        let mut changed = changed;
         changed.retain(|_| valid.next().unwrap_or(false));
         changed
     }
@@ -168,16 +181,6 @@ impl ReadResult {
             None => changed.is_empty() && self.changed_hash.get(i as usize) == Some(&hash),
         });
         found.copied()
-    }
-
-    fn state_of(&self, id: &str, changed: &[ContactRecord]) -> Option<SeenState> {
-        if let Some(slot) = self.known.slot(id) {
-            return self.seen.get(slot as usize)?.as_ref().map(|s| s.state);
-        }
-        match self.others.get(id) {
-            Some(seen) => Some(seen.state),
-            None => self.fresh_index(id, changed).map(SeenState::Changed),
-        }
     }
 
     /// The stored anchor of contact `id`, if it has one.
