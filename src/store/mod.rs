@@ -113,8 +113,20 @@ pub struct RunRecord {
 /// atomically: either everything in it is written, with its journal and run
 /// record, or nothing is.
 pub trait Store {
-    /// Every anchor of `source`, by contact id.
-    fn anchors(&mut self, source: &str) -> Result<Vec<(String, Anchor)>, StoreError>;
+    /// Calls `visit` with every anchor of `source` and its contact id, without
+    /// collecting them (a big source has a million).
+    fn for_each_anchor(
+        &mut self,
+        source: &str,
+        visit: &mut dyn FnMut(&str, Anchor),
+    ) -> Result<(), StoreError>;
+
+    /// Every anchor of `source`, by contact id, collected.
+    fn anchors(&mut self, source: &str) -> Result<Vec<(String, Anchor)>, StoreError> {
+        let mut out = Vec::new();
+        self.for_each_anchor(source, &mut |id, anchor| out.push((id.to_owned(), anchor)))?;
+        Ok(out)
+    }
 
     /// The slice of the store a plan needs.
     fn load_state(&mut self, request: &StateRequest<'_>) -> Result<State, StoreError>;

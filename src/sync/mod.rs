@@ -7,5 +7,5 @@
 mod read;
 mod run;
 
-pub use read::{read_source, ReadFailure, ReadResult, RowError, Seen, SeenState};
+pub use read::{read_source, ReadFailure, ReadResult, RowError, Seen, SeenState, StoredContacts};
 pub use run::{run_source, RunOptions, RunReport, RunStatus};

@@ -43,35 +43,43 @@ pub struct Seen {
     pub location: Location,
 }
 
-/// The source's stored contacts, fixed for the duration of a read: each id
-/// has a slot that numbers its anchor here and its sighting in the result.
+/// A source's stored contacts, fixed for the duration of a read: each id has
+/// a slot that numbers its anchor here and its sighting in the read's result.
+/// The ids live in one string (a million contacts: three allocations, not a
+/// million), in the order the store listed them.
 #[derive(Default)]
-struct Known {
-    index: HashTable<(Box<str>, u32)>,
+pub struct StoredContacts {
+    /// Every id, one after the other.
+    ids: String,
+    /// Where each slot's id ends in `ids`.
+    ends: Vec<u32>,
+    /// Slots, found by their ids.
+    index: HashTable<u32>,
     anchors: Vec<Anchor>,
     hasher: foldhash::fast::RandomState,
 }
 
-impl Known {
-    /// Indexes the anchors the store listed.
-    fn new(listed: Vec<(String, Anchor)>) -> Self {
-        let mut known = Known {
-            index: HashTable::with_capacity(listed.len()),
-            anchors: Vec::with_capacity(listed.len()),
-            hasher: foldhash::fast::RandomState::default(),
-        };
-        for (id, anchor) in listed {
-            let slot = known.anchors.len() as u32;
-            known.anchors.push(anchor);
-            let hasher = &known.hasher;
-            let hash = hasher.hash_one(id.as_str());
-            known
-                .index
-                .insert_unique(hash, (id.into_boxed_str(), slot), |(id, _)| {
-                    hasher.hash_one(&**id)
-                });
-        }
-        known
+impl StoredContacts {
+    /// Adds stored contact `id` (ids are unique per source in the store).
+    pub fn push(&mut self, id: &str, anchor: Anchor) {
+        let slot = self.anchors.len() as u32;
+        self.ids.push_str(id);
+        self.ends.push(self.ids.len() as u32);
+        self.anchors.push(anchor);
+        let hash = self.hasher.hash_one(id);
+        let (ids, ends, hasher) = (&self.ids, &self.ends, &self.hasher);
+        self.index
+            .insert_unique(hash, slot, |&s| hasher.hash_one(id_in(ids, ends, s)));
+    }
+
+    /// How many contacts are stored.
+    pub fn len(&self) -> usize {
+        self.anchors.len()
+    }
+
+    /// True when the source has no stored contacts.
+    pub fn is_empty(&self) -> bool {
+        self.anchors.is_empty()
     }
 
     /// The slot of stored contact `id`.
@@ -80,18 +88,29 @@ impl Known {
             return None;
         }
         let hash = self.hasher.hash_one(id);
-        self.index.find(hash, |(k, _)| &**k == id).map(|(_, s)| *s)
+        self.index.find(hash, |&s| self.id(s) == id).copied()
+    }
+
+    /// The id in `slot`.
+    fn id(&self, slot: u32) -> &str {
+        id_in(&self.ids, &self.ends, slot)
     }
 
     /// The anchor in `slot`.
     fn anchor(&self, slot: u32) -> Option<&Anchor> {
         self.anchors.get(slot as usize)
     }
+}
 
-    /// How many contacts are stored.
-    fn len(&self) -> usize {
-        self.anchors.len()
-    }
+/// The id in `slot` of ids laid out as in [`StoredContacts`].
+fn id_in<'a>(ids: &'a str, ends: &[u32], slot: u32) -> &'a str {
+    let slot = slot as usize;
+    let start = match slot {
+        0 => 0,
+        _ => ends.get(slot - 1).map_or(0, |&e| e as usize),
+    };
+    let end = ends.get(slot).map_or(start, |&e| e as usize);
+    ids.get(start..end).unwrap_or("")
 }
 
 /// The outcome of a complete read.
@@ -105,7 +124,7 @@ pub struct ReadResult {
     /// The hash of each changed record's id: finds it once the records moved on.
     changed_hash: Vec<u64>,
     /// The source's stored contacts.
-    known: Known,
+    known: StoredContacts,
     /// How each stored contact was read, by slot; `None`: it left the source.
     seen: Vec<Option<Seen>>,
     /// Ids without an anchor read as anything but a clean new record.
@@ -217,10 +236,10 @@ impl ReadResult {
         &self,
         wanted: fn(SeenState) -> bool,
     ) -> impl Iterator<Item = (&str, Option<&Anchor>)> {
-        let known = self.known.index.iter().filter_map(move |(id, slot)| {
-            let seen = self.seen.get(*slot as usize)?.as_ref()?;
-            let anchor = self.known.anchor(*slot);
-            wanted(seen.state).then_some((&**id, anchor))
+        let known = (0..self.known.len() as u32).filter_map(move |slot| {
+            let seen = self.seen.get(slot as usize)?.as_ref()?;
+            let anchor = self.known.anchor(slot);
+            wanted(seen.state).then_some((self.known.id(slot), anchor))
         });
         let others = self
             .others
@@ -290,7 +309,7 @@ impl ReadResult {
         slot: Option<u32>,
         state: SeenState,
         location: Location,
-        known: &Known,
+        known: &StoredContacts,
     ) {
         match slot.or_else(|| known.slot(id)) {
             Some(slot) => self.see_known(id, slot, state, location),
@@ -305,7 +324,7 @@ impl ReadResult {
         location: Location,
         contact_id: Option<&str>,
         message: String,
-        known: &Known,
+        known: &StoredContacts,
     ) {
         self.bad_rows += 1;
         self.errors.push(RowError {
@@ -363,16 +382,15 @@ pub enum ReadFailure {
     },
 }
 
-/// Reads the whole source, mapping every new or changed record; `anchors`
-/// are the source's stored contacts, each with the fingerprint it was read with.
+/// Reads the whole source, mapping every new or changed record; `known` are
+/// the source's stored contacts, each with the fingerprint it was read with.
 pub fn read_source(
     connector: &dyn Connector,
     mapping: &Mapping,
-    anchors: Vec<(String, Anchor)>,
+    known: StoredContacts,
     max_bad_row_ratio: f64,
 ) -> Result<ReadResult, ReadFailure> {
     let stream = connector.read()?;
-    let known = Known::new(anchors);
     let mut out = ReadResult {
         seen: vec![None; known.len()],
         ..ReadResult::default()
@@ -442,7 +460,7 @@ fn consume(
     out: &mut ReadResult,
     rx: Receiver<Vec<Digested>>,
     mapping: &Mapping,
-    known: &Known,
+    known: &StoredContacts,
 ) -> Result<(), ReadFailure> {
     for digested in rx.into_iter().flatten() {
         let (item, fingerprint) = digested?;
@@ -473,7 +491,7 @@ fn take_item(
     fingerprint: u64,
     slot: Option<u32>,
     mapping: &Mapping,
-    known: &Known,
+    known: &StoredContacts,
 ) {
     match item {
         Item::Record(record) => match mapping.apply(&record) {
@@ -495,6 +513,49 @@ fn take_item(
         Item::Bad(bad) => {
             let contact_id = bad.partial.as_ref().and_then(|p| mapping.contact_id_of(p));
             out.bad_row(bad.location, contact_id.as_deref(), bad.message, known);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::StoredContacts;
+    use crate::model::UserId;
+    use crate::store::Anchor;
+
+    fn anchor(user: i64) -> Anchor {
+        Anchor {
+            user: UserId(user),
+            linked: user % 2 == 0,
+            fingerprint: user as u64 * 31,
+        }
+    }
+
+    #[test]
+    fn stored_contacts_find_every_id_and_only_those() {
+        let mut known = StoredContacts::default();
+        // Enough ids to grow the index several times; prefixes of each other.
+        let ids: Vec<String> = (0..5000)
+            .map(|i| match i % 3 {
+                0 => format!("c-{i}"),
+                1 => format!("c-{i}-Dvořák"),
+                _ => "x".repeat(i % 40),
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            known.push(id, anchor(i as i64));
+        }
+        assert_eq!(known.len(), ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            let slot = known.slot(id).unwrap();
+            assert_eq!(known.id(slot), id);
+            assert_eq!(known.anchor(slot), Some(&anchor(i as i64)));
+        }
+        for missing in ["c-", "c-5000", "c-1-Dvorak", "y"] {
+            assert_eq!(known.slot(missing), None, "{missing}");
         }
     }
 }

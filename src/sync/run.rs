@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
-use super::read::{read_source, ReadFailure, RowError, SeenState};
+use super::read::{read_source, ReadFailure, RowError, SeenState, StoredContacts};
 use crate::config::{Config, SourceConfig};
 use crate::mapping::Mapping;
 use crate::model::derive_login_base;
@@ -95,16 +95,17 @@ pub fn run_source(
     };
     let connector = crate::plugins::build(&source.connector);
     let clock = std::time::Instant::now();
-    let anchors = store.anchors(&source.name)?;
+    let mut known = StoredContacts::default();
+    store.for_each_anchor(&source.name, &mut |id, anchor| known.push(id, anchor))?;
     debug!(
         ms = clock.elapsed().as_millis() as u64,
-        anchors = anchors.len(),
+        anchors = known.len(),
         "anchors loaded"
     );
     let ratio = source
         .max_bad_row_ratio
         .unwrap_or(config.safety.max_bad_row_ratio);
-    let mut read = match read_source(connector.as_ref(), &mapping, anchors, ratio) {
+    let mut read = match read_source(connector.as_ref(), &mapping, known, ratio) {
         Ok(r) => r,
         Err(ReadFailure::TooManyBadRows {
             bad,

@@ -105,8 +105,12 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn anchors(&mut self, source: &str) -> Result<Vec<(String, Anchor)>, StoreError> {
-        read::anchors(&self.conn, source)
+    fn for_each_anchor(
+        &mut self,
+        source: &str,
+        visit: &mut dyn FnMut(&str, Anchor),
+    ) -> Result<(), StoreError> {
+        read::for_each_anchor(&self.conn, source, visit)
     }
 
     fn load_state(&mut self, request: &StateRequest<'_>) -> Result<State, StoreError> {

@@ -21,25 +21,32 @@ fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Query { what, source }
 }
 
-pub fn anchors(conn: &Connection, source: &str) -> Result<Vec<(String, Anchor)>, StoreError> {
+pub fn for_each_anchor(
+    conn: &Connection,
+    source: &str,
+    visit: &mut dyn FnMut(&str, Anchor),
+) -> Result<(), StoreError> {
+    let err = q("reading anchors");
     let mut stmt = conn
         .prepare_cached(
             "SELECT contact_id, user_id, linked, fingerprint FROM contacts WHERE source = ?1",
         )
-        .map_err(q("reading anchors"))?;
-    let mut rows = stmt.query([source]).map_err(q("reading anchors"))?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next().map_err(q("reading anchors"))? {
-        out.push((
-            r.get(0).map_err(q("reading anchors"))?,
-            Anchor {
-                user: UserId(r.get(1).map_err(q("reading anchors"))?),
-                linked: r.get(2).map_err(q("reading anchors"))?,
-                fingerprint: r.get::<_, i64>(3).map_err(q("reading anchors"))? as u64,
-            },
-        ));
+        .map_err(&err)?;
+    let mut rows = stmt.query([source]).map_err(&err)?;
+    while let Some(r) = rows.next().map_err(&err)? {
+        // The id is borrowed from SQLite's row: nothing allocated per contact.
+        let id = r
+            .get_ref(0)
+            .and_then(|v| v.as_str().map_err(Into::into))
+            .map_err(&err)?;
+        let anchor = Anchor {
+            user: UserId(r.get(1).map_err(&err)?),
+            linked: r.get(2).map_err(&err)?,
+            fingerprint: r.get::<_, i64>(3).map_err(&err)? as u64,
+        };
+        visit(id, anchor);
     }
-    Ok(out)
+    Ok(())
 }
 
 pub fn active_linked(conn: &Connection, source: &str) -> Result<usize, StoreError> {
