@@ -67,8 +67,8 @@ impl Group<'_> {
 
 /// Sorts records by (normalized e-mail, contact id): one sort of compact keys,
 /// then the records themselves move once. Returns, per new position, the
-/// record's position before and its e-mail's [`prefix`].
-fn sort_by_email(records: &mut [ContactRecord]) -> (Vec<u32>, Vec<u128>) {
+/// record's position before, and where each run of one e-mail ends.
+fn sort_by_email(records: &mut [ContactRecord]) -> (Vec<u32>, Vec<u32>) {
     // Ties on the 16-byte prefix (rare: addresses differ early) compare the
     // records themselves.
     let mut keys: Vec<(u128, u32)> = records
@@ -82,11 +82,21 @@ fn sort_by_email(records: &mut [ContactRecord]) -> (Vec<u32>, Vec<u128>) {
     };
     // Contact ids are unique in a read: an unstable sort is deterministic.
     keys.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| full(a.1).cmp(&full(b.1))));
-    let mut order: Vec<usize> = keys.iter().map(|&(_, i)| i as usize).collect();
+    // Different prefixes end a run without reading the records.
+    let mut ends: Vec<u32> = (1..keys.len())
+        .filter(|&k| {
+            let (a, b) = (keys[k - 1], keys[k]);
+            a.0 != b.0 || full(a.1).0 != full(b.1).0
+        })
+        .map(|k| k as u32)
+        .collect();
+    if !keys.is_empty() {
+        ends.push(keys.len() as u32);
+    }
+    let mut order: Vec<usize> = keys.into_iter().map(|(_, i)| i as usize).collect();
     let before: Vec<u32> = order.iter().map(|&i| i as u32).collect();
-    let prefixes = keys.into_iter().map(|(p, _)| p).collect();
     permute(records, &mut order);
-    (before, prefixes)
+    (before, ends)
 }
 
 /// Moves the record runs `runs` to the front of `records`, one after another,
@@ -226,9 +236,9 @@ impl<'a> Planner<'a> {
         let mut records = input.records;
         // Sources usually list contacts by id; then read order is id order.
         let ids_sorted = records.is_sorted_by(|a, b| a.contact_id() <= b.contact_id());
-        let (read_order, prefixes) = sort_by_email(&mut records);
+        let (read_order, ends) = sort_by_email(&mut records);
         let id_order = |start: usize| ids_sorted.then(|| read_order[start]);
-        let creates = self.correlate(&records, &prefixes, input.unreadable, id_order);
+        let creates = self.correlate(&records, &ends, input.unreadable, id_order);
         // 5. New users, in (source, contact id) order; their records move into
         // the plan in that order, without a copy.
         let (records, creates) = gather(records, &creates);
@@ -238,31 +248,27 @@ impl<'a> Planner<'a> {
 
     /// Steps 1–4 over records sorted by (e-mail, contact id); returns the runs
     /// of records that need new users, in contact-id order.
-    /// `prefixes[i]` is the [`prefix`] of record `i`'s e-mail; `id_order(i)`,
-    /// when known, ranks record `i` in contact-id order.
+    /// `ends` are where the runs of one e-mail end; `id_order(i)`, when
+    /// known, ranks record `i` in contact-id order.
     fn correlate(
         &mut self,
         records: &[ContactRecord],
-        prefixes: &[u128],
+        ends: &[u32],
         unreadable: BTreeSet<String>,
         id_order: impl Fn(usize) -> Option<u32>,
     ) -> Vec<std::ops::Range<usize>> {
-        let mut groups: Vec<Group> = Vec::new();
         let mut start = 0;
-        // Different prefixes end a group without reading the records.
-        let same_email = |i: usize, j: usize| {
-            prefixes.get(i) == prefixes.get(j)
-                && records[i].email_normalized() == records[j].email_normalized()
-        };
-        for i in 1..=records.len() {
-            if i == records.len() || !same_email(i, start) {
-                groups.push(Group {
+        let groups: Vec<Group> = ends
+            .iter()
+            .map(|&end| {
+                let group = Group {
                     start,
-                    records: &records[start..i],
-                });
-                start = i;
-            }
-        }
+                    records: &records[start..end as usize],
+                };
+                start = end as usize;
+                group
+            })
+            .collect();
         // Contacts present but not to be touched: unreadable rows and conflicts.
         let mut frozen: BTreeSet<String> = unreadable;
 
