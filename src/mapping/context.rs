@@ -14,7 +14,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use liaison_plugin_api::{Record, Value as AttrValue};
+use liaison_plugin_api::{Record, ValueRef as AttrValue};
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 
 /// Name of the map holding every attribute.
@@ -78,8 +78,10 @@ impl Object for Attributes {
 
 fn attribute(record: &Record, name: &str) -> Option<Value> {
     Some(match record.value(name)? {
-        AttrValue::One(text) => Value::from(text.as_str()),
-        AttrValue::Many(texts) => Value::from_object(Many(texts.clone())),
+        AttrValue::One(text) => Value::from(text),
+        AttrValue::Many(texts) => {
+            Value::from_object(Many(texts.iter().map(str::to_owned).collect()))
+        }
     })
 }
 

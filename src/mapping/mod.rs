@@ -84,7 +84,7 @@ mod tests;
 
 use std::borrow::Cow;
 
-use liaison_plugin_api::{Record, Value};
+use liaison_plugin_api::{Record, ValueRef};
 
 use crate::model::ContactRecord;
 
@@ -257,13 +257,13 @@ impl Mapping {
         // Each name and value hashed on its own, seeded with the digest so far:
         // order and boundaries count, and short one-shot hashes are fast.
         let mut h = self.digest;
-        for (name, value) in record.schema.names().iter().zip(&record.values) {
+        for (name, value) in record.attributes() {
             h = xxh3_64_with_seed(name.as_bytes(), h);
             match value {
-                Value::One(v) => h = xxh3_64_with_seed(v.as_bytes(), h),
-                Value::Many(vs) => {
+                ValueRef::One(v) => h = xxh3_64_with_seed(v.as_bytes(), h),
+                ValueRef::Many(vs) => {
                     h = xxh3_64_with_seed(b"\0many", h ^ vs.len() as u64);
-                    for v in vs {
+                    for v in vs.iter() {
                         h = xxh3_64_with_seed(v.as_bytes(), h);
                     }
                 }

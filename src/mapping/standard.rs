@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use liaison_plugin_api::{Record, Schema, Value};
+use liaison_plugin_api::{Record, Schema, ValueRef};
 
 use super::draft::Draft;
 use super::fields::{Field, Target, FIELD_COUNT};
@@ -75,20 +75,19 @@ impl Standard {
         let columns = self.columns(&record.schema);
         let mut draft = Draft::default();
         for field in Field::ALL {
-            let Some(value) = columns.fields[field.index()].and_then(|i| record.values.get(i))
-            else {
+            let Some(value) = columns.fields[field.index()].and_then(|i| record.value_at(i)) else {
                 continue;
             };
             match value {
-                Value::One(text) => draft.set_field(field, Cow::Borrowed(text)),
+                ValueRef::One(text) => draft.set_field(field, Cow::Borrowed(text)),
                 // Several values (not from CSV, but possible from other sources):
                 // grants take them all, other fields the first.
-                Value::Many(texts) if field == Field::Grants => {
-                    for text in texts {
+                ValueRef::Many(texts) if field == Field::Grants => {
+                    for text in texts.iter() {
                         draft.set_field(field, Cow::Borrowed(text));
                     }
                 }
-                Value::Many(texts) => {
+                ValueRef::Many(texts) => {
                     if let Some(text) = texts.first() {
                         draft.set_field(field, Cow::Borrowed(text));
                     }
@@ -101,7 +100,7 @@ impl Standard {
             }
         }
         for (key, position) in &columns.attributes {
-            if let Some(text) = record.values.get(*position).and_then(Value::first) {
+            if let Some(text) = record.value_at(*position).and_then(ValueRef::first) {
                 draft.set_attribute(key, Cow::Borrowed(text));
             }
         }
@@ -112,7 +111,7 @@ impl Standard {
     pub(crate) fn contact_id<'r>(&self, record: &'r Record) -> Option<&'r str> {
         let columns = self.columns(&record.schema);
         let position = columns.fields[Field::ContactId.index()]?;
-        let id = record.values.get(position)?.first()?.trim();
+        let id = record.value_at(position)?.first()?.trim();
         (!id.is_empty()).then_some(id)
     }
 }

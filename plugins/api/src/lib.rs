@@ -24,6 +24,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+mod record;
+
+pub use record::{Many, Record, Value, ValueRef};
+
 /// Where a record (or a bad row) came from, printed the way an admin looks it up.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Location {
@@ -105,78 +109,6 @@ impl Schema {
     /// True when there are no attributes.
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
-    }
-}
-
-/// One value of an attribute: most sources give one string, LDAP may give several.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
-    /// A single string value.
-    One(String),
-    /// A multi-valued attribute, in source order.
-    Many(Vec<String>),
-}
-
-impl Value {
-    /// The first (or only) value, if any.
-    pub fn first(&self) -> Option<&str> {
-        match self {
-            Value::One(s) => Some(s),
-            Value::Many(v) => v.first().map(String::as_str),
-        }
-    }
-}
-
-impl From<String> for Value {
-    fn from(s: String) -> Self {
-        Value::One(s)
-    }
-}
-
-impl From<&str> for Value {
-    fn from(s: &str) -> Self {
-        Value::One(s.to_owned())
-    }
-}
-
-/// One record read from a source: named attributes and where they came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    /// Where the record came from.
-    pub location: Location,
-    /// Attribute names, shared among records with the same layout.
-    pub schema: Arc<Schema>,
-    /// Values in schema order; shorter than the schema means trailing attributes are missing.
-    pub values: Vec<Value>,
-}
-
-impl Record {
-    /// A record from a schema and values in the same order.
-    pub fn new(location: Location, schema: Arc<Schema>, values: Vec<Value>) -> Self {
-        Record {
-            location,
-            schema,
-            values,
-        }
-    }
-
-    /// The first value of attribute `name`, or `None` when it is missing.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.value(name).and_then(Value::first)
-    }
-
-    /// The full value of attribute `name`.
-    pub fn value(&self, name: &str) -> Option<&Value> {
-        self.schema.position(name).and_then(|i| self.values.get(i))
-    }
-
-    /// Attributes as (name, value) pairs in schema order, skipping missing ones.
-    pub fn attributes(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.schema
-            .names()
-            .iter()
-            .zip(self.values.iter())
-            .map(|(n, v)| (n.as_str(), v))
     }
 }
 

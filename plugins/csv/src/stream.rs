@@ -142,10 +142,19 @@ fn to_item(row: &RawRow<'_>, schema: Arc<Schema>, file: &Arc<str>) -> Item {
     let found = row.len();
     let count_problem =
         (found != expected).then(|| format!("expected {expected} fields, found {found}"));
-    let (mut values, problem) = match decode::fields(row) {
-        Ok(values) => match count_problem {
-            None => return Item::Record(Record::new(location, schema, values)),
-            Some(problem) => (values, problem),
+    let (mut fields, problem) = match decode::fields(row) {
+        Ok(fields) => match count_problem {
+            None => {
+                return match record(location.clone(), schema, fields) {
+                    Some(record) => Item::Record(record),
+                    None => Item::Bad(BadRow {
+                        location,
+                        message: "the row could not be split into fields".to_owned(),
+                        partial: None,
+                    }),
+                }
+            }
+            Some(problem) => (fields, problem),
         },
         Err(bad) => {
             let column = match schema.names().get(bad.column) {
@@ -160,10 +169,16 @@ fn to_item(row: &RawRow<'_>, schema: Arc<Schema>, file: &Arc<str>) -> Item {
             (bad.lossy, problem)
         }
     };
-    values.truncate(expected);
+    fields.truncate(expected);
     Item::Bad(BadRow {
         location: location.clone(),
         message: problem,
-        partial: Some(Record::new(location, schema, values)),
+        partial: record(location, schema, fields),
     })
+}
+
+/// The record of decoded `fields`. Their ends are character boundaries by
+/// construction; `None` would mean a bug in decoding, not in the file.
+fn record(location: Location, schema: Arc<Schema>, fields: decode::Fields) -> Option<Record> {
+    Record::from_text(location, schema, fields.text, fields.ends)
 }

@@ -112,11 +112,17 @@ fn baseline_hand_built_contacts() {
     let start = Instant::now();
     for _ in 0..100 {
         for r in &records {
-            let s = |i: usize| r.values[i].first().unwrap_or_default().to_owned();
+            let s = |i: usize| {
+                r.value_at(i)
+                    .and_then(|v| v.first())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
             let c = ContactRecord::new(ContactFields {
                 contact_id: s(0),
                 name: s(1),
-                email: Email::parse(r.values[2].first().unwrap_or_default()).unwrap(),
+                email: Email::parse(r.value_at(2).and_then(|v| v.first()).unwrap_or_default())
+                    .unwrap(),
                 phone: Some(s(3)),
                 account_id: Some(s(4)),
                 account_name: Some(s(5)),
