@@ -83,8 +83,9 @@ mod when;
 mod tests;
 
 use std::borrow::Cow;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use liaison_plugin_api::{Record, ValueRef};
+use liaison_plugin_api::{Record, Schema, ValueRef};
 
 use crate::model::ContactRecord;
 
@@ -169,11 +170,13 @@ pub struct Mapping {
     when: Option<When>,
     /// Digest of what the mapping is (layout or templates and `when:`).
     digest: u64,
+    /// The last schema seen by [`Mapping::fingerprint`] and its names' digest.
+    schema_digest: Mutex<Option<(Arc<Schema>, u64)>>,
 }
 
 /// Bumped whenever mapping code changes what a record maps to, so that stored
 /// fingerprints stop matching and every record is mapped afresh once.
-const MAPPING_VERSION: &str = "liaison-mapping-1";
+const MAPPING_VERSION: &str = "liaison-mapping-2";
 
 #[derive(Debug)]
 enum Fields {
@@ -188,6 +191,7 @@ impl Mapping {
             fields: Fields::Standard(Standard::new()),
             when: None,
             digest: spec_digest(&MapSpec::default()),
+            schema_digest: Mutex::default(),
         }
     }
 
@@ -219,6 +223,7 @@ impl Mapping {
                 fields,
                 when,
                 digest: spec_digest(spec),
+                schema_digest: Mutex::default(),
             }),
             _ => Err(errors),
         }
@@ -254,9 +259,24 @@ impl Mapping {
     /// needs no mapping at all: that is what makes a no-op run cheap.
     pub fn fingerprint(&self, record: &Record) -> u64 {
         use xxhash_rust::xxh3::xxh3_64_with_seed;
-        // Each name and value hashed on its own, seeded with the digest so far:
-        // order and boundaries count, and short one-shot hashes are fast.
-        let mut h = self.digest;
+        let seed = self.digest ^ self.schema_digest(&record.schema);
+        if !record.has_many() {
+            // The usual record: its whole text in one pass, then where each
+            // value ends (so boundaries count), seeded with the names' digest.
+            let h = xxh3_64_with_seed(record.text().as_bytes(), seed);
+            let mut h = xxh3_64_with_seed(&(record.ends().len() as u64).to_le_bytes(), h);
+            for chunk in record.ends().chunks(16) {
+                let mut bytes = [0u8; 16 * 8];
+                for (i, &end) in chunk.iter().enumerate() {
+                    bytes[i * 8..i * 8 + 8].copy_from_slice(&(end as u64).to_le_bytes());
+                }
+                h = xxh3_64_with_seed(&bytes[..chunk.len() * 8], h);
+            }
+            return h;
+        }
+        // Multi-valued attributes: each name and value on its own, seeded with
+        // the digest so far (order and boundaries count).
+        let mut h = seed;
         for (name, value) in record.attributes() {
             h = xxh3_64_with_seed(name.as_bytes(), h);
             match value {
@@ -270,6 +290,28 @@ impl Mapping {
             }
         }
         h
+    }
+
+    /// The digest of `schema`'s names, computed once per schema (a source's
+    /// records share one).
+    fn schema_digest(&self, schema: &Arc<Schema>) -> u64 {
+        let mut cached = self
+            .schema_digest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*cached {
+            Some((known, digest)) if Arc::ptr_eq(known, schema) => *digest,
+            _ => {
+                let mut h = xxhash_rust::xxh3::Xxh3::new();
+                for name in schema.names() {
+                    h.update(&(name.len() as u64).to_le_bytes());
+                    h.update(name.as_bytes());
+                }
+                let digest = h.digest();
+                *cached = Some((Arc::clone(schema), digest));
+                digest
+            }
+        }
     }
 
     /// Best-effort contact id of a record that could not be read cleanly.

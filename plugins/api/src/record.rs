@@ -221,6 +221,23 @@ impl Record {
         }
     }
 
+    /// Every value's text, one after the other: with [`Record::ends`], what a
+    /// digest of the record reads in one pass.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Where each value ends in [`Record::text`]. Without multi-valued
+    /// attributes ([`Record::has_many`]), end `i` is attribute `i`'s.
+    pub fn ends(&self) -> &[usize] {
+        &self.ends
+    }
+
+    /// True when some attribute is multi-valued.
+    pub fn has_many(&self) -> bool {
+        !self.spans.is_empty()
+    }
+
     /// The value of the attribute at position `i` of the schema.
     pub fn value_at(&self, i: usize) -> Option<ValueRef<'_>> {
         if self.spans.is_empty() {

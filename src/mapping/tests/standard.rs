@@ -251,4 +251,30 @@ fn fingerprints_follow_the_row_and_the_mapping() {
     // The same row under another mapping is another digest.
     let filtered = Mapping::compile(&spec(&[], Some("name == 'Ann'"))).unwrap();
     assert_ne!(fp(&standard, &row), fp(&filtered, &row));
+
+    // A missing trailing value is not an empty one; one value of a
+    // multi-valued attribute is not a single value.
+    let schema = Arc::new(Schema::new(vec!["contact_id".into(), "grants".into()]));
+    let with = |values: Vec<Value>| {
+        standard.fingerprint(&Record::new(
+            Location::line("f", 2),
+            Arc::clone(&schema),
+            values,
+        ))
+    };
+    let one = with(vec!["c-1".into()]);
+    let empty = with(vec!["c-1".into(), "".into()]);
+    let single = with(vec!["c-1".into(), "a".into()]);
+    let many = with(vec!["c-1".into(), Value::Many(vec!["a".into()])]);
+    let many2 = with(vec![
+        "c-1".into(),
+        Value::Many(vec!["a".into(), "b".into()]),
+    ]);
+    let joined = with(vec!["c-1".into(), Value::Many(vec!["ab".into()])]);
+    let all = [one, empty, single, many, many2, joined];
+    for (i, a) in all.iter().enumerate() {
+        for b in &all[i + 1..] {
+            assert_ne!(a, b, "{all:?}");
+        }
+    }
 }
