@@ -233,3 +233,69 @@ fn a_changed_mapping_maps_every_row_again() {
     assert_eq!(r["updated"], 1, "{r}");
     assert_eq!(s.user("ann.smith")["title"], "ANN SMITH");
 }
+
+/// The read of `s`'s only source against the store as it is.
+fn read_again(s: &Sandbox) -> liaison::sync::ReadResult {
+    let config = liaison::config::load(&s.config()).unwrap();
+    let source = &config.sources[0];
+    let mapping = match &source.map {
+        Some(spec) => liaison::mapping::Mapping::compile(spec).unwrap(),
+        None => liaison::mapping::Mapping::standard(),
+    };
+    let mut store = SqliteStore::open(&s.path().join("liaison.db")).unwrap();
+    let mut known = liaison::sync::StoredContacts::default();
+    store
+        .for_each_anchor("partners", &mut |id, anchor| known.push(id, anchor))
+        .unwrap();
+    let connector = liaison::plugins::build(&source.connector);
+    liaison::sync::read_source(connector.as_ref(), &mapping, known, 0.5).unwrap()
+}
+
+#[test]
+fn rows_that_map_to_their_stored_contacts_only_renew_their_digests() {
+    let map = |name: &str| {
+        csv_config(
+            "partners.csv",
+            &[
+                "map:",
+                "  contact_id: \"{{ contact_id }}\"",
+                &format!("  name: \"{name}\""),
+                "  email: \"{{ email }}\"",
+            ],
+            &[],
+        )
+    };
+    let s = Sandbox::new(&map("{{ name }}"));
+    s.write(
+        "partners.csv",
+        "contact_id,name,email\nc1,Ann Smith,ann@x.example\nc2,Bob Brown,bob@x.example\n",
+    );
+    assert_eq!(s.sync(0)["created"], 2);
+
+    // Another template that renders the same contacts: every row's digest
+    // changed, no contact did. The read settles them itself: nothing reaches
+    // the planner, both digests are renewed.
+    s.write("liaison.yaml", &map("{{ name | trim }}"));
+    let read = read_again(&s);
+    assert!(read.changed.is_empty(), "{:?}", read.changed);
+    let mut renewed: Vec<&str> = read.renewed().map(|(id, _)| id).collect();
+    renewed.sort_unstable();
+    assert_eq!(renewed, ["c1", "c2"]);
+    let r = s.sync(0);
+    assert_eq!(
+        (r["updated"].as_u64(), r["unchanged"].as_u64()),
+        (Some(0), Some(2)),
+        "{r}"
+    );
+    let read = read_again(&s);
+    assert_eq!(read.renewed().count(), 0, "the new digests were stored");
+    assert!(read.changed.is_empty());
+
+    // A template that changes a contact is a change.
+    s.write("liaison.yaml", &map("{{ name | upper }}"));
+    let read = read_again(&s);
+    assert_eq!(read.changed.len(), 2);
+    assert_eq!(read.renewed().count(), 0);
+    assert_eq!(s.sync(0)["updated"], 2);
+    assert_eq!(s.user("bob.brown")["title"], "BOB BROWN");
+}

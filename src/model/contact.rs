@@ -89,6 +89,10 @@ pub struct ContactRecord {
     pub fingerprint: u64,
 }
 
+/// Seeds [`ContactRecord::content_digest`]; change it whenever the packed
+/// layout changes, so stored digests stop matching.
+const CONTENT_SEED: u64 = 0x6c69_6169_736f_6e01;
+
 impl ContactRecord {
     /// Packs `fields`.
     pub fn new(fields: ContactFields) -> Self {
@@ -187,6 +191,27 @@ impl ContactRecord {
             && self.account_contacts == other.account_contacts
             && self.account_tickets == other.account_tickets
             && self.external_comments == other.external_comments
+    }
+
+    /// A digest of what [`ContactRecord::same_content`] compares: stored with
+    /// the contact, it tells a re-read row that maps to the same contact (a
+    /// changed mapping, a column no mapping reads) without loading the contact.
+    pub fn content_digest(&self) -> u64 {
+        use xxhash_rust::xxh3::xxh3_64_with_seed;
+        let mut tail = [0u8; TEXTS * 4 + 5];
+        for (i, end) in self.ends.iter().enumerate() {
+            tail[i * 4..i * 4 + 4].copy_from_slice(&end.to_le_bytes());
+        }
+        let flag = |b: Option<bool>| match b {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        };
+        tail[TEXTS * 4..TEXTS * 4 + 2].copy_from_slice(&self.present.to_le_bytes());
+        tail[TEXTS * 4 + 2] = flag(self.account_contacts);
+        tail[TEXTS * 4 + 3] = flag(self.account_tickets);
+        tail[TEXTS * 4 + 4] = flag(self.external_comments);
+        xxh3_64_with_seed(&tail, xxh3_64_with_seed(self.text.as_bytes(), CONTENT_SEED))
     }
 
     /// The contact's anchor within its source.

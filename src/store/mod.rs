@@ -71,6 +71,10 @@ pub struct Anchor {
     pub linked: bool,
     /// Fingerprint of the record as last read.
     pub fingerprint: u64,
+    /// [`ContactRecord::content_digest`] of the contact as stored.
+    ///
+    /// [`ContactRecord::content_digest`]: crate::model::ContactRecord::content_digest
+    pub content: u64,
 }
 
 /// Which slice of the store a plan needs (see [`State`]).

@@ -132,6 +132,9 @@ pub struct ReadResult {
     /// Ids without an anchor read first as clean new records: indexes into
     /// `changed`, found by the record's own id (4 bytes a contact).
     fresh: HashTable<u32>,
+    /// Stored contacts whose rows changed but map to the contact as stored:
+    /// by slot, with the new digest.
+    renewed: Vec<(u32, u64)>,
     /// Row errors, in read order.
     pub errors: Vec<RowError>,
     /// Rows read (good, bad and filtered out).
@@ -218,6 +221,16 @@ impl ReadResult {
         }
         let i = self.fresh_index(id, &self.changed)?;
         Some((SeenState::Changed(i), self.changed_at.get(i as usize)?))
+    }
+
+    /// Stored contacts read unchanged from changed rows, with their rows' new
+    /// digests (to store, so the next run needs no mapping).
+    pub fn renewed(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.renewed.iter().filter_map(|&(slot, fingerprint)| {
+            let seen = self.seen.get(slot as usize)?.as_ref()?;
+            // A duplicated id is unreadable now: it keeps its stored digest.
+            (seen.state == SeenState::Unchanged).then(|| (self.known.id(slot), fingerprint))
+        })
     }
 
     /// Stored contacts the read did not see: they left the source.
@@ -497,6 +510,19 @@ fn take_item(
         Item::Record(record) => match mapping.apply(&record) {
             Mapped::Skipped => {}
             Mapped::Contact(mut r) => {
+                // A stored, linked contact the row maps to unchanged (the
+                // mapping or an unread column changed): only its digest renews.
+                let stored = slot.and_then(|s| Some((s, known.anchor(s)?)));
+                if let Some((s, anchor)) = stored {
+                    if anchor.linked
+                        && known.id(s) == r.contact_id()
+                        && r.content_digest() == anchor.content
+                    {
+                        out.renewed.push((s, fingerprint));
+                        out.see_known(r.contact_id(), s, SeenState::Unchanged, record.location);
+                        return;
+                    }
+                }
                 r.fingerprint = fingerprint;
                 let at = out.changed.len() as u32;
                 let id = r.contact_id().to_owned();
@@ -529,6 +555,7 @@ mod tests {
             user: UserId(user),
             linked: user % 2 == 0,
             fingerprint: user as u64 * 31,
+            content: user as u64 * 7,
         }
     }
 

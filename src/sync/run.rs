@@ -224,6 +224,10 @@ pub fn run_source(
         "planned"
     );
     plan.unchanged += skipped_users.len();
+    plan.refreshed.extend(
+        read.renewed()
+            .map(|(id, fingerprint)| (id.to_owned(), fingerprint)),
+    );
 
     let limits = GuardLimits {
         max_deprovision: config.safety.max_deprovision,

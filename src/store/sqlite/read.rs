@@ -29,7 +29,8 @@ pub fn for_each_anchor(
     let err = q("reading anchors");
     let mut stmt = conn
         .prepare_cached(
-            "SELECT contact_id, user_id, linked, fingerprint FROM contacts WHERE source = ?1",
+            "SELECT contact_id, user_id, linked, fingerprint, content FROM contacts \
+             WHERE source = ?1",
         )
         .map_err(&err)?;
     let mut rows = stmt.query([source]).map_err(&err)?;
@@ -43,6 +44,7 @@ pub fn for_each_anchor(
             user: UserId(r.get(1).map_err(&err)?),
             linked: r.get(2).map_err(&err)?,
             fingerprint: r.get::<_, i64>(3).map_err(&err)? as u64,
+            content: r.get::<_, i64>(4).map_err(&err)? as u64,
         };
         visit(id, anchor);
     }

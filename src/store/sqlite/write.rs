@@ -54,17 +54,19 @@ const INSERT_USERS: Sql = Sql {
 /// The contacts of created users, many rows per statement. A contact may have
 /// a row already (it was unlinked, or its user moved), hence the upsert.
 const UPSERT_CONTACTS: Sql = Sql {
-    head: "INSERT OR FAIL INTO contacts (source, contact_id, user_id, linked, fingerprint, name, email, \
-           phone, account_id, account_name, login, description, locale, account_contacts, \
-           account_tickets, external_comments, grants, attributes)",
-    row: "(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    head:
+        "INSERT OR FAIL INTO contacts (source, contact_id, user_id, linked, fingerprint, content, \
+           name, email, phone, account_id, account_name, login, description, locale, \
+           account_contacts, account_tickets, external_comments, grants, attributes)",
+    row: "(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     tail: UPSERT_TAIL,
-    width: 17,
+    width: 18,
 };
 
 /// What an existing contact row takes from the new one.
 const UPSERT_TAIL: &str = "ON CONFLICT (source, contact_id) DO UPDATE SET user_id = excluded.user_id, \
-     linked = 1, fingerprint = excluded.fingerprint, name = excluded.name, email = excluded.email, \
+     linked = 1, fingerprint = excluded.fingerprint, content = excluded.content, \
+     name = excluded.name, email = excluded.email, \
      phone = excluded.phone, account_id = excluded.account_id, account_name = excluded.account_name, \
      login = excluded.login, description = excluded.description, locale = excluded.locale, \
      account_contacts = excluded.account_contacts, account_tickets = excluded.account_tickets, \
@@ -477,12 +479,13 @@ fn field_params<'a>(f: &'a UserFields, texts: &'a [&'a str; 4]) -> [&'a dyn ToSq
 }
 
 /// One row of [`UPSERT_CONTACTS`]: contact `r` of `source`, linked to `user`.
-fn contact_row<'r>(source: &'r str, user: i64, r: &'r ContactRecord) -> [ToSqlOutput<'r>; 17] {
+fn contact_row<'r>(source: &'r str, user: i64, r: &'r ContactRecord) -> [ToSqlOutput<'r>; 18] {
     [
         text(source),
         text(r.contact_id()),
         int(user),
         int(r.fingerprint as i64),
+        int(r.content_digest() as i64),
         text(r.name()),
         text(r.email_str()),
         opt_text(r.phone()),

@@ -41,13 +41,15 @@ CREATE INDEX users_sync_disabled ON users (disabled_at)
     WHERE status = 'disabled' AND disabled_by = 'sync';
 
 -- One row per (source, contact id): the anchor, whether it is linked, and the
--- record as last read with its fingerprint.
+-- record as last read with its fingerprint (a digest of the source row) and
+-- content digest (of the contact it mapped to).
 CREATE TABLE contacts (
     source            TEXT NOT NULL,
     contact_id        TEXT NOT NULL,
     user_id           INTEGER NOT NULL,
     linked            INTEGER NOT NULL,
     fingerprint       INTEGER NOT NULL,
+    content           INTEGER NOT NULL,
     name              TEXT NOT NULL,
     email             TEXT NOT NULL,
     phone             TEXT,
