@@ -45,14 +45,14 @@ pub struct Seen {
 
 /// A source's stored contacts, fixed for the duration of a read: each id has
 /// a slot that numbers its anchor here and its sighting in the read's result.
-/// The ids live in one string (a million contacts: three allocations, not a
+/// The ids live in one string (a million contacts: four allocations, not a
 /// million), in the order the store listed them.
 #[derive(Default)]
 pub struct StoredContacts {
     /// Every id, one after the other.
     ids: String,
     /// Where each slot's id ends in `ids`.
-    ends: Vec<u32>,
+    ends: Vec<usize>,
     /// Slots, found by their ids.
     index: HashTable<u32>,
     anchors: Vec<Anchor>,
@@ -64,7 +64,7 @@ impl StoredContacts {
     pub fn push(&mut self, id: &str, anchor: Anchor) {
         let slot = self.anchors.len() as u32;
         self.ids.push_str(id);
-        self.ends.push(self.ids.len() as u32);
+        self.ends.push(self.ids.len());
         self.anchors.push(anchor);
         let hash = self.hasher.hash_one(id);
         let (ids, ends, hasher) = (&self.ids, &self.ends, &self.hasher);
@@ -103,13 +103,13 @@ impl StoredContacts {
 }
 
 /// The id in `slot` of ids laid out as in [`StoredContacts`].
-fn id_in<'a>(ids: &'a str, ends: &[u32], slot: u32) -> &'a str {
+fn id_in<'a>(ids: &'a str, ends: &[usize], slot: u32) -> &'a str {
     let slot = slot as usize;
     let start = match slot {
         0 => 0,
-        _ => ends.get(slot - 1).map_or(0, |&e| e as usize),
+        _ => ends.get(slot - 1).copied().unwrap_or(0),
     };
-    let end = ends.get(slot).map_or(start, |&e| e as usize);
+    let end = ends.get(slot).copied().unwrap_or(start);
     ids.get(start..end).unwrap_or("")
 }
 

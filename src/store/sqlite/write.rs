@@ -38,8 +38,8 @@ const BULK_INDEXES: &[(&str, &str)] = &[
 
 // The batch inserts say `OR FAIL`: a failed constraint fails the whole run
 // (its transaction is rolled back), so no statement needs undoing on its own,
-// and SQLite then keeps no statement journal — with `ABORT`, the default, a
-// multi-row insert copies every page it touches first (12 % of a bulk load).
+// and SQLite then keeps no statement journal — with `ABORT`, the default, it
+// copies each page a multi-row insert touches first, to undo just that insert.
 
 /// Users created by a run, many rows per statement.
 const INSERT_USERS: Sql = Sql {
@@ -299,8 +299,8 @@ impl<'t> Writer<'t> {
         let mut journal = BatchInsert::new(self.tx, JOURNAL_CREATES, "writing the journal")?;
         let mut id = last;
         std::thread::scope(|scope| {
-            // The journal entries are serialized on the other core while this
-            // one writes: a quarter of the Rust work of a creation.
+            // The journal entries (JSON) are serialized on the other core
+            // while this one writes.
             let mut entries = creation_entries(scope, plan).into_iter().flatten();
             for n in &plan.creates {
                 id += 1;
