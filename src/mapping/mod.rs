@@ -5,7 +5,7 @@
 //! Two paths, one set of rules:
 //! - **Standard layout** ([`Mapping::standard`], or a `map:` with no fields): the
 //!   record's columns *are* the field names. Column positions are resolved once per
-//!   [`Schema`](liaison_plugin_api::Schema) (cached by its `Arc`), and no template
+//!   [`Schema`] (cached by its `Arc`), and no template
 //!   engine is involved, so a million rows map in a fraction of a second.
 //! - **Templates** ([`Mapping::compile`]): each `map:` value is a minijinja template
 //!   over the record's attributes, compiled once.
