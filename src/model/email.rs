@@ -37,25 +37,29 @@ impl Email {
             && !local.starts_with('.')
             && !local.ends_with('.')
             && !local.contains("..")
-            && local
-                .chars()
-                .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
-        let labels: Vec<&str> = domain.split('.').collect();
+            && local.chars().all(local_char);
+        let mut labels = 0;
         let domain_ok = domain.len() <= 253
-            && labels.len() >= 2
-            && labels.iter().all(|l| {
+            && domain.split('.').all(|l| {
+                labels += 1;
                 !l.is_empty()
                     && l.len() <= 63
                     && !l.starts_with('-')
                     && !l.ends_with('-')
                     && l.chars().all(|c| c.is_alphanumeric() || c == '-')
-            });
+            })
+            && labels >= 2;
         if !local_ok || !domain_ok {
             return Err(invalid());
         }
+        // Most addresses are ASCII: no Unicode case tables needed.
+        let normalized = match s.is_ascii() {
+            true => s.to_ascii_lowercase(),
+            false => s.to_lowercase(),
+        };
         Ok(Email {
             original: s.into(),
-            normalized: s.to_lowercase().into(),
+            normalized: normalized.into(),
         })
     }
 
@@ -94,6 +98,39 @@ impl Email {
     }
 }
 
+/// A character the local part may hold: a letter or digit (any script), or
+/// one of RFC 5322's `atext` specials, or a dot.
+fn local_char(c: char) -> bool {
+    match c.is_ascii() {
+        true => {
+            c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    '!' | '#'
+                        | '$'
+                        | '%'
+                        | '&'
+                        | '\''
+                        | '*'
+                        | '+'
+                        | '-'
+                        | '/'
+                        | '='
+                        | '?'
+                        | '^'
+                        | '_'
+                        | '`'
+                        | '{'
+                        | '|'
+                        | '}'
+                        | '~'
+                        | '.'
+                )
+        }
+        false => c.is_alphanumeric(),
+    }
+}
+
 impl PartialEq for Email {
     fn eq(&self, other: &Self) -> bool {
         self.normalized == other.normalized
@@ -128,7 +165,59 @@ impl fmt::Debug for Email {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use proptest::prelude::*;
+
+    /// The rules as first written (string searches, a vector of labels,
+    /// Unicode lower-casing): what the fast parse must agree with.
+    fn reference(raw: &str) -> Option<(String, String)> {
+        let s = raw.trim();
+        let (local, domain) = s.rsplit_once('@')?;
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && local
+                .chars()
+                .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+        let labels: Vec<&str> = domain.split('.').collect();
+        let domain_ok = domain.len() <= 253
+            && labels.len() >= 2
+            && labels.iter().all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+            });
+        (local_ok && domain_ok).then(|| (s.to_owned(), s.to_lowercase()))
+    }
+
+    proptest! {
+        #[test]
+        fn the_fast_parse_agrees_with_the_rules(
+            raw in "[ aAzZ09.@\\-_+!#'~\"(),;:<>\\[\\]\\\\ĚščŘÉßİΣЖ\t]{0,24}"
+        ) {
+            let parsed = Email::parse(&raw)
+                .ok()
+                .map(|e| (e.as_str().to_owned(), e.normalized().to_owned()));
+            prop_assert_eq!(parsed, reference(&raw));
+        }
+
+        #[test]
+        fn the_fast_parse_agrees_with_the_rules_on_address_shapes(
+            local in "[aZ09.!#'~_+\\-ĚščΣİ]{1,8}",
+            labels in proptest::collection::vec("[aZ09\\-ščΣ]{1,6}", 1..4),
+        ) {
+            let raw = format!("{local}@{}", labels.join("."));
+            let parsed = Email::parse(&raw)
+                .ok()
+                .map(|e| (e.as_str().to_owned(), e.normalized().to_owned()));
+            prop_assert_eq!(parsed, reference(&raw));
+        }
+    }
 
     #[test]
     fn compares_case_insensitively_and_keeps_spelling() {

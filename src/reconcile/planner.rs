@@ -276,16 +276,24 @@ impl<'a> Planner<'a> {
         // anchored to several users, or matching several by e-mail, is a conflict.
         let mut claims: BTreeMap<UserId, Vec<usize>> = BTreeMap::new();
         let mut to_create: Vec<usize> = Vec::new();
+        // A first load (nothing stored) has nothing to look up: the records,
+        // now in e-mail order, are not even read.
+        let (no_anchors, no_users) = (self.anchors.is_empty(), self.by_email.is_empty());
         for (gi, g) in groups.iter().enumerate() {
-            let anchored: BTreeSet<UserId> = g
-                .records
-                .iter()
-                .filter_map(|r| self.anchors.get(r.contact_id()).map(|a| a.user))
-                .collect();
-            let users: Vec<UserId> = if anchored.is_empty() {
-                self.by_email.get(g.email()).cloned().unwrap_or_default()
-            } else {
+            let anchored: BTreeSet<UserId> = match no_anchors {
+                true => BTreeSet::new(),
+                false => g
+                    .records
+                    .iter()
+                    .filter_map(|r| self.anchors.get(r.contact_id()).map(|a| a.user))
+                    .collect(),
+            };
+            let users: Vec<UserId> = if !anchored.is_empty() {
                 anchored.into_iter().collect()
+            } else if no_users {
+                Vec::new()
+            } else {
+                self.by_email.get(g.email()).cloned().unwrap_or_default()
             };
             match users.as_slice() {
                 [] => to_create.push(gi),
