@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use super::fields::{parse_flag, split_grants, Field, Target, FIELD_COUNT};
 use super::Mapped;
-use crate::model::{Attributes, ContactFields, ContactRecord, Email, Login};
+use crate::model::{Attributes, ContactParts, ContactRecord, Email, Login};
 
 /// Field texts collected for one record: trimmed, empty ones left out.
 #[derive(Debug, Default)]
@@ -70,14 +70,10 @@ impl<'a> Draft<'a> {
         self.values[field.index()].as_deref()
     }
 
-    fn take(&mut self, field: Field) -> Option<String> {
-        self.values[field.index()].take().map(Cow::into_owned)
-    }
-
     /// Checks the draft and builds the contact: `portal_access` saying no skips it;
     /// every problem (a required field empty, a bad e-mail, login or flag) is
     /// reported together in one [`Mapped::Invalid`].
-    pub(crate) fn finish(mut self) -> Mapped {
+    pub(crate) fn finish(self) -> Mapped {
         let mut problems = Vec::new();
         if let Some(portal) = self.get(Field::PortalAccess) {
             match parse_flag(portal) {
@@ -101,7 +97,7 @@ impl<'a> Draft<'a> {
             [one] => problems.push(format!("required field {one} is empty")),
             many => problems.push(format!("required fields {} are empty", many.join(", "))),
         }
-        let email = self.get(Field::Email).map(Email::parse).transpose();
+        let email = self.get(Field::Email).map(Email::check).transpose();
         let email = email.unwrap_or_else(|e| {
             problems.push(format!("email: {e}"));
             None
@@ -130,28 +126,31 @@ impl<'a> Draft<'a> {
                 message: problems.join("; "),
             };
         };
-        let (Some(contact_id), Some(name)) = (self.take(Field::ContactId), self.take(Field::Name))
+        let (Some(contact_id), Some(name)) = (self.get(Field::ContactId), self.get(Field::Name))
         else {
             return Mapped::Invalid {
                 contact_id: None,
                 message: "required fields contact_id, name are empty".to_owned(),
             };
         };
-        Mapped::Contact(ContactRecord::new(ContactFields {
+        // Packed straight from the draft's texts: one allocation a contact.
+        let (email, email_normalized) = email;
+        Mapped::Contact(ContactRecord::pack(&ContactParts {
             contact_id,
             name,
             email,
-            phone: self.take(Field::Phone),
-            account_id: self.take(Field::AccountId),
-            account_name: self.take(Field::AccountName),
-            login,
-            description: self.take(Field::Description),
-            locale: self.take(Field::Locale),
+            email_normalized: &email_normalized,
+            phone: self.get(Field::Phone),
+            account_id: self.get(Field::AccountId),
+            account_name: self.get(Field::AccountName),
+            login: login.as_ref().map(Login::as_str),
+            description: self.get(Field::Description),
+            locale: self.get(Field::Locale),
             account_contacts,
             account_tickets,
             external_comments,
-            grants: self.grants,
-            attributes: self.attributes,
+            grants: &self.grants,
+            attributes: &self.attributes,
             fingerprint: 0,
         }))
     }
@@ -161,12 +160,22 @@ fn bad_flag(field: Field, text: &str) -> String {
     format!("{field}: {text:?} is not a yes/no value (expected true/false, yes/no or 1/0)")
 }
 
+/// `s` without surrounding whitespace (as [`str::trim`]), skipping the
+/// character decoding when both ends are visible ASCII (the usual field).
+fn trim(s: &str) -> &str {
+    let visible = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii() && !b.is_ascii_whitespace());
+    match visible(s.as_bytes().first()) && visible(s.as_bytes().last()) {
+        true => s,
+        false => s.trim(),
+    }
+}
+
 /// The text trimmed, or `None` when nothing is left; borrows stay borrowed.
 fn trimmed(text: Cow<'_, str>) -> Option<Cow<'_, str>> {
     match text {
-        Cow::Borrowed(s) => Some(s.trim()).filter(|t| !t.is_empty()).map(Cow::Borrowed),
+        Cow::Borrowed(s) => Some(trim(s)).filter(|t| !t.is_empty()).map(Cow::Borrowed),
         Cow::Owned(s) => {
-            let trimmed = s.trim();
+            let trimmed = trim(&s);
             if trimmed.is_empty() {
                 None
             } else if trimmed.len() == s.len() {
@@ -174,6 +183,18 @@ fn trimmed(text: Cow<'_, str>) -> Option<Cow<'_, str>> {
             } else {
                 Some(Cow::Owned(trimmed.to_owned()))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn trim_is_str_trim(s in "[ \t\r\na.é\u{a0}\u{2003}\u{3000}x]{0,8}") {
+            prop_assert_eq!(super::trim(&s), s.trim());
         }
     }
 }

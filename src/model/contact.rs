@@ -45,6 +45,44 @@ pub struct ContactFields {
     pub fingerprint: u64,
 }
 
+/// A contact's fields borrowed from wherever they were assembled (a mapping's
+/// draft, an unpacked record): [`ContactRecord::pack`] copies them once.
+#[derive(Debug, Clone, Copy)]
+pub struct ContactParts<'a> {
+    /// The contact's anchor within its source.
+    pub contact_id: &'a str,
+    /// Contact name and the user's title.
+    pub name: &'a str,
+    /// The e-mail address as spelled (checked).
+    pub email: &'a str,
+    /// The e-mail address lower-cased.
+    pub email_normalized: &'a str,
+    /// Phone number.
+    pub phone: Option<&'a str>,
+    /// The contact's account id.
+    pub account_id: Option<&'a str>,
+    /// The account's display name.
+    pub account_name: Option<&'a str>,
+    /// A login the source asks for (checked).
+    pub login: Option<&'a str>,
+    /// Free note about who the user represents.
+    pub description: Option<&'a str>,
+    /// Language of e-mails.
+    pub locale: Option<&'a str>,
+    /// `account_contacts` as the source gave it.
+    pub account_contacts: Option<bool>,
+    /// `account_tickets` as the source gave it.
+    pub account_tickets: Option<bool>,
+    /// `external_comments` as the source gave it.
+    pub external_comments: Option<bool>,
+    /// Grants, in source order.
+    pub grants: &'a [String],
+    /// Custom attributes.
+    pub attributes: &'a Attributes,
+    /// See [`ContactFields::fingerprint`].
+    pub fingerprint: u64,
+}
+
 /// The text fields of a record, in packing order.
 #[derive(Clone, Copy)]
 enum Text {
@@ -96,54 +134,83 @@ const CONTENT_SEED: u64 = 0x6c69_6169_736f_6e01;
 impl ContactRecord {
     /// Packs `fields`.
     pub fn new(fields: ContactFields) -> Self {
-        let norm = fields.email.normalized();
-        let norm = if norm == fields.email.as_str() {
-            ""
-        } else {
-            norm
+        ContactRecord::pack(&ContactParts {
+            contact_id: &fields.contact_id,
+            name: &fields.name,
+            email: fields.email.as_str(),
+            email_normalized: fields.email.normalized(),
+            phone: fields.phone.as_deref(),
+            account_id: fields.account_id.as_deref(),
+            account_name: fields.account_name.as_deref(),
+            login: fields.login.as_ref().map(Login::as_str),
+            description: fields.description.as_deref(),
+            locale: fields.locale.as_deref(),
+            account_contacts: fields.account_contacts,
+            account_tickets: fields.account_tickets,
+            external_comments: fields.external_comments,
+            grants: &fields.grants,
+            attributes: &fields.attributes,
+            fingerprint: fields.fingerprint,
+        })
+    }
+
+    /// Packs borrowed `parts`: one allocation for all their text.
+    pub fn pack(parts: &ContactParts<'_>) -> Self {
+        let norm = match parts.email_normalized == parts.email {
+            true => "",
+            false => parts.email_normalized,
         };
-        let mut grants = String::new();
-        for g in &fields.grants {
-            push_counted(&mut grants, g);
-        }
-        let mut attributes = String::new();
-        for (k, v) in &fields.attributes {
-            push_counted(&mut attributes, k);
-            push_counted(&mut attributes, v);
-        }
-        let texts: [Option<&str>; TEXTS] = [
-            Some(&fields.contact_id),
-            Some(&fields.name),
-            Some(fields.email.as_str()),
+        let counted = |len: usize| len + 21;
+        let grants_len: usize = parts.grants.iter().map(|g| counted(g.len())).sum();
+        let attributes_len: usize = parts
+            .attributes
+            .iter()
+            .map(|(k, v)| counted(k.len()) + counted(v.len()))
+            .sum();
+        let texts: [Option<&str>; TEXTS - 2] = [
+            Some(parts.contact_id),
+            Some(parts.name),
+            Some(parts.email),
             Some(norm),
-            fields.phone.as_deref(),
-            fields.account_id.as_deref(),
-            fields.account_name.as_deref(),
-            fields.login.as_ref().map(Login::as_str),
-            fields.description.as_deref(),
-            fields.locale.as_deref(),
-            Some(&grants),
-            Some(&attributes),
+            parts.phone,
+            parts.account_id,
+            parts.account_name,
+            parts.login,
+            parts.description,
+            parts.locale,
         ];
-        let mut text = String::with_capacity(texts.iter().flatten().map(|t| t.len()).sum());
+        let capacity = texts.iter().flatten().map(|t| t.len()).sum::<usize>();
+        let mut text = String::with_capacity(capacity + grants_len + attributes_len);
         let mut ends = [0u32; TEXTS];
         let mut present = 0u16;
+        // Records are small: a field's end always fits (a 4 GiB row does not parse).
+        let end = |text: &String| u32::try_from(text.len()).unwrap_or(u32::MAX);
         for (i, t) in texts.iter().enumerate() {
             if let Some(t) = t {
                 text.push_str(t);
                 present |= 1 << i;
             }
-            // Records are small: a field's end always fits (a 4 GiB row does not parse).
-            ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
+            ends[i] = end(&text);
         }
+        for g in parts.grants {
+            push_counted(&mut text, g);
+        }
+        present |= 1 << Text::Grants as usize;
+        ends[Text::Grants as usize] = end(&text);
+        for (k, v) in parts.attributes {
+            push_counted(&mut text, k);
+            push_counted(&mut text, v);
+        }
+        present |= 1 << Text::Attributes as usize;
+        ends[Text::Attributes as usize] = end(&text);
         ContactRecord {
             text: text.into_boxed_str(),
             ends,
             present,
-            account_contacts: fields.account_contacts,
-            account_tickets: fields.account_tickets,
-            external_comments: fields.external_comments,
-            fingerprint: fields.fingerprint,
+            account_contacts: parts.account_contacts,
+            account_tickets: parts.account_tickets,
+            external_comments: parts.external_comments,
+            fingerprint: parts.fingerprint,
         }
     }
 
@@ -292,8 +359,9 @@ impl ContactRecord {
 
 /// Appends `s` as `LEN:TEXT`: any text, separators included, packs safely.
 fn push_counted(out: &mut String, s: &str) {
-    out.push_str(&s.len().to_string());
-    out.push(':');
+    use std::fmt::Write;
+    // Writing into a `String` cannot fail.
+    let _ = write!(out, "{}:", s.len());
     out.push_str(s);
 }
 

@@ -26,6 +26,17 @@ impl Email {
     /// Parses and checks an address: one `@`, a non-empty local part, a dotted
     /// domain of letters, digits and hyphens, no spaces or control characters.
     pub fn parse(raw: &str) -> Result<Self, EmailError> {
+        let (original, normalized) = Email::check(raw)?;
+        Ok(Email {
+            original: original.into(),
+            normalized: normalized.into(),
+        })
+    }
+
+    /// [`Email::parse`] without building an `Email`: the address as given
+    /// (trimmed) and lower-cased, borrowed when it already is.
+    pub fn check(raw: &str) -> Result<(&str, std::borrow::Cow<'_, str>), EmailError> {
+        use std::borrow::Cow;
         let s = raw.trim();
         if s.is_empty() {
             return Err(EmailError::Empty);
@@ -52,15 +63,13 @@ impl Email {
         if !local_ok || !domain_ok {
             return Err(invalid());
         }
-        // Most addresses are ASCII: no Unicode case tables needed.
+        // Most addresses are ASCII, many already lower case.
         let normalized = match s.is_ascii() {
-            true => s.to_ascii_lowercase(),
-            false => s.to_lowercase(),
+            true if !s.bytes().any(|b| b.is_ascii_uppercase()) => Cow::Borrowed(s),
+            true => Cow::Owned(s.to_ascii_lowercase()),
+            false => Cow::Owned(s.to_lowercase()),
         };
-        Ok(Email {
-            original: s.into(),
-            normalized: normalized.into(),
-        })
+        Ok((s, normalized))
     }
 
     /// An address checked before, from its two spellings (as given, normalized).

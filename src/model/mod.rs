@@ -8,7 +8,7 @@ mod login;
 mod user;
 
 pub use attributes::Attributes;
-pub use contact::{ContactFields, ContactRecord};
+pub use contact::{ContactFields, ContactParts, ContactRecord};
 pub use email::{Email, EmailError};
 pub use login::{derive_login_base, Login, LoginError};
 pub use user::{Account, DisabledBy, ExternalUser, Flags, Origin, Status, UserId};
