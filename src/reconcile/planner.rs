@@ -69,31 +69,39 @@ impl Group<'_> {
 /// then the records themselves move once. Returns, per new position, the
 /// record's position before, and where each run of one e-mail ends.
 fn sort_by_email(records: &mut [ContactRecord]) -> (Vec<u32>, Vec<u32>) {
-    // Ties on the 16-byte prefix (rare: addresses differ early) compare the
-    // records themselves.
-    let mut keys: Vec<(u128, u32)> = records
+    // The first 24 bytes of the address order the keys (the key is 32 bytes
+    // either way, alignment rounds it up); ties — the same person's address,
+    // or one group's — compare the records themselves.
+    let mut keys: Vec<(u128, u64, u32)> = records
         .iter()
         .enumerate()
-        .map(|(i, r)| (prefix(r.email_normalized()), i as u32))
+        .map(|(i, r)| {
+            let email = r.email_normalized();
+            (prefix(email), infix(email), i as u32)
+        })
         .collect();
     let full = |i: u32| {
         let r = &records[i as usize];
         (r.email_normalized(), r.contact_id())
     };
     // Contact ids are unique in a read: an unstable sort is deterministic.
-    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| full(a.1).cmp(&full(b.1))));
+    keys.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| full(a.2).cmp(&full(b.2)))
+    });
     // Different prefixes end a run without reading the records.
     let mut ends: Vec<u32> = (1..keys.len())
         .filter(|&k| {
             let (a, b) = (keys[k - 1], keys[k]);
-            a.0 != b.0 || full(a.1).0 != full(b.1).0
+            (a.0, a.1) != (b.0, b.1) || full(a.2).0 != full(b.2).0
         })
         .map(|k| k as u32)
         .collect();
     if !keys.is_empty() {
         ends.push(keys.len() as u32);
     }
-    let mut order: Vec<usize> = keys.into_iter().map(|(_, i)| i as usize).collect();
+    let mut order: Vec<usize> = keys.into_iter().map(|(_, _, i)| i as usize).collect();
     let before: Vec<u32> = order.iter().map(|&i| i as u32).collect();
     permute(records, &mut order);
     (before, ends)
@@ -134,6 +142,15 @@ fn prefix(s: &str) -> u128 {
     let n = s.len().min(16);
     bytes[..n].copy_from_slice(&s.as_bytes()[..n]);
     u128::from_be_bytes(bytes)
+}
+
+/// Bytes 16 to 24 of `s` as a number that orders like them (see [`prefix`]).
+fn infix(s: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let tail = s.as_bytes().get(16..).unwrap_or(&[]);
+    let n = tail.len().min(8);
+    bytes[..n].copy_from_slice(&tail[..n]);
+    u64::from_be_bytes(bytes)
 }
 
 /// Reorders `items` so that `items[k]` becomes the old `items[order[k]]`, in
@@ -735,7 +752,7 @@ impl Claims {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{permute, prefix};
+    use super::{infix, permute, prefix};
 
     proptest! {
         #[test]
@@ -748,9 +765,13 @@ mod tests {
         }
 
         #[test]
-        fn prefixes_order_like_their_strings(a in "[a-c\\x00]{0,20}", b in "[a-c\\x00]{0,20}") {
+        fn prefixes_order_like_their_strings(a in "[a-c\\x00]{0,30}", b in "[a-c\\x00]{0,30}") {
             if prefix(&a) != prefix(&b) {
                 prop_assert_eq!(prefix(&a) < prefix(&b), a < b);
+            }
+            let key = |s: &str| (prefix(s), infix(s));
+            if key(&a) != key(&b) {
+                prop_assert_eq!(key(&a) < key(&b), a < b);
             }
         }
     }
