@@ -160,7 +160,9 @@ impl ContactRecord {
             true => "",
             false => parts.email_normalized,
         };
-        let counted = |len: usize| len + 21;
+        // A counted run's exact length: the digits of its length, `:`, the text
+        // (exact, so the packed text is never reallocated to shrink).
+        let counted = |len: usize| len.checked_ilog10().map_or(1, |d| d as usize + 1) + 1 + len;
         let grants_len: usize = parts.grants.iter().map(|g| counted(g.len())).sum();
         let attributes_len: usize = parts
             .attributes
@@ -203,6 +205,7 @@ impl ContactRecord {
         }
         present |= 1 << Text::Attributes as usize;
         ends[Text::Attributes as usize] = end(&text);
+        debug_assert_eq!(text.len(), capacity + grants_len + attributes_len);
         ContactRecord {
             text: text.into_boxed_str(),
             ends,
