@@ -1,0 +1,308 @@
+//! Regressions of the reconcile path found in review (issue 8), each test named
+//! after what it pins. Runs through the real binary where the bug shows there,
+//! else through `run_source` on a real SQLite store with an injected clock.
+
+use liaison::config::{self, Config};
+use liaison::store::{SqliteStore, Store};
+use liaison::sync::{run_source, RunOptions, RunReport};
+use serde_json::Value;
+
+use crate::common::{csv_config, Sandbox, HEADER};
+
+const DAY: i64 = 86_400_000;
+const T0: i64 = 1_800_000_000_000;
+
+fn open(s: &Sandbox) -> (Config, SqliteStore) {
+    let config = config::load(&s.config()).unwrap();
+    let store = SqliteStore::open(&s.path().join("liaison.db")).unwrap();
+    (config, store)
+}
+
+/// One run of source `index` at `now_ms`, deprovisions released.
+fn run_at(config: &Config, store: &mut SqliteStore, index: usize, now_ms: i64) -> RunReport {
+    let opts = RunOptions {
+        dry_run: false,
+        allow_mass_deprovision: true,
+        now_ms,
+    };
+    run_source(config, &config.sources[index], store, opts).unwrap()
+}
+
+fn status_of(store: &mut SqliteStore, login: &str) -> Option<String> {
+    store
+        .user_detail(login)
+        .unwrap()
+        .map(|d| d.user.status.to_string())
+}
+
+fn logins(s: &Sandbox) -> Vec<String> {
+    s.users()
+        .iter()
+        .map(|u| u["login"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn count(s: &Sandbox, sql: &str) -> i64 {
+    let conn = rusqlite::Connection::open(s.path().join("liaison.db")).unwrap();
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn grace_sandbox() -> Sandbox {
+    Sandbox::new(&csv_config(
+        "partners.csv",
+        &[],
+        &["deprovision:", "  delete_after: 30d"],
+    ))
+}
+
+#[test]
+fn a_contact_back_after_the_grace_period_enables_its_user_instead_of_deleting_it() {
+    let s = grace_sandbox();
+    let (config, mut store) = open(&s);
+    let both = format!("{HEADER}c1,Ann Smith,ann@x.example,,,\nc2,Bob,bob@x.example,,,\n");
+    s.write("partners.csv", &both);
+    run_at(&config, &mut store, 0, T0);
+    s.write("partners.csv", &format!("{HEADER}c2,Bob,bob@x.example,,,\n"));
+    run_at(&config, &mut store, 0, T0 + DAY);
+    assert_eq!(status_of(&mut store, "ann.smith").as_deref(), Some("disabled"));
+
+    s.write("partners.csv", &both);
+    let report = run_at(&config, &mut store, 0, T0 + 40 * DAY);
+    assert_eq!(
+        (report.counts.enabled, report.counts.deleted),
+        (1, 0),
+        "{:?}",
+        report.counts
+    );
+    assert_eq!(status_of(&mut store, "ann.smith").as_deref(), Some("active"));
+    run_at(&config, &mut store, 0, T0 + 41 * DAY);
+    assert_eq!(logins(&s), ["ann.smith", "bob"], "no ann.smith2");
+}
+
+#[test]
+fn a_new_contact_with_an_expired_users_email_takes_that_user_back() {
+    let s = grace_sandbox();
+    let (config, mut store) = open(&s);
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}c1,Ann Smith,ann@x.example,,,\nc2,Bob,bob@x.example,,,\n"),
+    );
+    run_at(&config, &mut store, 0, T0);
+    s.write("partners.csv", &format!("{HEADER}c2,Bob,bob@x.example,,,\n"));
+    run_at(&config, &mut store, 0, T0 + DAY);
+
+    // A new contact id, the same address, after the grace period.
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}c2,Bob,bob@x.example,,,\nc9,Ann Smith,ann@x.example,,,\n"),
+    );
+    let report = run_at(&config, &mut store, 0, T0 + 40 * DAY);
+    assert_eq!(
+        (report.counts.enabled, report.counts.deleted, report.counts.created),
+        (1, 0, 0),
+        "{:?}",
+        report.counts
+    );
+    assert_eq!(status_of(&mut store, "ann.smith").as_deref(), Some("active"));
+}
+
+#[test]
+fn expired_deletes_belong_to_the_source_that_disabled_the_user() {
+    let config = "\
+store: sqlite://liaison.db
+deprovision:
+  delete_after: 30d
+sources:
+  - name: partners
+    type: csv
+    path: partners.csv
+  - name: crm
+    type: csv
+    path: crm.csv
+";
+    let s = Sandbox::new(config);
+    let (config, mut store) = open(&s);
+    s.write("partners.csv", &format!("{HEADER}p1,Ann Smith,ann@x.example,,,\n"));
+    s.write("crm.csv", &format!("{HEADER}k1,Bob,bob@x.example,,,\n"));
+    run_at(&config, &mut store, 0, T0);
+    run_at(&config, &mut store, 1, T0);
+    s.write("partners.csv", HEADER);
+    run_at(&config, &mut store, 0, T0 + DAY);
+    assert_eq!(status_of(&mut store, "ann.smith").as_deref(), Some("disabled"));
+
+    // crm's run neither deletes partners' user nor counts it.
+    let crm = run_at(&config, &mut store, 1, T0 + 40 * DAY);
+    assert_eq!(crm.counts.deleted, 0, "{:?}", crm.counts);
+    assert_eq!(status_of(&mut store, "ann.smith").as_deref(), Some("disabled"));
+    let partners = run_at(&config, &mut store, 0, T0 + 40 * DAY);
+    assert_eq!(partners.counts.deleted, 1, "{:?}", partners.counts);
+    assert_eq!(status_of(&mut store, "ann.smith"), None);
+}
+
+#[test]
+fn an_email_change_that_splits_a_user_gets_a_free_login_and_later_runs_still_apply() {
+    let s = Sandbox::new(&csv_config("partners.csv", &[], &[]));
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}c1,Jan Novak,jan@x.example,,,\nc2,Jan Novak,jan@x.example,,,\n"),
+    );
+    s.sync(0);
+    assert_eq!(logins(&s), ["jan.novak"]);
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}c1,Jan Novak,jan@x.example,,,\nc2,Jan Novak,novak@y.example,,,\n"),
+    );
+    let out = s.sync(0);
+    assert_eq!(out["status"], "applied", "{out}");
+    assert_eq!(out["created"], 1, "{out}");
+    assert_eq!(logins(&s), ["jan.novak", "jan.novak2"]);
+    let again = s.sync(0);
+    assert_eq!(again["status"], "applied", "{again}");
+    assert_eq!(again["created"], 0, "{again}");
+}
+
+#[test]
+fn a_contact_that_moves_to_another_user_is_journaled_and_counted_on_the_user_it_left() {
+    let s = Sandbox::new(&csv_config("partners.csv", &[], &[]));
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}c1,Jan Novak,jan@x.example,,,\nc2,Jan Novak,jan@x.example,,,\n"),
+    );
+    s.sync(0);
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}c1,Jan Novak,jan@x.example,,,\nc2,Jan Novak,novak@y.example,,,\n"),
+    );
+    let out = s.sync(0);
+    // jan.novak lost c2 (an update), jan.novak2 was created with it.
+    assert_eq!((out["created"].as_u64(), out["updated"].as_u64()), (Some(1), Some(1)), "{out}");
+    let left = count(
+        &s,
+        "SELECT COUNT(*) FROM journal WHERE login = 'jan.novak' AND action = 'unlink' \
+         AND new LIKE '%jan.novak2%'",
+    );
+    assert_eq!(left, 1, "the user it left names where the contact went");
+    let show = s.run(&["users", "show", "jan.novak", "--format", "json"]).expect(0).json();
+    assert_eq!(show["contacts"], serde_json::json!(["c1"]), "{show}");
+}
+
+#[test]
+fn a_changed_contact_field_is_planned_journaled_and_counted_once() {
+    let header = "contact_id,name,email,phone\n";
+    let s = Sandbox::new(&csv_config("partners.csv", &[], &[]));
+    s.write("partners.csv", &format!("{header}c1,Ann Smith,ann@x.example,111\n"));
+    s.sync(0);
+    s.write("partners.csv", &format!("{header}c1,Ann Smith,ann@x.example,222\n"));
+    let plan = s.run(&["plan", "--format", "json"]).expect(0).json();
+    let changes = plan["changes"].to_string();
+    assert!(
+        changes.contains("contact partners:c1 phone") && changes.contains("222"),
+        "plan lists the contact's field: {plan}"
+    );
+    let out = s.sync(0);
+    assert_eq!(out["updated"], 1, "{out}");
+    let journaled = count(
+        &s,
+        "SELECT COUNT(*) FROM journal WHERE action = 'update' \
+         AND field = 'contact partners:c1 phone' AND old = '\"111\"' AND new = '\"222\"'",
+    );
+    assert_eq!(journaled, 1);
+}
+
+#[test]
+fn a_source_whose_when_drops_every_row_counts_as_suddenly_empty() {
+    let header = "contact_id,name,email,portal\n";
+    let s = Sandbox::new(&csv_config(
+        "partners.csv",
+        &[
+            "map:",
+            "  contact_id: \"{{ contact_id }}\"",
+            "  name: \"{{ name }}\"",
+            "  email: \"{{ email }}\"",
+            "when: \"portal == 'yes'\"",
+        ],
+        // Only the emptiness rule can hold this run.
+        &["safety:", "  max_deprovision_ratio: 1.0"],
+    ));
+    s.write(
+        "partners.csv",
+        &format!("{header}c1,Ann,ann@x.example,yes\nc2,Bob,bob@x.example,yes\n"),
+    );
+    s.sync(0);
+    // The flag column was renamed: every row is filtered out.
+    s.write(
+        "partners.csv",
+        &format!("contact_id,name,email,access\nc1,Ann,ann@x.example,yes\nc2,Bob,bob@x.example,yes\n"),
+    );
+    let out = s.sync(3);
+    assert_eq!(out["status"], "held", "{out}");
+    assert_eq!(out["disabled"], 0, "{out}");
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM users WHERE status = 'active'"), 2);
+}
+
+#[test]
+fn swapping_source_order_or_default_locale_reaches_unchanged_rows() {
+    let two = |first: &str, second: &str, locale: &str| {
+        format!(
+            "store: sqlite://liaison.db\ndefault_locale: {locale}\nsources:\n  \
+             - name: {first}\n    type: csv\n    path: {first}.csv\n  \
+             - name: {second}\n    type: csv\n    path: {second}.csv\n"
+        )
+    };
+    let s = Sandbox::new(&two("crm", "partners", "en"));
+    s.write("crm.csv", &format!("{HEADER}k1,Ann From Crm,ann@x.example,,,\n"));
+    s.write("partners.csv", &format!("{HEADER}p1,Ann From Partners,ann@x.example,,,\n"));
+    s.sync(0);
+    let ann = || s.users().into_iter().next().unwrap();
+    assert_eq!(ann()["title"], "Ann From Crm");
+    assert_eq!(ann()["locale"], "en");
+
+    s.write("liaison.yaml", &two("partners", "crm", "cs"));
+    let out = s.sync(0);
+    let updated: u64 = out
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["updated"].as_u64().unwrap())
+        .sum();
+    assert!(updated >= 1, "{out}");
+    assert_eq!(ann()["title"], "Ann From Partners");
+    assert_eq!(ann()["locale"], "cs");
+    // Once re-planned, the next run is a no-op again.
+    let again = s.sync(0);
+    for r in again.as_array().unwrap() {
+        assert_eq!(r["updated"], 0, "{again}");
+    }
+}
+
+#[test]
+fn plan_over_several_sources_shows_what_sync_then_does() {
+    let config = "\
+store: sqlite://liaison.db
+sources:
+  - name: partners
+    type: csv
+    path: partners.csv
+  - name: crm
+    type: csv
+    path: crm.csv
+";
+    let s = Sandbox::new(config);
+    s.write("partners.csv", &format!("{HEADER}p1,Ann Smith,ann@x.example,,,\n"));
+    s.write("crm.csv", &format!("{HEADER}k1,Ann Smith,ann@x.example,,,\n"));
+    let plan = s.run(&["plan", "--format", "json"]).expect(0).json();
+    let created = |v: &Value| -> Vec<u64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["created"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(created(&plan), [1, 0], "crm joins partners' user: {plan}");
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM users"), 0, "plan writes nothing");
+    let dry = s.run(&["sync", "--once", "--dry-run", "--format", "json"]).expect(0).json();
+    assert_eq!(created(&dry), [1, 0], "{dry}");
+    let sync = s.sync(0);
+    assert_eq!(created(&sync), created(&plan), "{sync}");
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM users"), 1);
+}
