@@ -35,6 +35,7 @@ fn sync(config: &Config, store: &mut SqliteStore) -> RunStatus {
         dry_run: false,
         allow_mass_deprovision: false,
         now_ms: T0,
+        ..RunOptions::default()
     };
     run_source(config, &config.sources[0], store, opts)
         .unwrap()

@@ -21,6 +21,7 @@ fn sync_at(config: &Config, store: &mut SqliteStore, now_ms: i64) -> RunStatus {
         dry_run: false,
         allow_mass_deprovision: true,
         now_ms,
+        ..RunOptions::default()
     };
     run_source(config, &config.sources[0], store, opts)
         .unwrap()
@@ -154,15 +155,23 @@ fn a_run_is_atomic_and_journals_one_entry_per_created_user() {
         count("SELECT COUNT(*) FROM runs WHERE status = 'applied'"),
         1
     );
-    // A change of one field is one journal row naming the field.
+    // A change of one field is one journal row naming the field: the user's
+    // title, and the linked contact's own name it came from (SPEC §3).
     s.write(
         "partners.csv",
         &format!("{HEADER}{}", rows.replace("User 7,", "User Seven,")),
     );
     sync_at(&config, &mut store, T0 + DAY);
-    assert_eq!(count("SELECT COUNT(*) FROM journal"), 501);
+    assert_eq!(count("SELECT COUNT(*) FROM journal"), 502);
     assert_eq!(
         count("SELECT COUNT(*) FROM journal WHERE action = 'update' AND field = 'title'"),
+        1
+    );
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM journal WHERE action = 'update' \
+             AND field = 'contact partners:c7 name'"
+        ),
         1
     );
 }

@@ -24,6 +24,7 @@ fn run_at(config: &Config, store: &mut SqliteStore, index: usize, now_ms: i64) -
         dry_run: false,
         allow_mass_deprovision: true,
         now_ms,
+        ..RunOptions::default()
     };
     run_source(config, &config.sources[index], store, opts).unwrap()
 }
@@ -62,9 +63,15 @@ fn a_contact_back_after_the_grace_period_enables_its_user_instead_of_deleting_it
     let both = format!("{HEADER}c1,Ann Smith,ann@x.example,,,\nc2,Bob,bob@x.example,,,\n");
     s.write("partners.csv", &both);
     run_at(&config, &mut store, 0, T0);
-    s.write("partners.csv", &format!("{HEADER}c2,Bob,bob@x.example,,,\n"));
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}c2,Bob,bob@x.example,,,\n"),
+    );
     run_at(&config, &mut store, 0, T0 + DAY);
-    assert_eq!(status_of(&mut store, "ann.smith").as_deref(), Some("disabled"));
+    assert_eq!(
+        status_of(&mut store, "ann.smith").as_deref(),
+        Some("disabled")
+    );
 
     s.write("partners.csv", &both);
     let report = run_at(&config, &mut store, 0, T0 + 40 * DAY);
@@ -74,7 +81,10 @@ fn a_contact_back_after_the_grace_period_enables_its_user_instead_of_deleting_it
         "{:?}",
         report.counts
     );
-    assert_eq!(status_of(&mut store, "ann.smith").as_deref(), Some("active"));
+    assert_eq!(
+        status_of(&mut store, "ann.smith").as_deref(),
+        Some("active")
+    );
     run_at(&config, &mut store, 0, T0 + 41 * DAY);
     assert_eq!(logins(&s), ["ann.smith", "bob"], "no ann.smith2");
 }
@@ -88,7 +98,10 @@ fn a_new_contact_with_an_expired_users_email_takes_that_user_back() {
         &format!("{HEADER}c1,Ann Smith,ann@x.example,,,\nc2,Bob,bob@x.example,,,\n"),
     );
     run_at(&config, &mut store, 0, T0);
-    s.write("partners.csv", &format!("{HEADER}c2,Bob,bob@x.example,,,\n"));
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}c2,Bob,bob@x.example,,,\n"),
+    );
     run_at(&config, &mut store, 0, T0 + DAY);
 
     // A new contact id, the same address, after the grace period.
@@ -98,12 +111,19 @@ fn a_new_contact_with_an_expired_users_email_takes_that_user_back() {
     );
     let report = run_at(&config, &mut store, 0, T0 + 40 * DAY);
     assert_eq!(
-        (report.counts.enabled, report.counts.deleted, report.counts.created),
+        (
+            report.counts.enabled,
+            report.counts.deleted,
+            report.counts.created
+        ),
         (1, 0, 0),
         "{:?}",
         report.counts
     );
-    assert_eq!(status_of(&mut store, "ann.smith").as_deref(), Some("active"));
+    assert_eq!(
+        status_of(&mut store, "ann.smith").as_deref(),
+        Some("active")
+    );
 }
 
 #[test]
@@ -122,18 +142,27 @@ sources:
 ";
     let s = Sandbox::new(config);
     let (config, mut store) = open(&s);
-    s.write("partners.csv", &format!("{HEADER}p1,Ann Smith,ann@x.example,,,\n"));
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}p1,Ann Smith,ann@x.example,,,\n"),
+    );
     s.write("crm.csv", &format!("{HEADER}k1,Bob,bob@x.example,,,\n"));
     run_at(&config, &mut store, 0, T0);
     run_at(&config, &mut store, 1, T0);
     s.write("partners.csv", HEADER);
     run_at(&config, &mut store, 0, T0 + DAY);
-    assert_eq!(status_of(&mut store, "ann.smith").as_deref(), Some("disabled"));
+    assert_eq!(
+        status_of(&mut store, "ann.smith").as_deref(),
+        Some("disabled")
+    );
 
     // crm's run neither deletes partners' user nor counts it.
     let crm = run_at(&config, &mut store, 1, T0 + 40 * DAY);
     assert_eq!(crm.counts.deleted, 0, "{:?}", crm.counts);
-    assert_eq!(status_of(&mut store, "ann.smith").as_deref(), Some("disabled"));
+    assert_eq!(
+        status_of(&mut store, "ann.smith").as_deref(),
+        Some("disabled")
+    );
     let partners = run_at(&config, &mut store, 0, T0 + 40 * DAY);
     assert_eq!(partners.counts.deleted, 1, "{:?}", partners.counts);
     assert_eq!(status_of(&mut store, "ann.smith"), None);
@@ -175,14 +204,21 @@ fn a_contact_that_moves_to_another_user_is_journaled_and_counted_on_the_user_it_
     );
     let out = s.sync(0);
     // jan.novak lost c2 (an update), jan.novak2 was created with it.
-    assert_eq!((out["created"].as_u64(), out["updated"].as_u64()), (Some(1), Some(1)), "{out}");
+    assert_eq!(
+        (out["created"].as_u64(), out["updated"].as_u64()),
+        (Some(1), Some(1)),
+        "{out}"
+    );
     let left = count(
         &s,
         "SELECT COUNT(*) FROM journal WHERE login = 'jan.novak' AND action = 'unlink' \
          AND new LIKE '%jan.novak2%'",
     );
     assert_eq!(left, 1, "the user it left names where the contact went");
-    let show = s.run(&["users", "show", "jan.novak", "--format", "json"]).expect(0).json();
+    let show = s
+        .run(&["users", "show", "jan.novak", "--format", "json"])
+        .expect(0)
+        .json();
     assert_eq!(show["contacts"], serde_json::json!(["c1"]), "{show}");
 }
 
@@ -190,9 +226,15 @@ fn a_contact_that_moves_to_another_user_is_journaled_and_counted_on_the_user_it_
 fn a_changed_contact_field_is_planned_journaled_and_counted_once() {
     let header = "contact_id,name,email,phone\n";
     let s = Sandbox::new(&csv_config("partners.csv", &[], &[]));
-    s.write("partners.csv", &format!("{header}c1,Ann Smith,ann@x.example,111\n"));
+    s.write(
+        "partners.csv",
+        &format!("{header}c1,Ann Smith,ann@x.example,111\n"),
+    );
     s.sync(0);
-    s.write("partners.csv", &format!("{header}c1,Ann Smith,ann@x.example,222\n"));
+    s.write(
+        "partners.csv",
+        &format!("{header}c1,Ann Smith,ann@x.example,222\n"),
+    );
     let plan = s.run(&["plan", "--format", "json"]).expect(0).json();
     let changes = plan["changes"].to_string();
     assert!(
@@ -232,12 +274,15 @@ fn a_source_whose_when_drops_every_row_counts_as_suddenly_empty() {
     // The flag column was renamed: every row is filtered out.
     s.write(
         "partners.csv",
-        &format!("contact_id,name,email,access\nc1,Ann,ann@x.example,yes\nc2,Bob,bob@x.example,yes\n"),
+        "contact_id,name,email,access\nc1,Ann,ann@x.example,yes\nc2,Bob,bob@x.example,yes\n",
     );
     let out = s.sync(3);
     assert_eq!(out["status"], "held", "{out}");
     assert_eq!(out["disabled"], 0, "{out}");
-    assert_eq!(count(&s, "SELECT COUNT(*) FROM users WHERE status = 'active'"), 2);
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM users WHERE status = 'active'"),
+        2
+    );
 }
 
 #[test]
@@ -250,8 +295,14 @@ fn swapping_source_order_or_default_locale_reaches_unchanged_rows() {
         )
     };
     let s = Sandbox::new(&two("crm", "partners", "en"));
-    s.write("crm.csv", &format!("{HEADER}k1,Ann From Crm,ann@x.example,,,\n"));
-    s.write("partners.csv", &format!("{HEADER}p1,Ann From Partners,ann@x.example,,,\n"));
+    s.write(
+        "crm.csv",
+        &format!("{HEADER}k1,Ann From Crm,ann@x.example,,,\n"),
+    );
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}p1,Ann From Partners,ann@x.example,,,\n"),
+    );
     s.sync(0);
     let ann = || s.users().into_iter().next().unwrap();
     assert_eq!(ann()["title"], "Ann From Crm");
@@ -288,8 +339,14 @@ sources:
     path: crm.csv
 ";
     let s = Sandbox::new(config);
-    s.write("partners.csv", &format!("{HEADER}p1,Ann Smith,ann@x.example,,,\n"));
-    s.write("crm.csv", &format!("{HEADER}k1,Ann Smith,ann@x.example,,,\n"));
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}p1,Ann Smith,ann@x.example,,,\n"),
+    );
+    s.write(
+        "crm.csv",
+        &format!("{HEADER}k1,Ann Smith,ann@x.example,,,\n"),
+    );
     let plan = s.run(&["plan", "--format", "json"]).expect(0).json();
     let created = |v: &Value| -> Vec<u64> {
         v.as_array()
@@ -299,10 +356,69 @@ sources:
             .collect()
     };
     assert_eq!(created(&plan), [1, 0], "crm joins partners' user: {plan}");
-    assert_eq!(count(&s, "SELECT COUNT(*) FROM users"), 0, "plan writes nothing");
-    let dry = s.run(&["sync", "--once", "--dry-run", "--format", "json"]).expect(0).json();
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM users"),
+        0,
+        "plan writes nothing"
+    );
+    let dry = s
+        .run(&["sync", "--once", "--dry-run", "--format", "json"])
+        .expect(0)
+        .json();
     assert_eq!(created(&dry), [1, 0], "{dry}");
     let sync = s.sync(0);
     assert_eq!(created(&sync), created(&plan), "{sync}");
     assert_eq!(count(&s, "SELECT COUNT(*) FROM users"), 1);
+}
+
+/// The split of item 2, through both ways of loading logins: one range query
+/// per login base, and every login at once (above `all_logins_above`).
+#[test]
+fn login_allocation_sees_every_taken_login_on_both_loading_paths() {
+    for all_logins_above in [usize::MAX, 0] {
+        let s = Sandbox::new(&csv_config("partners.csv", &[], &[]));
+        let (config, mut store) = open(&s);
+        let run = |store: &mut SqliteStore| {
+            let opts = RunOptions {
+                now_ms: T0,
+                all_logins_above,
+                ..RunOptions::default()
+            };
+            run_source(&config, &config.sources[0], store, opts).unwrap()
+        };
+        s.write(
+            "partners.csv",
+            &format!(
+                "{HEADER}c1,Jan Novak,jan@x.example,,,\nc2,Jan Novak,jan@x.example,,,\n\
+                 c3,Eva Black,eva@x.example,,,\n"
+            ),
+        );
+        run(&mut store);
+        // A retired login is taken too.
+        rusqlite::Connection::open(s.path().join("liaison.db"))
+            .unwrap()
+            .execute(
+                "INSERT INTO retired_logins (login) VALUES ('jan.novak2')",
+                [],
+            )
+            .unwrap();
+        s.write(
+            "partners.csv",
+            &format!(
+                "{HEADER}c1,Jan Novak,jan@x.example,,,\nc2,Jan Novak,novak@y.example,,,\n\
+                 c3,Eva Black,eva@x.example,,,\n"
+            ),
+        );
+        let report = run(&mut store);
+        assert_eq!(
+            report.counts.created, 1,
+            "path {all_logins_above}: {:?}",
+            report.counts
+        );
+        assert_eq!(
+            logins(&s),
+            ["eva.black", "jan.novak", "jan.novak3"],
+            "path {all_logins_above}"
+        );
+    }
 }

@@ -125,12 +125,15 @@ fn show_prints_contacts_and_history() {
     assert_eq!(d["linked_contacts"][0]["source"], "partners");
     assert_eq!(d["linked_contacts"][0]["account"], "acme");
     let history = d["history"].as_array().unwrap();
-    assert_eq!(history.len(), 2);
+    // The user's description, and the linked contact's own description.
+    assert_eq!(history.len(), 3);
     assert_eq!(history[0]["action"], "create");
     assert_eq!(history[1]["action"], "update");
     assert_eq!(history[1]["field"], "description");
     assert_eq!(history[1]["old"], "Purchasing");
     assert_eq!(history[1]["new"], "Head of purchasing");
+    assert_eq!(history[2]["field"], "contact partners:c1 description");
+    assert_eq!(history[2]["new"], "Head of purchasing");
 
     let human = s.run(&["users", "show", "jiri.dvorak"]).expect(0);
     assert!(human.stdout.contains("partners:c1"), "{}", human.stdout);

@@ -110,13 +110,27 @@ fn run_all(
     opts: RunOptions,
 ) -> anyhow::Result<Vec<RunReport>> {
     let mut store = open_store(config)?;
-    let mut reports = Vec::with_capacity(sources.len());
-    for s in sources {
-        let report = run_source(config, s, store.as_mut(), opts)
-            .with_context(|| format!("source {}", s.name))?;
-        reports.push(report);
+    // A dry run over several sources rehearses: each source plans on top of
+    // what the ones before it would apply, exactly as a sync would run them.
+    let rehearse = opts.dry_run && sources.len() > 1;
+    if rehearse {
+        store.begin_rehearsal()?;
     }
-    Ok(reports)
+    let mut reports = Vec::with_capacity(sources.len());
+    let mut outcome = Ok(());
+    for s in sources {
+        match run_source(config, s, store.as_mut(), opts) {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                outcome = Err(anyhow::Error::new(e).context(format!("source {}", s.name)));
+                break;
+            }
+        }
+    }
+    if rehearse {
+        store.end_rehearsal()?;
+    }
+    outcome.map(|()| reports)
 }
 
 /// 1 if any run failed, else 3 if any was held, else 0.
@@ -142,6 +156,7 @@ fn plan(config: &Config, source: Option<&str>, format: Format) -> anyhow::Result
         dry_run: true,
         allow_mass_deprovision: false,
         now_ms: crate::clock::now_ms(),
+        ..RunOptions::default()
     };
     let reports = run_all(config, &sources, opts)?;
     output::plans(&reports, format)?;
@@ -165,6 +180,7 @@ fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
         dry_run: args.dry_run,
         allow_mass_deprovision: args.allow_mass_deprovision,
         now_ms: crate::clock::now_ms(),
+        ..RunOptions::default()
     };
     let reports = run_all(config, &sources, opts)?;
     output::reports(&reports, args.format)?;

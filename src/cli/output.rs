@@ -134,6 +134,13 @@ fn plan_changes_json(p: &Plan) -> Value {
         "update": p.updates.iter().map(|u| json!({
             "login": u.login.as_str(),
             "changes": u.changes,
+        })).chain(p.contacts.iter().filter_map(|c| match c {
+            // A linked contact's own fields (SPEC §3: `contact SOURCE:ID FIELD`).
+            ContactChange::Upsert { login, changes, .. } if !changes.is_empty() => Some(json!({
+                "login": login.as_str(),
+                "changes": changes,
+            })),
+            _ => None,
         })).collect::<Vec<_>>(),
         "link": p.contacts.iter().filter_map(|c| match c {
             ContactChange::Upsert { login, record, linked_now: true, .. } => Some(json!({"login": login.as_str(), "contact": record.contact_id()})),
@@ -141,6 +148,7 @@ fn plan_changes_json(p: &Plan) -> Value {
         }).collect::<Vec<_>>(),
         "unlink": p.contacts.iter().filter_map(|c| match c {
             ContactChange::Unlink { login, contact_id, .. } => Some(json!({"login": login.as_str(), "contact": contact_id})),
+            ContactChange::Moved { login, contact_id, to, .. } => Some(json!({"login": login.as_str(), "contact": contact_id, "moved_to": to.as_str()})),
             _ => None,
         }).collect::<Vec<_>>(),
         "enable": p.enables.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>(),
@@ -197,10 +205,20 @@ pub fn plans(reports: &[RunReport], format: Format) -> io::Result<()> {
                     login,
                     ..
                 } => writeln!(out, "  ~ link contact {} to {login}", record.contact_id())?,
-                ContactChange::Upsert { .. } => {}
+                ContactChange::Upsert { login, changes, .. } => {
+                    for c in changes {
+                        writeln!(out, "  ~ update {login} {}: {} → {}", c.field, c.old, c.new)?;
+                    }
+                }
                 ContactChange::Unlink {
                     login, contact_id, ..
                 } => writeln!(out, "  ~ unlink contact {contact_id} from {login}")?,
+                ContactChange::Moved {
+                    login,
+                    contact_id,
+                    to,
+                    ..
+                } => writeln!(out, "  ~ move contact {contact_id} from {login} to {to}")?,
             }
         }
         for (_, login) in &p.enables {

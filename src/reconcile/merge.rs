@@ -90,7 +90,11 @@ impl UserFields {
         let mut out = Vec::new();
         let mut check = |field: &'static str, old: serde_json::Value, new: serde_json::Value| {
             if old != new {
-                out.push(FieldChange { field, old, new });
+                out.push(FieldChange {
+                    field: field.into(),
+                    old,
+                    new,
+                });
             }
         };
         check("title", json!(user.title), json!(self.title));

@@ -6,6 +6,7 @@
 //! returned plan. The same plan is printed by `liaison plan` and applied by
 //! `liaison sync`.
 
+mod contact_diff;
 mod guard;
 mod merge;
 mod plan;

@@ -1,5 +1,6 @@
 //! The decision of one run, as a value: printed by `plan`, applied by `sync`.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use serde::Serialize;
@@ -63,8 +64,9 @@ pub struct UserUpdate {
 /// One field's old and new value, as JSON so that lists and maps print faithfully.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldChange {
-    /// Field name as in SPEC §1 (`title`, `email`, `grants`, …).
-    pub field: &'static str,
+    /// Field name as in SPEC §1 (`title`, `email`, `grants`, …), or a linked
+    /// contact's own field as SPEC §3 names it (`contact partners:c-7 phone`).
+    pub field: Cow<'static, str>,
     /// Value before.
     pub old: serde_json::Value,
     /// Value after.
@@ -84,6 +86,8 @@ pub enum ContactChange {
         record: Box<ContactRecord>,
         /// The contact was not linked to this user before (new, moved or back).
         linked_now: bool,
+        /// The contact's own fields that changed, old → new (empty for a new link).
+        changes: Vec<FieldChange>,
     },
     /// The contact left its source: remove the link, remember the anchor.
     Unlink {
@@ -94,6 +98,29 @@ pub enum ContactChange {
         /// The contact id.
         contact_id: String,
     },
+    /// The contact now belongs to another user: the user it left keeps a trace.
+    /// (The new link is written by the destination's upsert or creation.)
+    Moved {
+        /// The user it belonged to.
+        user: UserId,
+        /// Its login, for people.
+        login: Login,
+        /// The contact id.
+        contact_id: String,
+        /// The login of the user it moved to.
+        to: Login,
+    },
+}
+
+impl ContactChange {
+    /// The existing user this change is about.
+    pub fn user(&self) -> UserId {
+        match self {
+            ContactChange::Upsert { user, .. }
+            | ContactChange::Unlink { user, .. }
+            | ContactChange::Moved { user, .. } => *user,
+        }
+    }
 }
 
 /// Disable or delete.
@@ -199,9 +226,7 @@ impl Plan {
             .collect();
         let enabled: BTreeSet<UserId> = self.enables.iter().map(|(u, _)| *u).collect();
         let mut updated: BTreeSet<UserId> = self.updates.iter().map(|u| u.user).collect();
-        updated.extend(self.contacts.iter().map(|c| match c {
-            ContactChange::Upsert { user, .. } | ContactChange::Unlink { user, .. } => *user,
-        }));
+        updated.extend(self.contacts.iter().map(ContactChange::user));
         let updated = updated
             .iter()
             .filter(|u| !disabled.contains(u) && !deleted.contains(u) && !enabled.contains(u))

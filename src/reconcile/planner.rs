@@ -9,11 +9,12 @@
 //!    delete those past `delete_after`;
 //! 5. give new users logins: the source's if free, else derived with a suffix.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 
+use super::contact_diff::contact_changes;
 use super::merge::merge_fields;
 use super::plan::{
     Conflict, ContactChange, Deprovision, DeprovisionAction, NewUser, Plan, UserUpdate,
@@ -40,6 +41,12 @@ struct Planner<'a> {
     linked: BTreeMap<UserId, Vec<&'a StoredContact>>,
     /// Users by normalized e-mail.
     by_email: HashMap<&'a str, Vec<UserId>>,
+    /// Logins of the loaded users: taken, whatever `State::taken_logins` holds.
+    user_logins: HashSet<&'a str>,
+    /// Moves of contacts to users created in this run: the index of the
+    /// [`ContactChange::Moved`] in the plan, and the contact id, until the new
+    /// user's login is known.
+    moves_to_new: Vec<(usize, String)>,
     plan: Plan,
 }
 
@@ -197,6 +204,7 @@ impl<'a> Planner<'a> {
                 by_email.entry(e.normalized()).or_default().push(u.id);
             }
         }
+        let user_logins = state.users.values().map(|u| u.login.as_str()).collect();
         Planner {
             source,
             state,
@@ -205,6 +213,8 @@ impl<'a> Planner<'a> {
             anchors,
             linked,
             by_email,
+            user_logins,
+            moves_to_new: Vec::new(),
             plan: Plan {
                 source: source.to_owned(),
                 default_locale: opts.default_locale.clone(),
@@ -260,7 +270,43 @@ impl<'a> Planner<'a> {
         // the plan in that order, without a copy.
         let (records, creates) = gather(records, &creates);
         self.plan_creates(records, &creates);
+        self.resolve_moves_to_new();
         self.plan
+    }
+
+    /// Names the new users that contacts moved to; a contact whose new user was
+    /// refused (its login was taken) stays where it was, so its move is dropped.
+    fn resolve_moves_to_new(&mut self) {
+        if self.moves_to_new.is_empty() {
+            return;
+        }
+        let wanted: HashSet<&str> = self
+            .moves_to_new
+            .iter()
+            .map(|(_, id)| id.as_str())
+            .collect();
+        let mut found: HashMap<String, Login> = HashMap::new();
+        for n in &self.plan.creates {
+            for r in self.plan.contacts_of(n) {
+                if wanted.contains(r.contact_id()) {
+                    found.insert(r.contact_id().to_owned(), n.login.clone());
+                }
+            }
+        }
+        let mut dropped = BTreeSet::new();
+        for (at, id) in std::mem::take(&mut self.moves_to_new) {
+            match (found.get(&id), self.plan.contacts.get_mut(at)) {
+                (Some(login), Some(ContactChange::Moved { to, .. })) => *to = login.clone(),
+                _ => {
+                    dropped.insert(at);
+                }
+            }
+        }
+        let mut at = 0;
+        self.plan.contacts.retain(|_| {
+            at += 1;
+            !dropped.contains(&(at - 1))
+        });
     }
 
     /// Steps 1–4 over records sorted by (e-mail, contact id); returns the runs
@@ -438,6 +484,14 @@ impl<'a> Planner<'a> {
                     .map(|r| (r.contact_id(), None)),
             );
         }
+        // Users with a contact of this source present in this run: never
+        // deleted by the grace period, whatever their state said before.
+        let mut present: BTreeSet<UserId> = assigned.keys().copied().collect();
+        present.extend(
+            frozen
+                .iter()
+                .filter_map(|id| self.anchors.get(id.as_str()).map(|a| a.user)),
+        );
         for user in touched {
             self.plan_user(
                 user,
@@ -446,7 +500,7 @@ impl<'a> Planner<'a> {
                 &frozen,
             );
         }
-        self.plan_expired_deletes();
+        self.plan_expired_deletes(&present);
 
         // Contact ids are unique in a read: an unstable sort is deterministic.
         // Ranks when known (integers sort fast), else the ids themselves.
@@ -488,7 +542,7 @@ impl<'a> Planner<'a> {
         let my_rank = self.rank_of(self.source);
         let mut contacts: Vec<(usize, &ContactRecord)> = Vec::new();
         let mut unlinks: Vec<String> = Vec::new();
-        let mut moved_away = false;
+        let mut moves: Vec<(&str, Option<UserId>)> = Vec::new();
         for c in self.linked.get(&user_id).map(Vec::as_slice).unwrap_or(&[]) {
             if c.source != self.source {
                 contacts.push((self.rank_of(&c.source), &c.record));
@@ -496,11 +550,15 @@ impl<'a> Planner<'a> {
                 contacts.push((my_rank, &c.record));
             } else if let Some(to) = placed.get(c.record.contact_id()) {
                 if *to != Some(user_id) {
-                    moved_away = true;
+                    moves.push((c.record.contact_id(), *to));
                 }
             } else {
                 unlinks.push(c.record.contact_id().to_owned());
             }
+        }
+        let moved_away = !moves.is_empty();
+        for (contact_id, to) in moves {
+            self.push_move(user, contact_id, to);
         }
         contacts.extend(records.iter().map(|r| (my_rank, r)));
         let had_changes = !unlinks.is_empty() || moved_away;
@@ -526,13 +584,20 @@ impl<'a> Planner<'a> {
         for r in records {
             let anchor = self.anchors.get(r.contact_id());
             let linked_now = !matches!(anchor, Some(a) if a.linked && a.user == user_id);
-            if linked_now || anchor.is_some_and(|a| !a.record.same_content(r)) {
+            let changes = match anchor {
+                Some(a) if !linked_now && !a.record.same_content(r) => {
+                    contact_changes(self.source, &a.record, r)
+                }
+                _ => Vec::new(),
+            };
+            if linked_now || !changes.is_empty() {
                 changed = true;
                 self.plan.contacts.push(ContactChange::Upsert {
                     user: user_id,
                     login: user.login.clone(),
                     record: Box::new(r.clone()),
                     linked_now,
+                    changes,
                 });
             } else if anchor.is_some_and(|a| a.record.fingerprint != r.fingerprint) {
                 // The source row changed in ways that map to the same contact
@@ -563,6 +628,25 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Notes that `user`'s contact `contact_id` now belongs to user `to`
+    /// (`None`: one this run creates, named once its login is known).
+    fn push_move(&mut self, user: &ExternalUser, contact_id: &str, to: Option<UserId>) {
+        let to_login = match to {
+            Some(id) => self.login(id),
+            None => {
+                let at = self.plan.contacts.len();
+                self.moves_to_new.push((at, contact_id.to_owned()));
+                Login::from_trusted(String::new())
+            }
+        };
+        self.plan.contacts.push(ContactChange::Moved {
+            user: user.id,
+            login: user.login.clone(),
+            contact_id: contact_id.to_owned(),
+            to: to_login,
+        });
+    }
+
     fn push_unlinks(&mut self, user: &ExternalUser, unlinks: Vec<String>) {
         for contact_id in unlinks {
             self.plan.contacts.push(ContactChange::Unlink {
@@ -573,12 +657,15 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Sync-disabled `sync` users without contacts whose grace period has passed.
-    fn plan_expired_deletes(&mut self) {
+    /// Sync-disabled `sync` users without contacts whose grace period has
+    /// passed, among those this source fed (they have an anchor of it): a user
+    /// with a contact `present` in this run is never deleted.
+    fn plan_expired_deletes(&mut self, present: &BTreeSet<UserId>) {
         let Some(after) = self.opts.delete_after_ms else {
             return;
         };
         let already: BTreeSet<UserId> = self.plan.deprovisions.iter().map(|d| d.user).collect();
+        let fed_here: BTreeSet<UserId> = self.anchors.values().map(|a| a.user).collect();
         for u in self.state.users.values() {
             let expired = u.origin == Origin::Sync
                 && u.status == Status::Disabled
@@ -586,6 +673,8 @@ impl<'a> Planner<'a> {
                 && u.disabled_at
                     .is_some_and(|at| at.saturating_add(after) <= self.opts.now_ms)
                 && !self.linked.contains_key(&u.id)
+                && fed_here.contains(&u.id)
+                && !present.contains(&u.id)
                 && !already.contains(&u.id);
             if expired {
                 self.plan.deprovisions.push(Deprovision {
@@ -618,6 +707,7 @@ impl<'a> Planner<'a> {
             };
             let wanted = Login::from_trusted(wanted.to_owned());
             if self.state.taken_logins.contains(wanted.as_str())
+                || self.user_logins.contains(wanted.as_str())
                 || !claims.claim_requested(wanted.clone(), &creates)
             {
                 refused[i] = true;
@@ -648,8 +738,10 @@ impl<'a> Planner<'a> {
                 Some(l) => (l, false),
                 None => {
                     let base = derive_login_base(primary.name(), primary.email_local_part());
-                    let taken = &self.state.taken_logins;
-                    let free = |l: &str| !taken.contains(l) && !claims.contains(l, &creates);
+                    let (taken, users) = (&self.state.taken_logins, &self.user_logins);
+                    let free = |l: &str| {
+                        !taken.contains(l) && !users.contains(l) && !claims.contains(l, &creates)
+                    };
                     let login = if !next_suffix.contains_key(&base) && free(&base) {
                         Login::from_trusted(base)
                     } else {

@@ -104,6 +104,8 @@ fn apply(state: &mut State, plan: &Plan, now_ms: i64) {
                 upsert_contact(state, &plan.source, *user, (**record).clone())
             }
             ContactChange::Unlink { contact_id, .. } => unlink(state, &plan.source, contact_id),
+            // The destination's upsert or creation moves the contact's row.
+            ContactChange::Moved { .. } => {}
         }
     }
     for (id, fingerprint) in &plan.refreshed {

@@ -111,6 +111,9 @@ pub struct RunRecord {
     pub counts: PlanCounts,
     /// Number of row errors.
     pub errors: usize,
+    /// The digest of the plan settings the run was planned with
+    /// ([`crate::sync::plan_settings_digest`]); stored by an applied run.
+    pub settings: u64,
 }
 
 /// Persistence of users, links, journal and runs. Implementations apply a plan
@@ -143,6 +146,22 @@ pub trait Store {
 
     /// Records a run that applied nothing because it failed.
     fn record_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;
+
+    /// The plan-settings digest ([`RunRecord::settings`]) of `source`'s last
+    /// applied run; `None` if it has none.
+    fn plan_settings(&mut self, source: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Starts a rehearsal: until [`Store::end_rehearsal`], applied plans are
+    /// visible to this store handle only, and all of them are undone then.
+    /// `plan` over several sources rehearses, so each source plans on top of
+    /// what the ones before it would have done.
+    fn begin_rehearsal(&mut self) -> Result<(), StoreError>;
+
+    /// Undoes everything applied since [`Store::begin_rehearsal`].
+    fn end_rehearsal(&mut self) -> Result<(), StoreError>;
+
+    /// Whether a rehearsal is under way.
+    fn rehearsing(&self) -> bool;
 
     /// Visits the users matching `filter`, ordered by login, one at a time;
     /// `visit` may stop early. Listing a big directory holds one user at a time.

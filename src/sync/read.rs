@@ -57,6 +57,9 @@ pub struct StoredContacts {
     index: HashTable<u32>,
     anchors: Vec<Anchor>,
     hasher: foldhash::fast::RandomState,
+    /// Every record counts as changed: the plan settings changed since the
+    /// stored digests were made ([`StoredContacts::replan_all`]).
+    replan: bool,
 }
 
 impl StoredContacts {
@@ -70,6 +73,12 @@ impl StoredContacts {
         let (ids, ends, hasher) = (&self.ids, &self.ends, &self.hasher);
         self.index
             .insert_unique(hash, slot, |&s| hasher.hash_one(id_in(ids, ends, s)));
+    }
+
+    /// Makes every record of the read count as changed, so that it is mapped
+    /// and planned again once, whatever its stored digests say.
+    pub fn replan_all(&mut self) {
+        self.replan = true;
     }
 
     /// How many contacts are stored.
@@ -484,7 +493,7 @@ fn consume(
                 slot = known.slot(&id);
                 let unchanged = slot
                     .and_then(|s| known.anchor(s))
-                    .is_some_and(|a| a.linked && a.fingerprint == fingerprint);
+                    .is_some_and(|a| !known.replan && a.linked && a.fingerprint == fingerprint);
                 if let (Some(s), true) = (slot, unchanged) {
                     let location = record.location.clone();
                     out.see_known(&id, s, SeenState::Unchanged, location);
@@ -514,7 +523,8 @@ fn take_item(
                 // mapping or an unread column changed): only its digest renews.
                 let stored = slot.and_then(|s| Some((s, known.anchor(s)?)));
                 if let Some((s, anchor)) = stored {
-                    if anchor.linked
+                    if !known.replan
+                        && anchor.linked
                         && known.id(s) == r.contact_id()
                         && r.content_digest() == anchor.content
                     {

@@ -1,29 +1,49 @@
-//! Orchestrating one run of one source against a store.
+//! Orchestrating one run of one source against a store, as named phases:
+//! load anchors → read → load state → siblings → plan → guard → commit. Each
+//! phase is a `tracing` span (`RUST_LOG=liaison=debug` shows its timing).
 
 use std::collections::HashSet;
 
 use serde::Serialize;
-use tracing::{debug, info, warn};
+use tracing::{debug, debug_span, info, info_span, warn};
 
-use super::read::{read_source, ReadFailure, RowError, SeenState, StoredContacts};
+use super::read::{read_source, ReadFailure, ReadResult, RowError, SeenState, StoredContacts};
+use super::settings::plan_settings_digest;
 use crate::config::{Config, SourceConfig};
 use crate::mapping::Mapping;
 use crate::model::derive_login_base;
-use crate::reconcile::{self, GuardLimits, Plan, PlanCounts, PlanOptions, SourceInput};
+use crate::reconcile::{self, GuardLimits, Plan, PlanCounts, PlanOptions, SourceInput, State};
 use crate::store::{RunRecord, StateRequest, Store, StoreError};
 
-/// Above this many changed records every taken login is loaded at once.
-const ALL_LOGINS_THRESHOLD: usize = 20_000;
+/// Above this many changed records every taken login is loaded at once
+/// (cheaper than one range query per login base); see
+/// [`RunOptions::all_logins_above`].
+pub const ALL_LOGINS_THRESHOLD: usize = 20_000;
 
 /// How a run should behave.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
-    /// Plan only; write nothing at all.
+    /// Plan only; write nothing at all (inside a store rehearsal, the plan is
+    /// applied to the rehearsal, so the next source plans on top of it).
     pub dry_run: bool,
     /// Apply deprovisions even when the guard would hold them.
     pub allow_mass_deprovision: bool,
     /// The run's time (ms since the Unix epoch).
     pub now_ms: i64,
+    /// Above this many changed records every taken login is loaded at once;
+    /// [`ALL_LOGINS_THRESHOLD`] by default, settable so tests cover both paths.
+    pub all_logins_above: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            dry_run: false,
+            allow_mass_deprovision: false,
+            now_ms: 0,
+            all_logins_above: ALL_LOGINS_THRESHOLD,
+        }
+    }
 }
 
 /// How a run ended (SPEC §5 `status`).
@@ -77,36 +97,90 @@ pub fn run_source(
     store: &mut dyn Store,
     opts: RunOptions,
 ) -> Result<RunReport, StoreError> {
-    let started = opts.now_ms;
-    let mapping = match &source.map {
-        Some(spec) => match Mapping::compile(spec) {
-            Ok(m) => m,
-            Err(errs) => {
-                // validate refuses such a config; keep the daemon honest anyway.
-                let msg = errs
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                return fail(store, source, opts, Vec::new(), msg);
-            }
-        },
-        None => Mapping::standard(),
+    let _run = info_span!("run", source = %source.name).entered();
+    let mapping = match compile_mapping(source) {
+        Ok(m) => m,
+        Err(msg) => return fail(store, source, opts, Vec::new(), msg),
     };
-    let connector = crate::plugins::build(&source.connector);
-    let clock = std::time::Instant::now();
+    let settings = plan_settings_digest(config);
+    let known = load_anchors(store, &source.name, settings)?;
+    let mut read = match read_phase(config, source, &mapping, known) {
+        Ok(r) => r,
+        Err((errors, msg)) => return fail(store, source, opts, errors, msg),
+    };
+    // Emptiness is judged by the records kept (`when:` may drop every row).
+    let source_empty = read.read_as(|_| true).next().is_none();
+    let state = load_state_phase(config, source, store, &read, opts)?;
+    let (input, skipped) = siblings(&mut read, &state, &source.name);
+    let mut plan = plan_phase(config, input, &state, opts);
+    plan.unchanged += skipped;
+    plan.refreshed
+        .extend(read.renewed().map(|(id, f)| (id.to_owned(), f)));
+    let held = guard_phase(config, source, store, &mut plan, source_empty, opts)?;
+    let errors = row_errors(read, &plan, &source.name);
+    drop(state);
+    commit(store, source, plan, errors, held, settings, opts)
+}
+
+/// The source's mapping: its `map:` compiled, or the standard layout.
+fn compile_mapping(source: &SourceConfig) -> Result<Mapping, String> {
+    match &source.map {
+        Some(spec) => Mapping::compile(spec).map_err(|errs| {
+            // validate refuses such a config; keep the daemon honest anyway.
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        }),
+        None => Ok(Mapping::standard()),
+    }
+}
+
+/// Phase 1: the source's stored anchors. When the settings a plan depends on
+/// changed since the source's last applied run, every record is planned again
+/// once (an unchanged row would otherwise never see the new settings).
+fn load_anchors(
+    store: &mut dyn Store,
+    source: &str,
+    settings: u64,
+) -> Result<StoredContacts, StoreError> {
+    let _phase = debug_span!("load_anchors").entered();
     let mut known = StoredContacts::default();
-    store.for_each_anchor(&source.name, &mut |id, anchor| known.push(id, anchor))?;
-    debug!(
-        ms = clock.elapsed().as_millis() as u64,
-        anchors = known.len(),
-        "anchors loaded"
-    );
+    store.for_each_anchor(source, &mut |id, anchor| known.push(id, anchor))?;
+    if !known.is_empty() && store.plan_settings(source)? != Some(settings) {
+        info!(
+            source,
+            "plan settings changed since the last run: every record is planned again"
+        );
+        known.replan_all();
+    }
+    debug!(anchors = known.len(), "anchors loaded");
+    Ok(known)
+}
+
+/// Phase 2: the whole source, read and digested; an incomplete read is the
+/// row errors and the reason.
+fn read_phase(
+    config: &Config,
+    source: &SourceConfig,
+    mapping: &Mapping,
+    known: StoredContacts,
+) -> Result<ReadResult, (Vec<RowError>, String)> {
+    let _phase = debug_span!("read").entered();
+    let connector = crate::plugins::build(&source.connector);
     let ratio = source
         .max_bad_row_ratio
         .unwrap_or(config.safety.max_bad_row_ratio);
-    let mut read = match read_source(connector.as_ref(), &mapping, known, ratio) {
-        Ok(r) => r,
+    match read_source(connector.as_ref(), mapping, known, ratio) {
+        Ok(read) => {
+            info!(
+                rows = read.rows,
+                changed = read.changed.len(),
+                bad = read.bad_rows,
+                "source read"
+            );
+            Ok(read)
+        }
         Err(ReadFailure::TooManyBadRows {
             bad,
             rows,
@@ -121,16 +195,26 @@ pub fn run_source(
                 errors: Vec::new(),
             }
             .to_string();
-            return fail(store, source, opts, errors, msg);
+            Err((errors, msg))
         }
-        Err(e) => return fail(store, source, opts, Vec::new(), e.to_string()),
-    };
-    info!(source = %source.name, rows = read.rows, changed = read.changed.len(), bad = read.bad_rows, "source read");
+        Err(e) => Err((Vec::new(), e.to_string())),
+    }
+}
 
-    // Which users the changed records and the contacts that left touch.
+/// Phase 3: the slice of the store the plan needs — the users the changed
+/// records and the contacts that left touch, the users sharing their e-mails,
+/// the expired users of this source, and every login a new user could want.
+fn load_state_phase(
+    config: &Config,
+    source: &SourceConfig,
+    store: &mut dyn Store,
+    read: &ReadResult,
+    opts: RunOptions,
+) -> Result<State, StoreError> {
+    let _phase = debug_span!("load_state").entered();
     let mut request = StateRequest {
         source: source.name.clone(),
-        all_logins: read.changed.len() > ALL_LOGINS_THRESHOLD,
+        all_logins: read.changed.len() > opts.all_logins_above,
         disabled_before: config
             .deprovision
             .delete_after
@@ -139,44 +223,40 @@ pub fn run_source(
     };
     for r in &read.changed {
         request.emails.insert(r.email_normalized());
-        match read.anchor(r.contact_id()) {
-            Some(a) => {
-                request.users.insert(a.user);
+        if let Some(a) = read.anchor(r.contact_id()) {
+            request.users.insert(a.user);
+        }
+        // Any changed record may need a new user, anchored or not: an
+        // e-mail change can split a contact off its user.
+        if !request.all_logins {
+            request
+                .login_bases
+                .insert(derive_login_base(r.name(), r.email_local_part()));
+            if let Some(l) = r.login() {
+                request.login_bases.insert(l.to_string());
             }
-            None if !request.all_logins => {
-                request
-                    .login_bases
-                    .insert(derive_login_base(r.name(), r.email_local_part()));
-                if let Some(l) = r.login() {
-                    request.login_bases.insert(l.to_string());
-                }
-            }
-            None => {}
         }
     }
     // Contacts that left the source: their users lose them.
-    for a in read.left() {
-        if a.linked {
-            request.users.insert(a.user);
-        }
-    }
-    debug!(
-        ms = clock.elapsed().as_millis() as u64,
-        rss_mb = crate::clock::rss_mb(),
-        peak_mb = crate::clock::peak_rss_mb(),
-        "source read"
-    );
+    request
+        .users
+        .extend(read.left().filter(|a| a.linked).map(|a| a.user));
     let state = store.load_state(&request)?;
-    drop(request);
     debug!(
-        ms = clock.elapsed().as_millis() as u64,
         users = state.users.len(),
         contacts = state.contacts.len(),
+        rss_mb = crate::clock::rss_mb(),
+        peak_mb = crate::clock::peak_rss_mb(),
         "state loaded"
     );
+    Ok(state)
+}
 
-    // Unchanged contacts of the touched users take part as records, so that
-    // grouping by e-mail sees every row of those users.
+/// Phase 4: the planner's input — the changed records plus the unchanged
+/// contacts of the users they touch, so grouping by e-mail sees every row of
+/// those users. Also returns how many users stay unchanged unseen.
+fn siblings(read: &mut ReadResult, state: &State, source: &str) -> (SourceInput, usize) {
+    let _phase = debug_span!("siblings").entered();
     let mut records = read.take_changed();
     let is_unchanged = |id: &str| {
         read.seen(id)
@@ -184,29 +264,35 @@ pub fn run_source(
     };
     let mut in_plan: HashSet<&str> = HashSet::new();
     for c in &state.contacts {
-        if c.source == source.name && c.linked && is_unchanged(c.record.contact_id()) {
+        if c.source == source && c.linked && is_unchanged(c.record.contact_id()) {
             records.push(c.record.clone());
             in_plan.insert(c.record.contact_id());
         }
     }
     // Users behind unchanged contacts that the planner never saw: unchanged too.
-    let mut skipped_users: Vec<i64> = read
+    let mut skipped: Vec<i64> = read
         .read_as(|s| s == SeenState::Unchanged)
         .filter(|(id, _)| !in_plan.contains(id))
         .filter_map(|(_, a)| a.map(|a| a.user))
         .filter(|u| !state.users.contains_key(u))
         .map(|u| u.0)
         .collect();
-    skipped_users.sort_unstable();
-    skipped_users.dedup();
+    skipped.sort_unstable();
+    skipped.dedup();
     let input = SourceInput {
-        source: source.name.clone(),
+        source: source.to_owned(),
         records,
         unreadable: read
             .read_as(|s| s == SeenState::Unreadable)
             .map(|(id, _)| id.to_owned())
             .collect(),
     };
+    (input, skipped.len())
+}
+
+/// Phase 5: the pure planner.
+fn plan_phase(config: &Config, input: SourceInput, state: &State, opts: RunOptions) -> Plan {
+    let _phase = debug_span!("plan", records = input.records.len()).entered();
     let plan_opts = PlanOptions {
         source_order: config.sources.iter().map(|s| s.name.clone()).collect(),
         default_locale: config.default_locale.clone(),
@@ -216,19 +302,25 @@ pub fn run_source(
             .map(|d| d.as_millis() as i64),
         now_ms: opts.now_ms,
     };
-    let mut plan = reconcile::plan(input, &state, &plan_opts);
+    let plan = reconcile::plan(input, state, &plan_opts);
     debug!(
-        ms = clock.elapsed().as_millis() as u64,
         rss_mb = crate::clock::rss_mb(),
         peak_mb = crate::clock::peak_rss_mb(),
         "planned"
     );
-    plan.unchanged += skipped_users.len();
-    plan.refreshed.extend(
-        read.renewed()
-            .map(|(id, fingerprint)| (id.to_owned(), fingerprint)),
-    );
+    plan
+}
 
+/// Phase 6: the safety guard; true when it held the plan's deprovisions.
+fn guard_phase(
+    config: &Config,
+    source: &SourceConfig,
+    store: &mut dyn Store,
+    plan: &mut Plan,
+    source_empty: bool,
+    opts: RunOptions,
+) -> Result<bool, StoreError> {
+    let _phase = debug_span!("guard").entered();
     let limits = GuardLimits {
         max_deprovision: config.safety.max_deprovision,
         max_deprovision_ratio: config.safety.max_deprovision_ratio,
@@ -238,51 +330,74 @@ pub fn run_source(
         } else {
             store.active_linked(&source.name)?
         },
-        source_empty: read.rows == 0,
+        source_empty,
         allow_mass_deprovision: opts.allow_mass_deprovision,
     };
-    let held = reconcile::guard(&mut plan, &limits);
-    if held {
-        warn!(source = %source.name, held = plan.held.len(), reason = %plan.held[0].reason, "deprovisions held by the safety guard");
+    let held = reconcile::guard(plan, &limits);
+    if let Some(first) = plan.held.first() {
+        warn!(held = plan.held.len(), reason = %first.reason, "deprovisions held by the safety guard");
     }
+    Ok(held)
+}
+
+/// The read's row errors followed by the plan's conflicts, each located.
+fn row_errors(mut read: ReadResult, plan: &Plan, source: &str) -> Vec<RowError> {
     let mut errors = std::mem::take(&mut read.errors);
     for c in &plan.conflicts {
         errors.push(RowError {
             location: read
                 .seen(&c.contact_id)
                 .map(|(_, at)| at.to_string())
-                .unwrap_or_else(|| format!("{}: contact {}", source.name, c.contact_id)),
+                .unwrap_or_else(|| format!("{source}: contact {}", c.contact_id)),
             message: c.message.clone(),
         });
     }
-    // What the read held is no longer needed: free it before the store writes.
-    drop(read);
-    drop(state);
+    errors
+}
+
+/// Phase 7: applies the plan with its run record in one transaction (a dry
+/// run writes nothing, not even its run record, unless the store rehearses).
+fn commit(
+    store: &mut dyn Store,
+    source: &SourceConfig,
+    plan: Plan,
+    errors: Vec<RowError>,
+    held: bool,
+    settings: u64,
+    opts: RunOptions,
+) -> Result<RunReport, StoreError> {
+    let _phase = debug_span!("commit").entered();
     let status = match (opts.dry_run, held) {
         (true, _) => RunStatus::DryRun,
         (false, true) => RunStatus::Held,
         (false, false) => RunStatus::Applied,
     };
     let counts = plan.counts();
-    // A dry run (and `plan`) writes nothing, not even its run record.
-    if !opts.dry_run {
+    if !opts.dry_run || store.rehearsing() {
         let run = RunRecord {
             source: source.name.clone(),
-            started_ms: started,
+            started_ms: opts.now_ms,
             finished_ms: crate::clock::now_ms(),
             status: status.as_str(),
             counts,
             errors: errors.len(),
+            settings,
         };
         store.apply(&plan, &run, opts.now_ms)?;
         debug!(
-            ms = clock.elapsed().as_millis() as u64,
             rss_mb = crate::clock::rss_mb(),
             peak_mb = crate::clock::peak_rss_mb(),
             "applied"
         );
-        info!(source = %source.name, status = status.as_str(), created = counts.created, updated = counts.updated,
-              disabled = counts.disabled, enabled = counts.enabled, deleted = counts.deleted, "run applied");
+        info!(
+            status = status.as_str(),
+            created = counts.created,
+            updated = counts.updated,
+            disabled = counts.disabled,
+            enabled = counts.enabled,
+            deleted = counts.deleted,
+            "run applied"
+        );
     }
     Ok(RunReport {
         source: source.name.clone(),
@@ -302,7 +417,7 @@ fn fail(
     errors: Vec<RowError>,
     failure: String,
 ) -> Result<RunReport, StoreError> {
-    warn!(source = %source.name, error = %failure, "source run failed; nothing applied");
+    warn!(error = %failure, "source run failed; nothing applied");
     if !opts.dry_run {
         store.record_run(&RunRecord {
             source: source.name.clone(),
@@ -311,6 +426,7 @@ fn fail(
             status: RunStatus::Failed.as_str(),
             counts: PlanCounts::default(),
             errors: errors.len(),
+            settings: 0,
         })?;
     }
     Ok(RunReport {

@@ -2,7 +2,7 @@
 //! closing cursors, so bulk writes bind many rows to one statement instead.
 
 use rusqlite::types::ToSqlOutput;
-use rusqlite::{Statement, Transaction};
+use rusqlite::{Connection, Statement};
 
 use crate::store::StoreError;
 
@@ -14,7 +14,7 @@ const ROWS: usize = 64;
 /// Values borrow from the plan where they can (`'p`), so a batch copies nothing
 /// it does not have to.
 pub struct BatchInsert<'t, 'p> {
-    tx: &'t Transaction<'t>,
+    tx: &'t Connection,
     sql: Sql,
     full: Statement<'t>,
     pending: Vec<ToSqlOutput<'p>>,
@@ -55,7 +55,7 @@ impl Sql {
 
 impl<'t, 'p> BatchInsert<'t, 'p> {
     /// Prepares the full-batch statement; `what` names the table in errors.
-    pub fn new(tx: &'t Transaction<'t>, sql: Sql, what: &'static str) -> Result<Self, StoreError> {
+    pub fn new(tx: &'t Connection, sql: Sql, what: &'static str) -> Result<Self, StoreError> {
         let full = tx
             .prepare(&sql.with_rows(ROWS))
             .map_err(|source| StoreError::Query { what, source })?;

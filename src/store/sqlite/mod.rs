@@ -23,6 +23,7 @@ pub struct SqliteStore {
     path: PathBuf,
     bulk_threshold: usize,
     last_apply: Option<ApplyReport>,
+    rehearsing: bool,
 }
 
 /// Runs creating more users than this are written as bulk loads (see
@@ -82,6 +83,7 @@ impl SqliteStore {
             path: path.to_owned(),
             bulk_threshold: BULK_THRESHOLD,
             last_apply: None,
+            rehearsing: false,
         })
     }
 
@@ -123,13 +125,45 @@ impl Store for SqliteStore {
 
     fn apply(&mut self, plan: &Plan, run: &RunRecord, now_ms: i64) -> Result<(), StoreError> {
         let bulk = plan.creates.len() > self.bulk_threshold;
-        let report = write::apply(&mut self.conn, plan, run, now_ms, bulk)?;
+        let report = write::apply(&mut self.conn, plan, run, now_ms, bulk, self.rehearsing)?;
         self.last_apply = Some(report);
         Ok(())
     }
 
     fn record_run(&mut self, run: &RunRecord) -> Result<(), StoreError> {
         write::record_run(&self.conn, run).map(|_| ())
+    }
+
+    fn plan_settings(&mut self, source: &str) -> Result<Option<u64>, StoreError> {
+        read::plan_settings(&self.conn, source)
+    }
+
+    fn begin_rehearsal(&mut self) -> Result<(), StoreError> {
+        // IMMEDIATE: the rehearsal sees one state of the store throughout.
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|source| StoreError::Query {
+                what: "starting a rehearsal",
+                source,
+            })?;
+        self.rehearsing = true;
+        Ok(())
+    }
+
+    fn end_rehearsal(&mut self) -> Result<(), StoreError> {
+        if !std::mem::take(&mut self.rehearsing) {
+            return Ok(());
+        }
+        self.conn
+            .execute_batch("ROLLBACK")
+            .map_err(|source| StoreError::Query {
+                what: "ending a rehearsal",
+                source,
+            })
+    }
+
+    fn rehearsing(&self) -> bool {
+        self.rehearsing
     }
 
     fn for_each_user(

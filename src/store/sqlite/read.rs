@@ -51,6 +51,23 @@ pub fn for_each_anchor(
     Ok(())
 }
 
+/// The meta key holding a source's plan-settings digest.
+pub fn settings_key(source: &str) -> String {
+    format!("plan_settings:{source}")
+}
+
+pub fn plan_settings(conn: &Connection, source: &str) -> Result<Option<u64>, StoreError> {
+    use rusqlite::OptionalExtension;
+    conn.query_row(
+        "SELECT value FROM meta WHERE key = ?1",
+        [settings_key(source)],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()
+    .map(|v| v.map(|v| v as u64))
+    .map_err(q("reading the plan settings"))
+}
+
 pub fn active_linked(conn: &Connection, source: &str) -> Result<usize, StoreError> {
     conn.query_row(
         "SELECT COUNT(*) FROM users WHERE status = 'active' AND id IN \
@@ -70,11 +87,12 @@ pub fn load_state(conn: &Connection, req: &StateRequest<'_>) -> Result<State, St
             .prepare_cached(
                 "SELECT id FROM users WHERE status = 'disabled' AND disabled_by = 'sync' \
                  AND origin = 'sync' AND disabled_at <= ?1 \
-                 AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.user_id = users.id AND c.linked = 1)",
+                 AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.user_id = users.id AND c.linked = 1) \
+                 AND EXISTS (SELECT 1 FROM contacts c WHERE c.user_id = users.id AND c.source = ?2)",
             )
             .map_err(q("finding expired users"))?;
         let found = stmt
-            .query_map([before], |r| r.get::<_, i64>(0))
+            .query_map(params![before, req.source], |r| r.get::<_, i64>(0))
             .map_err(q("finding expired users"))?;
         for id in found {
             ids.insert(UserId(id.map_err(q("finding expired users"))?));

@@ -7,7 +7,7 @@
 use std::sync::mpsc::{sync_channel, Receiver};
 
 use rusqlite::types::ToSqlOutput;
-use rusqlite::{params, params_from_iter, Connection, Statement, ToSql, Transaction};
+use rusqlite::{params, params_from_iter, Connection, Statement, ToSql};
 use serde::Serialize;
 use tracing::debug;
 
@@ -15,7 +15,7 @@ use super::batch::{int, opt_bool, opt_text, owned, text, BatchInsert, Sql};
 use super::codec::{attributes_json, grants_json, PairsJson};
 use super::journal_mode::{self, JournalMode};
 use crate::model::{ContactRecord, Flags, Login, UserId};
-use crate::reconcile::{ContactChange, DeprovisionAction, NewUser, Plan, UserFields};
+use crate::reconcile::{ContactChange, DeprovisionAction, FieldChange, NewUser, Plan, UserFields};
 use crate::store::{RunRecord, StoreError};
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
@@ -193,7 +193,7 @@ fn is_false(b: &bool) -> bool {
 
 /// The statements of one run, prepared once.
 struct Writer<'t> {
-    tx: &'t Transaction<'t>,
+    tx: &'t Connection,
     upsert_contact: Statement<'t>,
     journal: Statement<'t>,
     run: i64,
@@ -202,12 +202,7 @@ struct Writer<'t> {
 }
 
 impl<'t> Writer<'t> {
-    fn new(
-        tx: &'t Transaction<'t>,
-        run: i64,
-        source: &'t str,
-        now: i64,
-    ) -> Result<Self, StoreError> {
+    fn new(tx: &'t Connection, run: i64, source: &'t str, now: i64) -> Result<Self, StoreError> {
         let prepare = |sql| tx.prepare(sql).map_err(q("preparing the run's statements"));
         Ok(Writer {
             tx,
@@ -280,6 +275,71 @@ impl<'t> Writer<'t> {
             .map_err(q("unlinking a contact"))?;
         let anchor = self.anchor_json(contact_id);
         self.journal(user, login, "unlink", Some("contacts"), Some(&anchor), None)
+    }
+
+    /// One journal row per changed field, old → new.
+    fn journal_changes(
+        &mut self,
+        user: UserId,
+        login: &Login,
+        changes: &[FieldChange],
+    ) -> Result<(), StoreError> {
+        for c in changes {
+            let (old, new) = (c.old.to_string(), c.new.to_string());
+            self.journal(
+                user,
+                login,
+                "update",
+                Some(&c.field),
+                Some(&old),
+                Some(&new),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Writes one change of an existing user's contacts, with its journal.
+    fn contact_change(&mut self, change: &ContactChange) -> Result<(), StoreError> {
+        match change {
+            ContactChange::Upsert {
+                user,
+                login,
+                record,
+                linked_now,
+                changes,
+            } => {
+                self.upsert_contact(*user, record)?;
+                if *linked_now {
+                    let anchor = self.anchor_json(record.contact_id());
+                    self.journal(*user, login, "link", Some("contacts"), None, Some(&anchor))?;
+                }
+                self.journal_changes(*user, login, changes)
+            }
+            ContactChange::Unlink {
+                user,
+                login,
+                contact_id,
+            } => self.unlink(*user, login, contact_id),
+            // The contact's row moves with its new user's upsert or creation;
+            // the user it left journals where it went.
+            ContactChange::Moved {
+                user,
+                login,
+                contact_id,
+                to,
+            } => {
+                let anchor = self.anchor_json(contact_id);
+                let to = json_text(to.as_str());
+                self.journal(
+                    *user,
+                    login,
+                    "unlink",
+                    Some("contacts"),
+                    Some(&anchor),
+                    Some(&to),
+                )
+            }
+        }
     }
 
     fn create_users(&mut self, plan: &Plan) -> Result<(), StoreError> {
@@ -606,14 +666,28 @@ pub struct ApplyReport {
 }
 
 /// Applies `plan` in one transaction; `bulk` writes it as a bulk load (see
-/// [`super::SqliteStore::set_bulk_threshold`]).
+/// [`super::SqliteStore::set_bulk_threshold`]). In a `rehearsal` (an open
+/// transaction the caller rolls back) the plan goes into a savepoint of it and
+/// the journal mode stays as it is.
 pub fn apply(
     conn: &mut Connection,
     plan: &Plan,
     run: &RunRecord,
     now: i64,
     bulk: bool,
+    rehearsal: bool,
 ) -> Result<ApplyReport, StoreError> {
+    if rehearsal {
+        let sp = conn
+            .savepoint()
+            .map_err(q("starting the run's savepoint"))?;
+        write_run(&sp, plan, run, now, bulk)?;
+        sp.commit().map_err(q("ending the run's savepoint"))?;
+        return Ok(ApplyReport {
+            bulk,
+            journal: None,
+        });
+    }
     let wanted = if bulk {
         JournalMode::Rollback
     } else {
@@ -624,83 +698,7 @@ pub fn apply(
     let tx = conn
         .transaction()
         .map_err(q("starting the run's transaction"))?;
-    let run_id = record_run(&tx, run)?;
-    if bulk {
-        for (name, _) in BULK_INDEXES {
-            tx.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))
-                .map_err(q("dropping an index for a bulk load"))?;
-        }
-    }
-    {
-        let mut w = Writer::new(&tx, run_id, &plan.source, now)?;
-        let clock = std::time::Instant::now();
-        w.create_users(plan)?;
-        debug!(
-            ms = clock.elapsed().as_millis() as u64,
-            users = plan.creates.len(),
-            "users created"
-        );
-        for u in &plan.updates {
-            w.update_user(u.user, &u.fields)?;
-            for c in &u.changes {
-                let (old, new) = (c.old.to_string(), c.new.to_string());
-                w.journal(
-                    u.user,
-                    &u.login,
-                    "update",
-                    Some(c.field),
-                    Some(&old),
-                    Some(&new),
-                )?;
-            }
-        }
-        for c in &plan.contacts {
-            match c {
-                ContactChange::Upsert {
-                    user,
-                    login,
-                    record,
-                    linked_now,
-                } => {
-                    w.upsert_contact(*user, record)?;
-                    if *linked_now {
-                        let anchor = w.anchor_json(record.contact_id());
-                        w.journal(*user, login, "link", Some("contacts"), None, Some(&anchor))?;
-                    }
-                }
-                ContactChange::Unlink {
-                    user,
-                    login,
-                    contact_id,
-                } => w.unlink(*user, login, contact_id)?,
-            }
-        }
-        for (contact_id, fingerprint) in &plan.refreshed {
-            w.refresh(contact_id, *fingerprint)?;
-        }
-        for (user, login) in &plan.enables {
-            w.set_status(*user, login, false)?;
-        }
-        for d in &plan.deprovisions {
-            for cid in &d.unlinks {
-                w.unlink(d.user, &d.login, cid)?;
-            }
-            match d.action {
-                DeprovisionAction::Disable => w.set_status(d.user, &d.login, true)?,
-                DeprovisionAction::Delete => w.delete_user(d.user, &d.login)?,
-            }
-        }
-    }
-    let clock = std::time::Instant::now();
-    if bulk {
-        for (_, create) in BULK_INDEXES {
-            tx.execute_batch(create)
-                .map_err(q("rebuilding an index after a bulk load"))?;
-        }
-    }
-    if bulk {
-        debug!(ms = clock.elapsed().as_millis() as u64, "indexes rebuilt");
-    }
+    write_run(&tx, plan, run, now, bulk)?;
     let clock = std::time::Instant::now();
     tx.commit().map_err(q("committing the run"))?;
     debug!(ms = clock.elapsed().as_millis() as u64, "run committed");
@@ -710,6 +708,72 @@ pub fn apply(
         journal_mode::switch(conn, JournalMode::Wal);
     }
     Ok(ApplyReport { bulk, journal })
+}
+
+/// Writes everything `plan` changes, its run record and the source's plan
+/// settings, inside the caller's transaction.
+fn write_run(
+    tx: &Connection,
+    plan: &Plan,
+    run: &RunRecord,
+    now: i64,
+    bulk: bool,
+) -> Result<(), StoreError> {
+    let run_id = record_run(tx, run)?;
+    tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
+        .and_then(|mut s| {
+            s.execute(params![
+                super::read::settings_key(&plan.source),
+                run.settings as i64
+            ])
+        })
+        .map_err(q("storing the plan settings"))?;
+    if bulk {
+        for (name, _) in BULK_INDEXES {
+            tx.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))
+                .map_err(q("dropping an index for a bulk load"))?;
+        }
+    }
+    let mut w = Writer::new(tx, run_id, &plan.source, now)?;
+    let clock = std::time::Instant::now();
+    w.create_users(plan)?;
+    debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        users = plan.creates.len(),
+        "users created"
+    );
+    for u in &plan.updates {
+        w.update_user(u.user, &u.fields)?;
+        w.journal_changes(u.user, &u.login, &u.changes)?;
+    }
+    for c in &plan.contacts {
+        w.contact_change(c)?;
+    }
+    for (contact_id, fingerprint) in &plan.refreshed {
+        w.refresh(contact_id, *fingerprint)?;
+    }
+    for (user, login) in &plan.enables {
+        w.set_status(*user, login, false)?;
+    }
+    for d in &plan.deprovisions {
+        for cid in &d.unlinks {
+            w.unlink(d.user, &d.login, cid)?;
+        }
+        match d.action {
+            DeprovisionAction::Disable => w.set_status(d.user, &d.login, true)?,
+            DeprovisionAction::Delete => w.delete_user(d.user, &d.login)?,
+        }
+    }
+    drop(w);
+    if bulk {
+        let clock = std::time::Instant::now();
+        for (_, create) in BULK_INDEXES {
+            tx.execute_batch(create)
+                .map_err(q("rebuilding an index after a bulk load"))?;
+        }
+        debug!(ms = clock.elapsed().as_millis() as u64, "indexes rebuilt");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
