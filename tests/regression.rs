@@ -422,3 +422,91 @@ fn login_allocation_sees_every_taken_login_on_both_loading_paths() {
         );
     }
 }
+
+#[test]
+fn a_source_removed_from_the_config_is_named_and_can_be_retired_through_the_guard() {
+    let both = "\
+store: sqlite://liaison.db
+sources:
+  - name: partners
+    type: csv
+    path: partners.csv
+  - name: old
+    type: csv
+    path: old.csv
+";
+    let s = Sandbox::new(both);
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}p1,Ann Smith,ann@x.example,,,\n"),
+    );
+    let old: String = (0..60)
+        .map(|i| format!("o{i},User {i},u{i}@x.example,,,\n"))
+        .collect();
+    // Ann is fed by both sources; the 60 others only by `old`.
+    s.write(
+        "old.csv",
+        &format!("{HEADER}o-ann,Ann Smith,ann@x.example,,,\n{old}"),
+    );
+    s.sync(0);
+    s.write("liaison.yaml", &csv_config("partners.csv", &[], &[]));
+
+    let warning = "source \"old\" is not in the config, but 61 of its contacts are still linked";
+    let validate = s.run(&["validate"]).expect(0);
+    assert!(validate.stderr.contains(warning), "{}", validate.stderr);
+    let sync = s.run(&["sync", "--once"]).expect(0);
+    assert!(sync.stderr.contains(warning), "{}", sync.stderr);
+    assert!(
+        sync.stderr.contains("--retire-source old"),
+        "{}",
+        sync.stderr
+    );
+
+    // Retiring goes through the guard: 60 disables exceed max_deprovision (50).
+    let held = s
+        .run(&[
+            "sync",
+            "--once",
+            "--retire-source",
+            "old",
+            "--format",
+            "json",
+        ])
+        .expect(3)
+        .json();
+    assert_eq!(held["status"], "held", "{held}");
+    assert_eq!(held["held"].as_array().unwrap().len(), 60, "{held}");
+    // An unlink that deprovisions nobody is not held (SPEC §3).
+    assert_eq!(held["updated"], 1, "{held}");
+    assert_eq!(s.user("ann.smith")["contacts"], serde_json::json!(["p1"]));
+    assert_eq!(s.user("user.7")["status"], "active", "held");
+
+    let done = s
+        .run(&[
+            "sync",
+            "--once",
+            "--retire-source",
+            "old",
+            "--allow-mass-deprovision",
+            "--format",
+            "json",
+        ])
+        .expect(0)
+        .json();
+    assert_eq!(
+        (done["disabled"].as_u64(), done["updated"].as_u64()),
+        (Some(60), Some(0)),
+        "{done}"
+    );
+    assert_eq!(s.user("ann.smith")["status"], "active");
+    assert_eq!(s.user("user.7")["status"], "disabled");
+    let quiet = s.run(&["sync", "--once"]).expect(0);
+    assert!(
+        !quiet.stderr.contains("not in the config"),
+        "{}",
+        quiet.stderr
+    );
+    // A configured source cannot be retired.
+    s.run(&["sync", "--once", "--retire-source", "partners"])
+        .expect(2);
+}

@@ -78,6 +78,10 @@ pub struct SyncArgs {
     /// Only this source.
     #[arg(long)]
     pub source: Option<String>,
+    /// Unlink every contact of a source that is no longer in the config
+    /// (through the safety guard), instead of running the configured sources.
+    #[arg(long, value_name = "NAME", conflicts_with = "source")]
+    pub retire_source: Option<String>,
     /// Plan and report, write nothing.
     #[arg(long)]
     pub dry_run: bool,

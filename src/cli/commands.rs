@@ -10,7 +10,7 @@ use super::exit;
 use super::output;
 use crate::config::{self, Config, SourceConfig, StoreLocation};
 use crate::store::{SqliteStore, Store, UserFilter};
-use crate::sync::{run_source, RunOptions, RunReport, RunStatus};
+use crate::sync::{retire_source, run_source, RunOptions, RunReport, RunStatus};
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
@@ -34,12 +34,38 @@ fn validate(cli: &Cli) -> u8 {
                 c.sources.len(),
                 if c.sources.len() == 1 { "" } else { "s" }
             ));
+            note_removed_sources(&c);
             exit::OK
         }
         Err(errors) => {
             print_config_errors(&errors);
             exit::INVALID
         }
+    }
+}
+
+/// `validate` looks into an existing SQLite store, read-only, for sources
+/// removed from the config whose contacts are still linked.
+fn note_removed_sources(config: &Config) {
+    let StoreLocation::Sqlite(path) = &config.store else {
+        return;
+    };
+    if !path.exists() {
+        return;
+    }
+    let found = SqliteStore::open_read_only(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|mut store| removed_sources(config, &mut store));
+    match found {
+        Ok(removed) => {
+            for (name, linked) in removed {
+                output::error_line(&removed_source_warning(&name, linked));
+            }
+        }
+        Err(e) => output::error_line(&format!(
+            "note: the store {} was not checked for removed sources: {e:#}",
+            path.display()
+        )),
     }
 }
 
@@ -106,10 +132,10 @@ fn select<'c>(config: &'c Config, name: Option<&str>) -> Result<Vec<&'c SourceCo
 
 fn run_all(
     config: &Config,
+    store: &mut dyn Store,
     sources: &[&SourceConfig],
     opts: RunOptions,
 ) -> anyhow::Result<Vec<RunReport>> {
-    let mut store = open_store(config)?;
     // A dry run over several sources rehearses: each source plans on top of
     // what the ones before it would apply, exactly as a sync would run them.
     let rehearse = opts.dry_run && sources.len() > 1;
@@ -119,7 +145,7 @@ fn run_all(
     let mut reports = Vec::with_capacity(sources.len());
     let mut outcome = Ok(());
     for s in sources {
-        match run_source(config, s, store.as_mut(), opts) {
+        match run_source(config, s, store, opts) {
             Ok(report) => reports.push(report),
             Err(e) => {
                 outcome = Err(anyhow::Error::new(e).context(format!("source {}", s.name)));
@@ -158,7 +184,7 @@ fn plan(config: &Config, source: Option<&str>, format: Format) -> anyhow::Result
         now_ms: crate::clock::now_ms(),
         ..RunOptions::default()
     };
-    let reports = run_all(config, &sources, opts)?;
+    let reports = run_all(config, open_store(config)?.as_mut(), &sources, opts)?;
     output::plans(&reports, format)?;
     Ok(if reports.iter().any(|r| r.status == RunStatus::Failed) {
         exit::FAILURE
@@ -172,23 +198,67 @@ fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
         output::error_line("sync needs --once (the daemon is `liaison run`)");
         return Ok(exit::INVALID);
     }
-    let sources = match select(config, args.source.as_deref()) {
-        Ok(s) => s,
-        Err(code) => return Ok(code),
-    };
     let opts = RunOptions {
         dry_run: args.dry_run,
         allow_mass_deprovision: args.allow_mass_deprovision,
         now_ms: crate::clock::now_ms(),
         ..RunOptions::default()
     };
-    let reports = run_all(config, &sources, opts)?;
+    if let Some(name) = &args.retire_source {
+        return retire(config, name, opts, args.format);
+    }
+    let sources = match select(config, args.source.as_deref()) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let mut store = open_store(config)?;
+    let reports = run_all(config, store.as_mut(), &sources, opts)?;
+    warn_about_removed_sources(config, store.as_mut())?;
     output::reports(&reports, args.format)?;
     let code = exit_code(&reports);
     // A one-shot process: the OS reclaims a million-user plan faster than
     // dropping it piece by piece would.
     std::mem::forget(reports);
     Ok(code)
+}
+
+/// `sync --once --retire-source NAME`: one retiring run of a source that is
+/// no longer configured.
+fn retire(config: &Config, name: &str, opts: RunOptions, format: Format) -> anyhow::Result<u8> {
+    if config.sources.iter().any(|s| s.name == name) {
+        output::error_line(&format!(
+            "source {name:?} is still in the config; remove it there before retiring it"
+        ));
+        return Ok(exit::INVALID);
+    }
+    let mut store = open_store(config)?;
+    let report = retire_source(config, name, store.as_mut(), opts)
+        .with_context(|| format!("retiring source {name}"))?;
+    let reports = [report];
+    output::reports(&reports, format)?;
+    Ok(exit_code(&reports))
+}
+
+/// Sources the store still links contacts to but the config no longer has:
+/// their contacts stay linked until an admin retires them, so say so.
+fn removed_sources(config: &Config, store: &mut dyn Store) -> anyhow::Result<Vec<(String, usize)>> {
+    let mut removed = store.linked_sources()?;
+    removed.retain(|(name, _)| !config.sources.iter().any(|s| &s.name == name));
+    Ok(removed)
+}
+
+fn warn_about_removed_sources(config: &Config, store: &mut dyn Store) -> anyhow::Result<()> {
+    for (name, linked) in removed_sources(config, store)? {
+        output::error_line(&removed_source_warning(&name, linked));
+    }
+    Ok(())
+}
+
+fn removed_source_warning(name: &str, linked: usize) -> String {
+    format!(
+        "warning: source {name:?} is not in the config, but {linked} of its contacts are still \
+         linked; `liaison sync --once --retire-source {name}` unlinks them (through the safety guard)"
+    )
 }
 
 fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<u8> {

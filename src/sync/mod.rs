@@ -9,5 +9,5 @@ mod run;
 mod settings;
 
 pub use read::{read_source, ReadFailure, ReadResult, RowError, Seen, SeenState, StoredContacts};
-pub use run::{run_source, RunOptions, RunReport, RunStatus, ALL_LOGINS_THRESHOLD};
+pub use run::{retire_source, run_source, RunOptions, RunReport, RunStatus, ALL_LOGINS_THRESHOLD};
 pub use settings::plan_settings_digest;

@@ -100,13 +100,13 @@ pub fn run_source(
     let _run = info_span!("run", source = %source.name).entered();
     let mapping = match compile_mapping(source) {
         Ok(m) => m,
-        Err(msg) => return fail(store, source, opts, Vec::new(), msg),
+        Err(msg) => return fail(store, &source.name, opts, Vec::new(), msg),
     };
     let settings = plan_settings_digest(config);
     let known = load_anchors(store, &source.name, settings)?;
     let mut read = match read_phase(config, source, &mapping, known) {
         Ok(r) => r,
-        Err((errors, msg)) => return fail(store, source, opts, errors, msg),
+        Err((errors, msg)) => return fail(store, &source.name, opts, errors, msg),
     };
     // Emptiness is judged by the records kept (`when:` may drop every row).
     let source_empty = read.read_as(|_| true).next().is_none();
@@ -116,10 +116,46 @@ pub fn run_source(
     plan.unchanged += skipped;
     plan.refreshed
         .extend(read.renewed().map(|(id, f)| (id.to_owned(), f)));
-    let held = guard_phase(config, source, store, &mut plan, source_empty, opts)?;
+    let held = guard_phase(config, &source.name, store, &mut plan, source_empty, opts)?;
     let errors = row_errors(read, &plan, &source.name);
     drop(state);
-    commit(store, source, plan, errors, held, settings, opts)
+    commit(store, &source.name, plan, errors, held, settings, opts)
+}
+
+/// Retires a source that is no longer in the config: as if it returned
+/// nothing, its contacts are unlinked and `sync` users left without contacts
+/// are disabled (and, past `delete_after`, deleted), through the safety guard
+/// — except the "suddenly empty" rule, since emptiness is what was asked for.
+pub fn retire_source(
+    config: &Config,
+    source: &str,
+    store: &mut dyn Store,
+    opts: RunOptions,
+) -> Result<RunReport, StoreError> {
+    let _run = info_span!("retire", source).entered();
+    let settings = plan_settings_digest(config);
+    let mut request = StateRequest {
+        source: source.to_owned(),
+        disabled_before: config
+            .deprovision
+            .delete_after
+            .map(|d| opts.now_ms.saturating_sub(d.as_millis() as i64)),
+        ..StateRequest::default()
+    };
+    store.for_each_anchor(source, &mut |_, anchor| {
+        if anchor.linked {
+            request.users.insert(anchor.user);
+        }
+    })?;
+    let state = store.load_state(&request)?;
+    let input = SourceInput {
+        source: source.to_owned(),
+        ..SourceInput::default()
+    };
+    let mut plan = plan_phase(config, input, &state, opts);
+    let held = guard_phase(config, source, store, &mut plan, false, opts)?;
+    drop(state);
+    commit(store, source, plan, Vec::new(), held, settings, opts)
 }
 
 /// The source's mapping: its `map:` compiled, or the standard layout.
@@ -314,7 +350,7 @@ fn plan_phase(config: &Config, input: SourceInput, state: &State, opts: RunOptio
 /// Phase 6: the safety guard; true when it held the plan's deprovisions.
 fn guard_phase(
     config: &Config,
-    source: &SourceConfig,
+    source: &str,
     store: &mut dyn Store,
     plan: &mut Plan,
     source_empty: bool,
@@ -328,7 +364,7 @@ fn guard_phase(
         active_before: if plan.deprovisions.is_empty() {
             0
         } else {
-            store.active_linked(&source.name)?
+            store.active_linked(source)?
         },
         source_empty,
         allow_mass_deprovision: opts.allow_mass_deprovision,
@@ -359,7 +395,7 @@ fn row_errors(mut read: ReadResult, plan: &Plan, source: &str) -> Vec<RowError> 
 /// run writes nothing, not even its run record, unless the store rehearses).
 fn commit(
     store: &mut dyn Store,
-    source: &SourceConfig,
+    source: &str,
     plan: Plan,
     errors: Vec<RowError>,
     held: bool,
@@ -375,7 +411,7 @@ fn commit(
     let counts = plan.counts();
     if !opts.dry_run || store.rehearsing() {
         let run = RunRecord {
-            source: source.name.clone(),
+            source: source.to_owned(),
             started_ms: opts.now_ms,
             finished_ms: crate::clock::now_ms(),
             status: status.as_str(),
@@ -400,7 +436,7 @@ fn commit(
         );
     }
     Ok(RunReport {
-        source: source.name.clone(),
+        source: source.to_owned(),
         status,
         plan,
         counts,
@@ -412,7 +448,7 @@ fn commit(
 /// A run that applied nothing; recorded in the run history unless it was a dry run.
 fn fail(
     store: &mut dyn Store,
-    source: &SourceConfig,
+    source: &str,
     opts: RunOptions,
     errors: Vec<RowError>,
     failure: String,
@@ -420,7 +456,7 @@ fn fail(
     warn!(error = %failure, "source run failed; nothing applied");
     if !opts.dry_run {
         store.record_run(&RunRecord {
-            source: source.name.clone(),
+            source: source.to_owned(),
             started_ms: opts.now_ms,
             finished_ms: crate::clock::now_ms(),
             status: RunStatus::Failed.as_str(),
@@ -430,10 +466,10 @@ fn fail(
         })?;
     }
     Ok(RunReport {
-        source: source.name.clone(),
+        source: source.to_owned(),
         status: RunStatus::Failed,
         plan: Plan {
-            source: source.name.clone(),
+            source: source.to_owned(),
             ..Plan::default()
         },
         counts: PlanCounts::default(),

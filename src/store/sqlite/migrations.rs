@@ -28,6 +28,28 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Checks, without writing, that the schema is the one this build knows
+/// (a read-only handle cannot migrate).
+pub fn check_current(conn: &Connection) -> Result<(), StoreError> {
+    let found: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|source| StoreError::Query {
+            what: "reading schema version",
+            source,
+        })?;
+    let known = MIGRATIONS.len() as i64;
+    if found > known {
+        return Err(StoreError::Downgrade { found, known });
+    }
+    if found != known {
+        return Err(StoreError::Corrupt {
+            what: "schema version",
+            detail: format!("{found}, this build reads {known} (a sync migrates it)"),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -87,6 +87,27 @@ impl SqliteStore {
         })
     }
 
+    /// Opens an existing store for reading only: nothing is created, migrated
+    /// or written (`validate` looks into the store this way).
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.execute_batch("PRAGMA busy_timeout = 5000;")
+            .map_err(open_err)?;
+        migrations::check_current(&conn)?;
+        Ok(SqliteStore {
+            conn,
+            path: path.to_owned(),
+            bulk_threshold: BULK_THRESHOLD,
+            last_apply: None,
+            rehearsing: false,
+        })
+    }
+
     /// Runs creating more than `users` users are written as bulk loads: the
     /// random-order indexes are rebuilt once after the rows, and the run goes
     /// through the rollback journal when the store is not open elsewhere.
@@ -117,6 +138,10 @@ impl Store for SqliteStore {
 
     fn load_state(&mut self, request: &StateRequest<'_>) -> Result<State, StoreError> {
         read::load_state(&self.conn, request)
+    }
+
+    fn linked_sources(&mut self) -> Result<Vec<(String, usize)>, StoreError> {
+        read::linked_sources(&self.conn)
     }
 
     fn active_linked(&mut self, source: &str) -> Result<usize, StoreError> {

@@ -68,6 +68,35 @@ pub fn plan_settings(conn: &Connection, source: &str) -> Result<Option<u64>, Sto
     .map_err(q("reading the plan settings"))
 }
 
+/// Each source that has linked contacts, with how many: one primary-key seek
+/// per source (a loose index scan), not a scan of the contacts.
+pub fn linked_sources(conn: &Connection) -> Result<Vec<(String, usize)>, StoreError> {
+    let err = q("listing the stored sources");
+    let mut next = conn
+        .prepare_cached("SELECT source FROM contacts WHERE source > ?1 ORDER BY source LIMIT 1")
+        .map_err(&err)?;
+    let mut linked = conn
+        .prepare_cached("SELECT COUNT(*) FROM contacts WHERE source = ?1 AND linked = 1")
+        .map_err(&err)?;
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        use rusqlite::OptionalExtension;
+        let found: Option<String> = next
+            .query_row([&after], |r| r.get(0))
+            .optional()
+            .map_err(&err)?;
+        let Some(source) = found else {
+            return Ok(out);
+        };
+        let n: i64 = linked.query_row([&source], |r| r.get(0)).map_err(&err)?;
+        if n > 0 {
+            out.push((source.clone(), n as usize));
+        }
+        after = source;
+    }
+}
+
 pub fn active_linked(conn: &Connection, source: &str) -> Result<usize, StoreError> {
     conn.query_row(
         "SELECT COUNT(*) FROM users WHERE status = 'active' AND id IN \
