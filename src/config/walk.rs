@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::secret::{self, Secret};
 use super::yaml::{Node, Value};
-use super::{ConfigError, Span};
+use super::{ConfigError, Ratio, Span};
 
 /// Looks up an environment variable (the real environment, or a fake in tests).
 pub(super) type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -325,14 +325,14 @@ pub(super) fn unsigned(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<u32
 }
 
 /// A number between 0 and 1 inclusive.
-pub(super) fn ratio(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<f64> {
+pub(super) fn ratio(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<Ratio> {
     let number = match node.value {
         Value::Int(i) => Some(i as f64),
         Value::Float(x) => Some(x),
         _ => None,
     };
-    match number {
-        Some(x) if (0.0..=1.0).contains(&x) => Some(x),
+    match number.and_then(Ratio::from_f64) {
+        Some(r) => Some(r),
         _ => {
             let found = node.describe();
             let message = format!("expected a number between 0 and 1 (0.10 = 10 %), found {found}");

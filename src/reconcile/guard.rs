@@ -2,6 +2,7 @@
 //! creations and updates but holds every disable and delete.
 
 use super::{Held, Plan};
+use crate::config::Ratio;
 
 /// The limits a plan is checked against.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -9,7 +10,7 @@ pub struct GuardLimits {
     /// At most this many disables + deletes (`safety.max_deprovision`).
     pub max_deprovision: u32,
     /// At most this share of `active_before` (`safety.max_deprovision_ratio`).
-    pub max_deprovision_ratio: f64,
+    pub max_deprovision_ratio: Ratio,
     /// Active users linked to the source before the run.
     pub active_before: usize,
     /// The read was complete but returned no record at all.
@@ -37,7 +38,9 @@ pub fn guard(plan: &mut Plan, limits: &GuardLimits) -> bool {
             limits.max_deprovision
         )
     } else if limits.active_before > 0
-        && count as f64 > limits.max_deprovision_ratio * limits.active_before as f64
+        && limits
+            .max_deprovision_ratio
+            .exceeded_by(count, limits.active_before)
     {
         format!(
             "{count} of {} active users ({:.1} %) exceed safety.max_deprovision_ratio = {}",
@@ -56,4 +59,62 @@ pub fn guard(plan: &mut Plan, limits: &GuardLimits) -> bool {
         })
         .collect();
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{guard, GuardLimits};
+    use crate::model::{Login, UserId};
+    use crate::reconcile::{Deprovision, DeprovisionAction, Plan};
+
+    fn plan_with(deprovisions: usize) -> Plan {
+        Plan {
+            source: "partners".into(),
+            deprovisions: (0..deprovisions)
+                .map(|i| Deprovision {
+                    user: UserId(i as i64),
+                    login: Login::from_trusted(format!("u{i}")),
+                    action: DeprovisionAction::Disable,
+                    unlinks: Vec::new(),
+                })
+                .collect(),
+            ..Plan::default()
+        }
+    }
+
+    fn held(deprovisions: usize, ratio: f64, active_before: usize) -> bool {
+        let limits = GuardLimits {
+            max_deprovision: u32::MAX,
+            max_deprovision_ratio: crate::config::Ratio::from_f64(ratio)
+                .unwrap_or_else(|| panic!("{ratio}")),
+            active_before,
+            source_empty: false,
+            allow_mass_deprovision: false,
+        };
+        guard(&mut plan_with(deprovisions), &limits)
+    }
+
+    #[test]
+    fn the_ratio_boundary_is_exact_for_values_not_exact_in_binary() {
+        // "More than" the share: exactly at it is allowed.
+        assert!(!held(29, 0.29, 100), "29 of 100 is 0.29, not more");
+        assert!(held(30, 0.29, 100));
+        assert!(!held(7, 0.07, 100));
+        assert!(held(8, 0.07, 100));
+        assert!(!held(3, 0.1, 30));
+        assert!(held(4, 0.1, 30));
+    }
+
+    #[test]
+    fn the_absolute_limit_is_more_than_too() {
+        let limits = |max| GuardLimits {
+            max_deprovision: max,
+            max_deprovision_ratio: crate::config::Ratio::from_f64(1.0).unwrap_or_else(|| panic!()),
+            active_before: 100,
+            source_empty: false,
+            allow_mass_deprovision: false,
+        };
+        assert!(!guard(&mut plan_with(50), &limits(50)));
+        assert!(guard(&mut plan_with(51), &limits(50)));
+    }
 }

@@ -10,6 +10,7 @@ use hashbrown::HashTable;
 use liaison_plugin_api::{Connector, Item, Location};
 use serde::Serialize;
 
+use crate::config::Ratio;
 use crate::mapping::{Mapped, Mapping};
 use crate::model::ContactRecord;
 use crate::store::Anchor;
@@ -391,14 +392,14 @@ pub enum ReadFailure {
     #[error("{0}")]
     Source(#[from] liaison_plugin_api::SourceError),
     /// Too many bad rows for the read to count as complete.
-    #[error("{bad} of {rows} rows could not be read ({:.1} %), more than the allowed {:.1} %", 100.0 * *bad as f64 / *rows as f64, 100.0 * limit)]
+    #[error("{bad} of {rows} rows could not be read ({:.1} %), more than the allowed {:.1} %", 100.0 * *bad as f64 / *rows as f64, 100.0 * limit.as_f64())]
     TooManyBadRows {
         /// Bad rows.
         bad: usize,
         /// All rows.
         rows: usize,
         /// `max_bad_row_ratio`.
-        limit: f64,
+        limit: Ratio,
         /// The row errors, each with its location.
         errors: Vec<RowError>,
     },
@@ -410,7 +411,7 @@ pub fn read_source(
     connector: &dyn Connector,
     mapping: &Mapping,
     known: StoredContacts,
-    max_bad_row_ratio: f64,
+    max_bad_row_ratio: Ratio,
 ) -> Result<ReadResult, ReadFailure> {
     let stream = connector.read()?;
     let mut out = ReadResult {
@@ -423,7 +424,7 @@ pub fn read_source(
     });
     out.known = known;
     consumed?;
-    if out.rows > 0 && out.bad_rows as f64 > max_bad_row_ratio * out.rows as f64 {
+    if out.rows > 0 && max_bad_row_ratio.exceeded_by(out.bad_rows, out.rows) {
         return Err(ReadFailure::TooManyBadRows {
             bad: out.bad_rows,
             rows: out.rows,
