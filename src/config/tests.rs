@@ -78,11 +78,11 @@ sources:
     header: false
     columns: [contact_id, name, email]
     encoding: windows-1250
-    max_bad_row_ratio: crate::config::Ratio::from_f64(0.2).unwrap()
+    max_bad_row_ratio: 0.2
 safety:
   max_deprovision: 50
-  max_deprovision_ratio: crate::config::Ratio::from_f64(0.10).unwrap()
-  max_bad_row_ratio: crate::config::Ratio::from_f64(0.05).unwrap()                      # more bad rows than this: the read failed
+  max_deprovision_ratio: 0.10
+  max_bad_row_ratio: 0.05                      # more bad rows than this: the read failed
 deprovision:
   delete_after: 30d
 mail:
@@ -248,7 +248,7 @@ sources:
     type: csv
 safety:
   max_deprovision: fifty
-  max_deprovision_ratio: crate::config::Ratio::from_f64(1.5).unwrap()
+  max_deprovision_ratio: 1.5
 deprovision:
   delete_after: 30w
 api:
@@ -792,7 +792,7 @@ mod never_panics {
     use super::*;
     use proptest::prelude::*;
 
-    const VALID: &str = "store: sqlite://x.db\nportal: {url: \"https://p.example.com\"}\nsources:\n  - name: a\n    type: csv\n    path: a.csv\n    schedule: \"*/5 * * * *\"\n    delimiter: \";\"\nsafety: {max_deprovision: 5, max_deprovision_ratio: crate::config::Ratio::from_f64(0.5).unwrap()}\ndeprovision: {delete_after: 30d}\nmail:\n  transport: smtp://u:p@h:25\n  from: \"A <a@example.com>\"\n  window: {days: [mon-fri], from: 8, to: 18}\napi: {listen: \"127.0.0.1:1\", token: t}\n";
+    const VALID: &str = "store: sqlite://x.db\nportal: {url: \"https://p.example.com\"}\nsources:\n  - name: a\n    type: csv\n    path: a.csv\n    schedule: \"*/5 * * * *\"\n    delimiter: \";\"\nsafety: {max_deprovision: 5, max_deprovision_ratio: 0.5}\ndeprovision: {delete_after: 30d}\nmail:\n  transport: smtp://u:p@h:25\n  from: \"A <a@example.com>\"\n  window: {days: [mon-fri], from: 8, to: 18}\napi: {listen: \"127.0.0.1:1\", token: t}\n";
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
