@@ -299,3 +299,34 @@ fn rows_that_map_to_their_stored_contacts_only_renew_their_digests() {
     assert_eq!(s.sync(0)["updated"], 2);
     assert_eq!(s.user("bob.brown")["title"], "BOB BROWN");
 }
+
+#[test]
+fn plan_exits_3_like_a_dry_run_when_the_guard_would_hold() {
+    let s = Sandbox::new(CONFIG);
+    let rows = |from: usize| -> String {
+        let body: String = (from..10)
+            .map(|i| format!("c{i},User {i},u{i}@x.example,,,\n"))
+            .collect();
+        format!("{HEADER}{body}")
+    };
+    s.write("partners.csv", &rows(0));
+    s.sync(0);
+    // 3 of 10 leave: more than the default 10 %, so the guard holds them.
+    s.write("partners.csv", &rows(3));
+    let dry = s
+        .run(&["sync", "--once", "--dry-run", "--format", "json"])
+        .expect(3)
+        .json();
+    assert_eq!(dry["held"].as_array().unwrap().len(), 3);
+    let plan = s.run(&["plan", "--format", "json"]).expect(3).json();
+    assert_eq!(plan["held"], dry["held"], "plan and the dry run agree");
+    let human = s.run(&["plan"]).expect(3);
+    assert!(
+        human.stdout.contains("held: disable user.0"),
+        "{}",
+        human.stdout
+    );
+    // Released, nothing is held and both exit 0.
+    s.run(&["sync", "--once", "--dry-run", "--allow-mass-deprovision"])
+        .expect(0);
+}

@@ -119,7 +119,7 @@ fn run_all(
     Ok(reports)
 }
 
-/// 1 if any run failed, else 3 if any was held, else 0.
+/// 1 if any run failed, else 3 if any was (or, planned, would be) held, else 0.
 fn exit_code(reports: &[RunReport]) -> u8 {
     if reports.iter().any(|r| r.status == RunStatus::Failed) {
         exit::FAILURE
@@ -145,11 +145,8 @@ fn plan(config: &Config, source: Option<&str>, format: Format) -> anyhow::Result
     };
     let reports = run_all(config, &sources, opts)?;
     output::plans(&reports, format)?;
-    Ok(if reports.iter().any(|r| r.status == RunStatus::Failed) {
-        exit::FAILURE
-    } else {
-        exit::OK
-    })
+    // The same code `sync --dry-run` gives: 3 says the guard would hold.
+    Ok(exit_code(&reports))
 }
 
 fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
