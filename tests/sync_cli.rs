@@ -330,3 +330,40 @@ fn plan_exits_3_like_a_dry_run_when_the_guard_would_hold() {
     s.run(&["sync", "--once", "--dry-run", "--allow-mass-deprovision"])
         .expect(0);
 }
+
+#[test]
+fn plan_and_sync_output_escape_terminal_controls() {
+    let s = Sandbox::new(CONFIG);
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}c\u{1b}[2J1,Ann Smith,ann@x.example,,,\n"),
+    );
+    let plan = s.run(&["plan"]).expect(0);
+    assert!(
+        plan.stdout.contains("contacts: c\\u{1b}[2J1"),
+        "{}",
+        plan.stdout
+    );
+    s.sync(0);
+    // An update to a title with a C1 control and a right-to-left override,
+    // which JSON text (the form updates are shown in) leaves as they are.
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}c\u{1b}[2J1,Ann \u{9b}2J\u{202e}Smith,ann@x.example,,,\n"),
+    );
+    let plan = s.run(&["plan"]).expect(0);
+    assert!(
+        plan.stdout
+            .contains("title: \"Ann Smith\" → \"Ann \\u{9b}2J\\u{202e}Smith\""),
+        "{}",
+        plan.stdout
+    );
+    let sync = s.run(&["sync", "--once"]).expect(0);
+    for out in [&plan.stdout, &sync.stdout, &sync.stderr] {
+        assert!(
+            !out.chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+            "{out:?}"
+        );
+    }
+}
