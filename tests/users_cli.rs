@@ -270,3 +270,55 @@ fn human_output_escapes_terminal_controls() {
     assert_eq!(u["description"], "two\nlines");
     assert_eq!(u["attributes"]["note"], "abc\u{202e}fed");
 }
+
+#[test]
+fn a_bad_filter_value_is_named_once() {
+    let s = Sandbox::new(CONFIG);
+    for (args, hint) in [
+        (&["--status", "bogus"][..], "disabled"),
+        (&["--origin", "bogus"], "registration"),
+        (&["--attribute", "bogus"], "KEY=VALUE"),
+        (&["--attribute", "=bogus"], "KEY=VALUE"),
+    ] {
+        let mut all = vec!["users", "list"];
+        all.extend_from_slice(args);
+        let r = s.run(&all).expect(2);
+        assert_eq!(r.stderr.matches("bogus").count(), 1, "{}", r.stderr);
+        assert!(r.stderr.contains(hint), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn a_reader_that_stops_early_gets_no_error() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let s = Sandbox::new(CONFIG);
+    // Far more than a pipe holds (64 KiB), so the writer is still writing
+    // when the reader goes.
+    let rows: String = (0..5000)
+        .map(|i| format!("c{i},User {i},u{i}@x.example,,,\n"))
+        .collect();
+    s.write("partners.csv", &format!("{HEADER}{rows}"));
+    s.sync(0);
+    for format in ["human", "json", "csv"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_liaison"))
+            .arg("--config")
+            .arg(s.config())
+            .args(["users", "list", "--format", format])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        // The reader is dropped here, as `| head -1` closes its end.
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{format}: {stderr}");
+        assert_eq!(stderr, "", "{format}");
+    }
+}

@@ -30,6 +30,33 @@ pub fn error(e: &anyhow::Error) {
     error_line(&format!("error: {}", error_chain(e)));
 }
 
+/// A write that failed because the reader closed stdout (`liaison users list |
+/// head`) is done, not an error: the reader has what it wanted, and the exit
+/// code stays the command's own.
+fn reader_left(written: io::Result<()>) -> io::Result<()> {
+    match written {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Whether `e` is a write to stdout that failed because the reader closed it,
+/// as the JSON and CSV writers wrap it.
+fn closed_by_reader(e: &anyhow::Error) -> bool {
+    let broken = Some(io::ErrorKind::BrokenPipe);
+    e.chain().any(|cause| {
+        cause.downcast_ref::<io::Error>().map(io::Error::kind) == broken
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == broken
+            || matches!(
+                cause.downcast_ref::<csv::Error>().map(csv::Error::kind),
+                Some(csv::ErrorKind::Io(io)) if io.kind() == io::ErrorKind::BrokenPipe
+            )
+    })
+}
+
 fn json_out<T: Serialize + ?Sized>(value: &T) -> io::Result<()> {
     let mut out = BufWriter::new(io::stdout().lock());
     serde_json::to_writer_pretty(&mut out, value)?;
@@ -74,6 +101,10 @@ fn one_or_many(values: Vec<Value>) -> Value {
 
 /// `sync --once` output.
 pub fn reports(reports: &[RunReport], format: Format) -> io::Result<()> {
+    reader_left(write_reports(reports, format))
+}
+
+fn write_reports(reports: &[RunReport], format: Format) -> io::Result<()> {
     if format == Format::Json {
         return json_out(&one_or_many(reports.iter().map(report_json).collect()));
     }
@@ -165,6 +196,10 @@ fn plan_changes_json(p: &Plan) -> Value {
 
 /// `plan` output: the counts plus every change.
 pub fn plans(reports: &[RunReport], format: Format) -> io::Result<()> {
+    reader_left(write_plans(reports, format))
+}
+
+fn write_plans(reports: &[RunReport], format: Format) -> io::Result<()> {
     if format == Format::Json {
         let values = reports
             .iter()
@@ -249,6 +284,13 @@ pub type UserSource<'a> =
 /// `users list` output, written as the users arrive (JSON and CSV hold one
 /// user at a time; the table keeps five short columns to size the first).
 pub fn user_list(source: UserSource<'_>, format: ListFormat) -> anyhow::Result<()> {
+    match write_user_list(source, format) {
+        Err(e) if closed_by_reader(&e) => Ok(()),
+        done => done,
+    }
+}
+
+fn write_user_list(source: UserSource<'_>, format: ListFormat) -> anyhow::Result<()> {
     let out = BufWriter::new(io::stdout().lock());
     let mut failed: Option<anyhow::Error> = None;
     let mut keep = |r: Result<(), anyhow::Error>| match r {
@@ -382,6 +424,10 @@ fn spreadsheet_safe(cell: String) -> String {
 
 /// `users show` output.
 pub fn user_detail(d: &UserDetail, format: Format) -> io::Result<()> {
+    reader_left(write_user_detail(d, format))
+}
+
+fn write_user_detail(d: &UserDetail, format: Format) -> io::Result<()> {
     if format == Format::Json {
         return json_out(d);
     }
