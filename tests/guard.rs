@@ -38,7 +38,7 @@ fn mass_deprovision_is_held_but_creations_apply() {
     );
 
     // plan lists the held deprovisions; releasing applies them.
-    let p = s.run(&["plan", "--format", "json"]).expect(0).json();
+    let p = s.run(&["plan", "--format", "json"]).expect(3).json();
     assert_eq!(p["held"].as_array().unwrap().len(), 5);
     let r = s
         .run(&[

@@ -183,3 +183,145 @@ fn listings_carry_each_users_links_ordered_and_distinct() {
         .json();
     assert_eq!(few, json!([user3]));
 }
+
+/// Whether `text` holds a character that acts on a terminal: a control
+/// character other than the line ends, or a bidirectional override.
+fn has_terminal_controls(text: &str) -> bool {
+    text.chars()
+        .any(|c| (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c))
+}
+
+#[test]
+fn csv_export_neutralises_cells_a_spreadsheet_would_run() {
+    let s = Sandbox::new(CONFIG);
+    s.write(
+        "partners.csv",
+        "contact_id,name,email,account_id,description,grants\n\
+         @c1,\"=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",-ann@x.example,+acme,Buyer,@admin|x\n\
+         c2,Plain Name,=bob@x.example,-5,-2+3,\n",
+    );
+    s.sync(0);
+    let r = s.run(&["users", "list", "--format", "csv"]).expect(0);
+    let mut rows = csv::Reader::from_reader(r.stdout.as_bytes());
+    let records: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    let row = |login: &str| {
+        records
+            .iter()
+            .find(|r| &r[1] == login)
+            .unwrap_or_else(|| panic!("no {login} in\n{}", r.stdout))
+    };
+    let evil = row("hyperlink.http.evil.example.x");
+    assert_eq!(
+        &evil[2], "'=HYPERLINK(\"http://evil.example\",\"x\")",
+        "title"
+    );
+    assert_eq!(&evil[3], "Buyer", "a plain cell is as it was");
+    assert_eq!(&evil[4], "'-ann@x.example", "e-mail");
+    assert_eq!(&evil[8], "'@c1", "contacts");
+    assert_eq!(&evil[9], "'+acme", "accounts");
+    assert_eq!(&evil[13], "'@admin|x", "grants");
+    let plain = row("plain.name");
+    assert_eq!(&plain[2], "Plain Name");
+    assert_eq!(&plain[3], "'-2+3");
+    assert_eq!(&plain[4], "'=bob@x.example");
+    assert_eq!(&plain[9], "'-5");
+    assert!(plain[0].parse::<u64>().is_ok(), "ids stay numbers");
+    // JSON is exact.
+    let json = s.user("hyperlink.http.evil.example.x");
+    assert_eq!(json["title"], "=HYPERLINK(\"http://evil.example\",\"x\")");
+    assert_eq!(json["contacts"], json!(["@c1"]));
+}
+
+#[test]
+fn human_output_escapes_terminal_controls() {
+    let s = Sandbox::new(CONFIG);
+    s.write(
+        "partners.csv",
+        "contact_id,name,email,account_id,description,attributes.note\n\
+         c1,\u{1b}[2JGone\u{9b}31m,ann@x.example,\u{1b}]0;pwned\u{7},\"two\nlines\",abc\u{202e}fed\n",
+    );
+    s.sync(0);
+    let list = s.run(&["users", "list"]).expect(0);
+    assert!(!has_terminal_controls(&list.stdout), "{:?}", list.stdout);
+    assert!(
+        list.stdout.contains("\\u{1b}[2JGone\\u{9b}31m"),
+        "{}",
+        list.stdout
+    );
+    let login = s.users()[0]["login"].as_str().unwrap().to_owned();
+    let show = s.run(&["users", "show", &login]).expect(0);
+    assert!(!has_terminal_controls(&show.stdout), "{:?}", show.stdout);
+    assert!(
+        show.stdout.contains("title:       \\u{1b}[2JGone"),
+        "{}",
+        show.stdout
+    );
+    assert!(
+        show.stdout.contains("description: two\\nlines"),
+        "{}",
+        show.stdout
+    );
+    assert!(
+        show.stdout.contains("\\u{1b}]0;pwned\\u{7}"),
+        "{}",
+        show.stdout
+    );
+    assert!(show.stdout.contains("abc\\u{202e}fed"), "{}", show.stdout);
+    // JSON is exact.
+    let u = s.user(&login);
+    assert_eq!(u["title"], "\u{1b}[2JGone\u{9b}31m");
+    assert_eq!(u["description"], "two\nlines");
+    assert_eq!(u["attributes"]["note"], "abc\u{202e}fed");
+}
+
+#[test]
+fn a_bad_filter_value_is_named_once() {
+    let s = Sandbox::new(CONFIG);
+    for (args, hint) in [
+        (&["--status", "bogus"][..], "disabled"),
+        (&["--origin", "bogus"], "registration"),
+        (&["--attribute", "bogus"], "KEY=VALUE"),
+        (&["--attribute", "=bogus"], "KEY=VALUE"),
+    ] {
+        let mut all = vec!["users", "list"];
+        all.extend_from_slice(args);
+        let r = s.run(&all).expect(2);
+        assert_eq!(r.stderr.matches("bogus").count(), 1, "{}", r.stderr);
+        assert!(r.stderr.contains(hint), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn a_reader_that_stops_early_gets_no_error() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let s = Sandbox::new(CONFIG);
+    // Far more than a pipe holds (64 KiB), so the writer is still writing
+    // when the reader goes.
+    let rows: String = (0..5000)
+        .map(|i| format!("c{i},User {i},u{i}@x.example,,,\n"))
+        .collect();
+    s.write("partners.csv", &format!("{HEADER}{rows}"));
+    s.sync(0);
+    for format in ["human", "json", "csv"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_liaison"))
+            .arg("--config")
+            .arg(s.config())
+            .args(["users", "list", "--format", format])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        // The reader is dropped here, as `| head -1` closes its end.
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{format}: {stderr}");
+        assert_eq!(stderr, "", "{format}");
+    }
+}

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::model::{Origin, Status};
@@ -111,17 +112,17 @@ pub enum UsersCommand {
 /// `users list` arguments.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only users in this status (pending, active, disabled, rejected).
-    #[arg(long, value_parser = parse_status)]
+    /// Only users in this status.
+    #[arg(long, value_parser = status_parser())]
     pub status: Option<Status>,
     /// Only users linked to this account id.
     #[arg(long)]
     pub account: Option<String>,
-    /// Only users of this origin (sync, registration, manual).
-    #[arg(long, value_parser = parse_origin)]
+    /// Only users of this origin.
+    #[arg(long, value_parser = origin_parser())]
     pub origin: Option<Origin>,
     /// Only users with this attribute value, as KEY=VALUE; repeatable.
-    #[arg(long = "attribute", value_parser = parse_key_value)]
+    #[arg(long = "attribute", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub attributes: Vec<(String, String)>,
     /// Text in login, title, e-mail, description or an attribute value.
     #[arg(long)]
@@ -131,17 +132,21 @@ pub struct ListArgs {
     pub format: ListFormat,
 }
 
-fn parse_status(s: &str) -> Result<Status, String> {
-    s.parse()
+/// `--status`: clap checks the value against the statuses (naming the bad
+/// value once and listing the possible ones, also in `--help`).
+fn status_parser() -> impl TypedValueParser<Value = Status> {
+    PossibleValuesParser::new(Status::ALL.iter().map(|s| s.as_str())).try_map(|s| s.parse())
 }
 
-fn parse_origin(s: &str) -> Result<Origin, String> {
-    s.parse()
+/// `--origin`, as [`status_parser`].
+fn origin_parser() -> impl TypedValueParser<Value = Origin> {
+    PossibleValuesParser::new(Origin::ALL.iter().map(|o| o.as_str())).try_map(|o| o.parse())
 }
 
-fn parse_key_value(s: &str) -> Result<(String, String), String> {
+/// `KEY=VALUE`; clap's message already quotes the value, so this one does not.
+fn parse_key_value(s: &str) -> Result<(String, String), &'static str> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(format!("expected KEY=VALUE, found {s:?}")),
+        _ => Err("expected KEY=VALUE with a non-empty KEY"),
     }
 }

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use tracing::error;
 
 use super::args::{Cli, Command, Format, ListArgs, SyncArgs, UsersCommand};
 use super::exit;
 use super::output;
+use super::text::{quoted, visible};
 use crate::config::{self, Config, SourceConfig, StoreLocation};
 use crate::store::{SqliteStore, Store, UserFilter};
 use crate::sync::{retire_source, run_source, RunOptions, RunReport, RunStatus};
@@ -30,7 +30,7 @@ fn validate(cli: &Cli) -> u8 {
         Ok(c) => {
             output::line(&format!(
                 "{}: OK ({} source{})",
-                cli.config.display(),
+                visible(&cli.config.display().to_string()),
                 c.sources.len(),
                 if c.sources.len() == 1 { "" } else { "s" }
             ));
@@ -84,12 +84,12 @@ fn with_config(cli: &Cli, f: impl FnOnce(&Config) -> anyhow::Result<u8>) -> u8 {
             return exit::INVALID;
         }
     };
-    crate::logging::init(&config.log);
+    crate::logging::init(&config.log, crate::logging::ONE_SHOT_DEFAULT);
     match f(&config) {
         Ok(code) => code,
         Err(e) => {
-            error!("{e:#}");
-            output::error_line(&format!("error: {e:#}"));
+            // Said once, here: a log line of the same error would repeat it.
+            output::error(&e);
             exit::FAILURE
         }
     }
@@ -97,14 +97,23 @@ fn with_config(cli: &Cli, f: impl FnOnce(&Config) -> anyhow::Result<u8>) -> u8 {
 
 fn open_store(config: &Config) -> anyhow::Result<Box<dyn Store>> {
     match &config.store {
-        StoreLocation::Sqlite(path) => {
-            Ok(Box::new(SqliteStore::open(path).with_context(|| {
-                format!("opening the store {}", path.display())
-            })?))
-        }
+        StoreLocation::Sqlite(path) => match SqliteStore::open(path) {
+            Ok(store) => Ok(Box::new(store)),
+            Err(e) => Err(naming_the_store(e.into(), &path.display().to_string())),
+        },
         StoreLocation::Postgres(_) => {
             bail!("the PostgreSQL store is not part of this build yet; use sqlite://")
         }
+    }
+}
+
+/// `error` said while opening the store at `path`, naming the path unless the
+/// error already does (a failed open names it; a failed migration does not).
+fn naming_the_store(error: anyhow::Error, path: &str) -> anyhow::Error {
+    if error.to_string().contains(path) {
+        error
+    } else {
+        error.context(format!("opening the store {path}"))
     }
 }
 
@@ -117,7 +126,8 @@ fn select<'c>(config: &'c Config, name: Option<&str>) -> Result<Vec<&'c SourceCo
             None => {
                 let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
                 output::error_line(&format!(
-                    "unknown source {n:?} (configured: {})",
+                    "unknown source {} (configured: {})",
+                    quoted(n),
                     if known.is_empty() {
                         "none".to_owned()
                     } else {
@@ -159,7 +169,7 @@ fn run_all(
     outcome.map(|()| reports)
 }
 
-/// 1 if any run failed, else 3 if any was held, else 0.
+/// 1 if any run failed, else 3 if any was (or, planned, would be) held, else 0.
 fn exit_code(reports: &[RunReport]) -> u8 {
     if reports.iter().any(|r| r.status == RunStatus::Failed) {
         exit::FAILURE
@@ -186,11 +196,8 @@ fn plan(config: &Config, source: Option<&str>, format: Format) -> anyhow::Result
     };
     let reports = run_all(config, open_store(config)?.as_mut(), &sources, opts)?;
     output::plans(&reports, format)?;
-    Ok(if reports.iter().any(|r| r.status == RunStatus::Failed) {
-        exit::FAILURE
-    } else {
-        exit::OK
-    })
+    // The same code `sync --dry-run` gives: 3 says the guard would hold.
+    Ok(exit_code(&reports))
 }
 
 fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
@@ -271,7 +278,7 @@ fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<u8> {
                 Ok(exit::OK)
             }
             None => {
-                output::error_line(&format!("no user with login {login:?}"));
+                output::error_line(&format!("no user with login {}", quoted(login)));
                 Ok(exit::FAILURE)
             }
         },

@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod output;
+mod text;
 
 pub use args::Cli;
 pub use commands::run;

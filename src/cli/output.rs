@@ -1,5 +1,6 @@
 //! Everything the CLI prints: stdout for results, stderr for diagnostics.
 
+use std::borrow::Cow;
 use std::io::{self, BufWriter, Write};
 use std::ops::ControlFlow;
 
@@ -8,6 +9,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::args::{Format, ListFormat};
+use super::text::{error_chain, quoted, visible};
 use crate::reconcile::{ContactChange, DeprovisionAction, Plan};
 use crate::store::{UserDetail, UserView};
 use crate::sync::RunReport;
@@ -17,9 +19,42 @@ pub fn line(text: &str) {
     let _ = writeln!(io::stdout().lock(), "{text}");
 }
 
-/// One line to stderr.
+/// One line to stderr, its control characters escaped (messages quote values
+/// from configs, sources and the command line).
 pub fn error_line(text: &str) {
-    let _ = writeln!(io::stderr().lock(), "{text}");
+    let _ = writeln!(io::stderr().lock(), "{}", visible(text));
+}
+
+/// A command's error, once: `error: ` and the whole cause chain, each cause once.
+pub fn error(e: &anyhow::Error) {
+    error_line(&format!("error: {}", error_chain(e)));
+}
+
+/// A write that failed because the reader closed stdout (`liaison users list |
+/// head`) is done, not an error: the reader has what it wanted, and the exit
+/// code stays the command's own.
+fn reader_left(written: io::Result<()>) -> io::Result<()> {
+    match written {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Whether `e` is a write to stdout that failed because the reader closed it,
+/// as the JSON and CSV writers wrap it.
+fn closed_by_reader(e: &anyhow::Error) -> bool {
+    let broken = Some(io::ErrorKind::BrokenPipe);
+    e.chain().any(|cause| {
+        cause.downcast_ref::<io::Error>().map(io::Error::kind) == broken
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == broken
+            || matches!(
+                cause.downcast_ref::<csv::Error>().map(csv::Error::kind),
+                Some(csv::ErrorKind::Io(io)) if io.kind() == io::ErrorKind::BrokenPipe
+            )
+    })
 }
 
 fn json_out<T: Serialize + ?Sized>(value: &T) -> io::Result<()> {
@@ -66,6 +101,10 @@ fn one_or_many(values: Vec<Value>) -> Value {
 
 /// `sync --once` output.
 pub fn reports(reports: &[RunReport], format: Format) -> io::Result<()> {
+    reader_left(write_reports(reports, format))
+}
+
+fn write_reports(reports: &[RunReport], format: Format) -> io::Result<()> {
     if format == Format::Json {
         return json_out(&one_or_many(reports.iter().map(report_json).collect()));
     }
@@ -78,12 +117,13 @@ pub fn reports(reports: &[RunReport], format: Format) -> io::Result<()> {
 
 fn summary(out: &mut impl Write, r: &RunReport) -> io::Result<()> {
     let c = r.counts;
+    let source = visible(&r.source);
     match &r.failure {
-        Some(f) => writeln!(out, "{}: failed, nothing applied: {f}", r.source)?,
+        Some(f) => writeln!(out, "{source}: failed, nothing applied: {}", visible(f))?,
         None => writeln!(
             out,
             "{}: {} — {} created, {} updated, {} disabled, {} enabled, {} deleted, {} unchanged{}",
-            r.source,
+            source,
             r.status.as_str(),
             c.created,
             c.updated,
@@ -104,11 +144,16 @@ fn summary(out: &mut impl Write, r: &RunReport) -> io::Result<()> {
             "  held: {} {} ({}); release with --allow-mass-deprovision",
             action_word(h.deprovision.action),
             h.deprovision.login,
-            h.reason
+            visible(&h.reason)
         )?;
     }
     for e in &r.errors {
-        writeln!(out, "  {}: {}", e.location, e.message)?;
+        writeln!(
+            out,
+            "  {}: {}",
+            visible(&e.location.to_string()),
+            visible(&e.message)
+        )?;
     }
     Ok(())
 }
@@ -159,6 +204,10 @@ fn plan_changes_json(p: &Plan) -> Value {
 
 /// `plan` output: the counts plus every change.
 pub fn plans(reports: &[RunReport], format: Format) -> io::Result<()> {
+    reader_left(write_plans(reports, format))
+}
+
+fn write_plans(reports: &[RunReport], format: Format) -> io::Result<()> {
     if format == Format::Json {
         let values = reports
             .iter()
@@ -181,11 +230,11 @@ pub fn plans(reports: &[RunReport], format: Format) -> io::Result<()> {
             };
             writeln!(
                 out,
-                "  + create {} {:?} <{}> contacts: {}",
+                "  + create {} {} <{}> contacts: {}",
                 n.login,
-                fields.title,
-                fields.email,
-                ids.join(", ")
+                quoted(&fields.title),
+                visible(fields.email.as_str()),
+                visible(&ids.join(", "))
             )?;
         }
         for u in &p.updates {
@@ -193,7 +242,10 @@ pub fn plans(reports: &[RunReport], format: Format) -> io::Result<()> {
                 writeln!(
                     out,
                     "  ~ update {} {}: {} → {}",
-                    u.login, c.field, c.old, c.new
+                    u.login,
+                    c.field,
+                    visible(&c.old.to_string()),
+                    visible(&c.new.to_string())
                 )?;
             }
         }
@@ -204,21 +256,39 @@ pub fn plans(reports: &[RunReport], format: Format) -> io::Result<()> {
                     linked_now: true,
                     login,
                     ..
-                } => writeln!(out, "  ~ link contact {} to {login}", record.contact_id())?,
+                } => writeln!(
+                    out,
+                    "  ~ link contact {} to {login}",
+                    visible(record.contact_id())
+                )?,
                 ContactChange::Upsert { login, changes, .. } => {
                     for c in changes {
-                        writeln!(out, "  ~ update {login} {}: {} → {}", c.field, c.old, c.new)?;
+                        writeln!(
+                            out,
+                            "  ~ update {login} {}: {} → {}",
+                            visible(&c.field),
+                            visible(&c.old.to_string()),
+                            visible(&c.new.to_string())
+                        )?;
                     }
                 }
                 ContactChange::Unlink {
                     login, contact_id, ..
-                } => writeln!(out, "  ~ unlink contact {contact_id} from {login}")?,
+                } => writeln!(
+                    out,
+                    "  ~ unlink contact {} from {login}",
+                    visible(contact_id)
+                )?,
                 ContactChange::Moved {
                     login,
                     contact_id,
                     to,
                     ..
-                } => writeln!(out, "  ~ move contact {contact_id} from {login} to {to}")?,
+                } => writeln!(
+                    out,
+                    "  ~ move contact {} from {login} to {to}",
+                    visible(contact_id)
+                )?,
             }
         }
         for (_, login) in &p.enables {
@@ -242,6 +312,13 @@ pub type UserSource<'a> =
 /// `users list` output, written as the users arrive (JSON and CSV hold one
 /// user at a time; the table keeps five short columns to size the first).
 pub fn user_list(source: UserSource<'_>, format: ListFormat) -> anyhow::Result<()> {
+    match write_user_list(source, format) {
+        Err(e) if closed_by_reader(&e) => Ok(()),
+        done => done,
+    }
+}
+
+fn write_user_list(source: UserSource<'_>, format: ListFormat) -> anyhow::Result<()> {
     let out = BufWriter::new(io::stdout().lock());
     let mut failed: Option<anyhow::Error> = None;
     let mut keep = |r: Result<(), anyhow::Error>| match r {
@@ -267,7 +344,12 @@ pub fn user_list(source: UserSource<'_>, format: ListFormat) -> anyhow::Result<(
         ListFormat::Csv => {
             let mut w = csv::Writer::from_writer(out);
             w.write_record(CSV_COLUMNS)?;
-            source(&mut |u| keep(w.write_record(csv_row(&u)).map_err(Into::into)))?;
+            source(&mut |u| {
+                keep(
+                    w.write_record(csv_row(&u).map(spreadsheet_safe))
+                        .map_err(Into::into),
+                )
+            })?;
             if let Some(e) = failed {
                 return Err(e);
             }
@@ -277,16 +359,21 @@ pub fn user_list(source: UserSource<'_>, format: ListFormat) -> anyhow::Result<(
             let mut rows: Vec<[String; 5]> = Vec::new();
             source(&mut |u| {
                 rows.push([
-                    u.login,
+                    shown(u.login),
                     u.status.as_str().to_owned(),
                     u.origin.as_str().to_owned(),
-                    u.email.unwrap_or_else(|| "-".to_owned()),
-                    u.title,
+                    u.email.map_or_else(|| "-".to_owned(), shown),
+                    shown(u.title),
                 ]);
                 ControlFlow::Continue(())
             })?;
             let mut out = out;
-            let width = rows.iter().map(|r| r[0].len()).max().unwrap_or(5).max(5);
+            let width = rows
+                .iter()
+                .map(|r| r[0].chars().count())
+                .max()
+                .unwrap_or(5)
+                .max(5);
             writeln!(
                 out,
                 "{:<width$}  {:<8}  {:<6}  {:<30}  TITLE",
@@ -327,7 +414,8 @@ const CSV_COLUMNS: [&str; 17] = [
     "updated_at",
 ];
 
-/// One user as a CSV row (lists joined with `|`, attributes as JSON).
+/// One user as a CSV row (lists joined with `|`, attributes as JSON), before
+/// [`spreadsheet_safe`].
 fn csv_row(u: &UserView) -> [String; 17] {
     [
         u.id.to_string(),
@@ -350,63 +438,72 @@ fn csv_row(u: &UserView) -> [String; 17] {
     ]
 }
 
+/// A CSV cell a spreadsheet shows as text: one starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return would be read as a formula (and could run
+/// one), so it gets a leading `'`, as OWASP's CSV-injection advice says (and a
+/// leading NUL too, as ASVS 1.2.10 adds). The JSON output keeps the exact values.
+fn spreadsheet_safe(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r', '\0']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
 /// `users show` output.
 pub fn user_detail(d: &UserDetail, format: Format) -> io::Result<()> {
+    reader_left(write_user_detail(d, format))
+}
+
+fn write_user_detail(d: &UserDetail, format: Format) -> io::Result<()> {
     if format == Format::Json {
         return json_out(d);
     }
     let u = &d.user;
     let mut out = BufWriter::new(io::stdout().lock());
-    writeln!(out, "login:       {}", u.login)?;
-    writeln!(out, "title:       {}", u.title)?;
-    writeln!(out, "e-mail:      {}", u.email.as_deref().unwrap_or("-"))?;
-    writeln!(out, "status:      {} (origin {})", u.status, u.origin)?;
-    writeln!(out, "locale:      {}", u.locale)?;
-    if let Some(desc) = &u.description {
-        writeln!(out, "description: {desc}")?;
-    }
+    writeln!(out, "login:       {}", visible(&u.login))?;
+    writeln!(out, "title:       {}", visible(&u.title))?;
     writeln!(
         out,
-        "accounts:    {}",
-        if u.accounts.is_empty() {
-            "-".to_owned()
-        } else {
-            u.accounts.join(", ")
-        }
+        "e-mail:      {}",
+        visible(u.email.as_deref().unwrap_or("-"))
     )?;
+    writeln!(out, "status:      {} (origin {})", u.status, u.origin)?;
+    writeln!(out, "locale:      {}", visible(&u.locale))?;
+    if let Some(desc) = &u.description {
+        writeln!(out, "description: {}", visible(desc))?;
+    }
+    writeln!(out, "accounts:    {}", list_or_dash(&u.accounts))?;
     writeln!(
         out,
         "flags:       account_contacts={} account_tickets={} external_comments={}",
         u.account_contacts, u.account_tickets, u.external_comments
     )?;
-    writeln!(
-        out,
-        "grants:      {}",
-        if u.grants.is_empty() {
-            "-".to_owned()
-        } else {
-            u.grants.join(", ")
-        }
-    )?;
+    writeln!(out, "grants:      {}", list_or_dash(&u.grants))?;
     for (k, v) in &u.attributes {
-        writeln!(out, "attribute:   {k} = {v}")?;
+        writeln!(
+            out,
+            "attribute:   {} = {}",
+            visible(k),
+            visible(&v.to_string())
+        )?;
     }
     writeln!(out, "contacts:")?;
     for c in &d.linked_contacts {
         writeln!(
             out,
             "  {}:{}  {} <{}>{}{}",
-            c.source,
-            c.id,
-            c.name,
-            c.email,
+            visible(&c.source),
+            visible(&c.id),
+            visible(&c.name),
+            visible(&c.email),
             c.phone
                 .as_deref()
-                .map(|p| format!("  {p}"))
+                .map(|p| format!("  {}", visible(p)))
                 .unwrap_or_default(),
             c.account
                 .as_deref()
-                .map(|a| format!("  account {a}"))
+                .map(|a| format!("  account {}", visible(a)))
                 .unwrap_or_default()
         )?;
     }
@@ -425,10 +522,44 @@ pub fn user_detail(d: &UserDetail, format: Format) -> io::Result<()> {
             h.action,
             h.source
                 .as_deref()
-                .map(|s| format!("[{s}] "))
+                .map(|s| format!("[{}] ", visible(s)))
                 .unwrap_or_default(),
-            what
+            visible(&what)
         )?;
     }
     out.flush()
+}
+
+/// A list joined with `, ` for people, or `-` when empty.
+fn list_or_dash(items: &[String]) -> Cow<'_, str> {
+    if items.is_empty() {
+        Cow::Borrowed("-")
+    } else {
+        Cow::Owned(visible(&items.join(", ")).into_owned())
+    }
+}
+
+/// `text` made [`visible`], reusing its buffer when nothing needed escaping.
+fn shown(text: String) -> String {
+    match visible(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(escaped) => escaped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_get_a_leading_quote() {
+        for cell in [
+            "=1+2", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "\0x", "=", "-",
+        ] {
+            assert_eq!(spreadsheet_safe(cell.to_owned()), format!("'{cell}"));
+        }
+        for cell in ["", "1", "a=b", " =1", "'=1", "{\"k\":\"=v\"}", "c1|=x"] {
+            assert_eq!(spreadsheet_safe(cell.to_owned()), cell);
+        }
+    }
 }

@@ -15,10 +15,12 @@ use crate::model::UserId;
 use crate::reconcile::{Plan, PlanCounts, State};
 
 /// Why the store failed. Carries the operation, so a message says what was being done.
+/// The driver's error is the `source`, not part of the text: print the chain
+/// (`{:#}` or the CLI's error printer) to see it, once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be opened.
-    #[error("cannot open store {path}: {source}")]
+    #[error("cannot open store {path}")]
     Open {
         /// The database location.
         path: String,
@@ -27,7 +29,7 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// The database's folder could not be created.
-    #[error("cannot create the folder of store {path}: {source}")]
+    #[error("cannot create the folder of store {path}")]
     Folder {
         /// The database location.
         path: String,
@@ -44,7 +46,7 @@ pub enum StoreError {
         known: i64,
     },
     /// A query failed.
-    #[error("store: {what}: {source}")]
+    #[error("store: {what}")]
     Query {
         /// What was being done.
         what: &'static str,
