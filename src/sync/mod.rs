@@ -7,5 +7,8 @@
 mod read;
 mod run;
 
+#[cfg(test)]
+mod differential_tests;
+
 pub use read::{read_source, ReadFailure, ReadResult, RowError, Seen, SeenState, StoredContacts};
 pub use run::{run_source, RunOptions, RunReport, RunStatus};
