@@ -10,7 +10,7 @@ use super::output;
 use super::text::{quoted, visible};
 use crate::config::{self, Config, SourceConfig, StoreLocation};
 use crate::store::{SqliteStore, Store, UserFilter};
-use crate::sync::{retire_source, run_source, RunOptions, RunReport, RunStatus};
+use crate::sync::{retire_source, run_sources, RunOptions, RunReport, RunStatus};
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
@@ -140,35 +140,6 @@ fn select<'c>(config: &'c Config, name: Option<&str>) -> Result<Vec<&'c SourceCo
     }
 }
 
-fn run_all(
-    config: &Config,
-    store: &mut dyn Store,
-    sources: &[&SourceConfig],
-    opts: RunOptions,
-) -> anyhow::Result<Vec<RunReport>> {
-    // A dry run over several sources rehearses: each source plans on top of
-    // what the ones before it would apply, exactly as a sync would run them.
-    let rehearse = opts.dry_run && sources.len() > 1;
-    if rehearse {
-        store.begin_rehearsal()?;
-    }
-    let mut reports = Vec::with_capacity(sources.len());
-    let mut outcome = Ok(());
-    for s in sources {
-        match run_source(config, s, store, opts) {
-            Ok(report) => reports.push(report),
-            Err(e) => {
-                outcome = Err(anyhow::Error::new(e).context(format!("source {}", s.name)));
-                break;
-            }
-        }
-    }
-    if rehearse {
-        store.end_rehearsal()?;
-    }
-    outcome.map(|()| reports)
-}
-
 /// 1 if any run failed, else 3 if any was (or, planned, would be) held, else 0.
 fn exit_code(reports: &[RunReport]) -> u8 {
     if reports.iter().any(|r| r.status == RunStatus::Failed) {
@@ -194,7 +165,7 @@ fn plan(config: &Config, source: Option<&str>, format: Format) -> anyhow::Result
         now_ms: crate::clock::now_ms(),
         ..RunOptions::default()
     };
-    let reports = run_all(config, open_store(config)?.as_mut(), &sources, opts)?;
+    let reports = run_sources(config, &sources, open_store(config)?.as_mut(), opts)?;
     output::plans(&reports, format)?;
     // The same code `sync --dry-run` gives: 3 says the guard would hold.
     Ok(exit_code(&reports))
@@ -219,7 +190,7 @@ fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let mut store = open_store(config)?;
-    let reports = run_all(config, store.as_mut(), &sources, opts)?;
+    let reports = run_sources(config, &sources, store.as_mut(), opts)?;
     warn_about_removed_sources(config, store.as_mut())?;
     output::reports(&reports, args.format)?;
     let code = exit_code(&reports);

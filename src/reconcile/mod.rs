@@ -14,6 +14,8 @@ mod planner;
 mod state;
 
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 
 pub use guard::{guard, GuardLimits};

@@ -8,6 +8,12 @@ mod read;
 mod run;
 mod settings;
 
+#[cfg(test)]
+mod differential_tests;
+
 pub use read::{read_source, ReadFailure, ReadResult, RowError, Seen, SeenState, StoredContacts};
-pub use run::{retire_source, run_source, RunOptions, RunReport, RunStatus, ALL_LOGINS_THRESHOLD};
+pub use run::{
+    retire_source, run_source, run_sources, RunOptions, RunReport, RunStatus, SourceRunError,
+    ALL_LOGINS_THRESHOLD,
+};
 pub use settings::plan_settings_digest;

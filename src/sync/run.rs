@@ -122,6 +122,59 @@ pub fn run_source(
     commit(store, &source.name, plan, errors, held, settings, opts)
 }
 
+/// A store error during the run of one of several sources.
+#[derive(Debug, thiserror::Error)]
+#[error("source {name}")]
+pub struct SourceRunError {
+    /// The source whose run failed.
+    pub name: String,
+    /// What the store said.
+    #[source]
+    pub error: StoreError,
+}
+
+/// Runs `sources` one after another on one store, as `sync --once` does. A
+/// dry run over several sources rehearses: each source plans on top of what
+/// the ones before it would apply (undone at the end), so `plan` shows
+/// exactly what `sync` then does.
+pub fn run_sources(
+    config: &Config,
+    sources: &[&SourceConfig],
+    store: &mut dyn Store,
+    opts: RunOptions,
+) -> Result<Vec<RunReport>, SourceRunError> {
+    let rehearse = opts.dry_run && sources.len() > 1;
+    let name_of = |i: usize| sources.get(i).map(|s| s.name.clone()).unwrap_or_default();
+    if rehearse {
+        store.begin_rehearsal().map_err(|error| SourceRunError {
+            name: name_of(0),
+            error,
+        })?;
+    }
+    let mut reports = Vec::with_capacity(sources.len());
+    let mut outcome = Ok(());
+    for s in sources {
+        match run_source(config, s, store, opts) {
+            Ok(report) => reports.push(report),
+            Err(error) => {
+                outcome = Err(SourceRunError {
+                    name: s.name.clone(),
+                    error,
+                });
+                break;
+            }
+        }
+    }
+    if rehearse {
+        // Undone whatever happened; a failed undo is the error to report.
+        store.end_rehearsal().map_err(|error| SourceRunError {
+            name: name_of(reports.len().min(sources.len().saturating_sub(1))),
+            error,
+        })?;
+    }
+    outcome.map(|()| reports)
+}
+
 /// Retires a source that is no longer in the config: as if it returned
 /// nothing, its contacts are unlinked and `sync` users left without contacts
 /// are disabled (and, past `delete_after`, deleted), through the safety guard
