@@ -41,6 +41,8 @@ struct Planner<'a> {
     linked: BTreeMap<UserId, Vec<&'a StoredContact>>,
     /// Users by normalized e-mail.
     by_email: HashMap<&'a str, Vec<UserId>>,
+    /// Users with an anchor of this source: the ones its runs may delete.
+    fed_here: BTreeSet<UserId>,
     /// Logins of the loaded users: taken, whatever `State::taken_logins` holds.
     user_logins: HashSet<&'a str>,
     /// Moves of contacts to users created in this run: the index of the
@@ -70,6 +72,35 @@ impl Group<'_> {
     fn first_id(&self) -> &str {
         self.records.first().map(|r| r.contact_id()).unwrap_or("")
     }
+}
+
+/// Who would hold an address after the run.
+#[derive(Debug, Clone, Copy)]
+enum Holder {
+    /// An existing user.
+    User(UserId),
+    /// The user a group of records would create (the group's index).
+    New(usize),
+}
+
+/// What one existing user keeps and loses in a run ([`Planner::contacts_after`]).
+#[derive(Default)]
+struct ContactsAfter<'r> {
+    /// Its contacts after the run, with their sources' ranks.
+    contacts: Vec<(usize, &'r ContactRecord)>,
+    /// Contacts of this source that left it.
+    unlinks: Vec<String>,
+    /// Contacts of this source that moved to another user (`None`: a new one).
+    moves: Vec<(&'r str, Option<UserId>)>,
+}
+
+/// The contact that gives a user its title and address: the smallest
+/// (source rank, contact id), as [`merge_fields`] picks it.
+fn primary<'r>(contacts: &[(usize, &'r ContactRecord)]) -> Option<&'r ContactRecord> {
+    contacts
+        .iter()
+        .min_by(|a, b| (a.0, a.1.contact_id()).cmp(&(b.0, b.1.contact_id())))
+        .map(|(_, r)| *r)
 }
 
 /// Sorts records by (normalized e-mail, contact id): one sort of compact keys,
@@ -205,6 +236,7 @@ impl<'a> Planner<'a> {
             }
         }
         let user_logins = state.users.values().map(|u| u.login.as_str()).collect();
+        let fed_here = anchors.values().map(|a: &&StoredContact| a.user).collect();
         Planner {
             source,
             state,
@@ -213,6 +245,7 @@ impl<'a> Planner<'a> {
             anchors,
             linked,
             by_email,
+            fed_here,
             user_logins,
             moves_to_new: Vec::new(),
             plan: Plan {
@@ -414,91 +447,20 @@ impl<'a> Planner<'a> {
             }
         }
         to_create.sort();
-        // 2c. An e-mail change must not give two users one address. Users keep
-        // their address unless assigned to a group with another one; an assignment
-        // that would collide is dropped (a conflict), which may in turn make its
-        // user keep its address, so repeat until nothing collides.
-        loop {
-            let mut holders: HashMap<&str, Vec<UserId>> = HashMap::new();
-            for u in self.state.users.values() {
-                let email = match assigned.get(&u.id) {
-                    Some(gi) => Some(groups[*gi].email()),
-                    None => u.email.as_ref().map(|e| e.normalized()),
-                };
-                if let Some(e) = email {
-                    holders.entry(e).or_default().push(u.id);
-                }
-            }
-            let clashes: Vec<(UserId, UserId)> = assigned
-                .iter()
-                .filter_map(|(user, gi)| {
-                    let other = holders
-                        .get(groups[*gi].email())?
-                        .iter()
-                        .copied()
-                        .find(|u| u != user)?;
-                    Some((*user, other))
-                })
-                .collect();
-            if clashes.is_empty() {
-                break;
-            }
-            for (user, other) in clashes {
-                let Some(gi) = assigned.remove(&user) else {
-                    continue;
-                };
-                let msg = format!(
-                    "changing the e-mail of user {} to {} would give it the address of user {}; left as it was",
-                    self.login(user),
-                    groups[gi].records[0].email_str(),
-                    self.login(other)
-                );
-                self.conflict(&groups[gi], &mut frozen, msg);
-            }
-        }
+        // 2c. No two users may end the run with one address.
+        let keep_email = self.settle_emails(&groups, &mut assigned, &mut to_create, &mut frozen);
         // 3./4. Every user touched by this source: assigned ones and those whose
         // anchors of this source were linked before.
         let mut touched: BTreeSet<UserId> = assigned.keys().copied().collect();
         touched.extend(self.anchors.values().filter(|a| a.linked).map(|a| a.user));
-        let mut moved_in: BTreeMap<UserId, &[ContactRecord]> = BTreeMap::new();
-        for (user, gi) in &assigned {
-            moved_in.insert(*user, groups[*gi].records);
-        }
-        // Contacts of this source placed with some user in this run (`None`: a new
-        // one). Only anchored contacts can have been linked elsewhere before.
-        let mut placed: HashMap<&str, Option<UserId>> = assigned
-            .iter()
-            .flat_map(|(u, gi)| {
-                groups[*gi]
-                    .records
-                    .iter()
-                    .map(move |r| (r.contact_id(), Some(*u)))
-            })
-            .collect();
-        for gi in &to_create {
-            placed.extend(
-                groups[*gi]
-                    .records
-                    .iter()
-                    .filter(|r| self.anchors.contains_key(r.contact_id()))
-                    .map(|r| (r.contact_id(), None)),
-            );
-        }
-        // Users with a contact of this source present in this run: never
-        // deleted by the grace period, whatever their state said before.
-        let mut present: BTreeSet<UserId> = assigned.keys().copied().collect();
-        present.extend(
-            frozen
-                .iter()
-                .filter_map(|id| self.anchors.get(id.as_str()).map(|a| a.user)),
-        );
+        let placed = self.placed(&groups, &assigned, &to_create);
+        let present = self.present(&assigned, &frozen);
         for user in touched {
-            self.plan_user(
-                user,
-                moved_in.get(&user).copied().unwrap_or(&[]),
-                &placed,
-                &frozen,
-            );
+            let records = assigned
+                .get(&user)
+                .map_or(&[][..], |gi| groups[*gi].records);
+            let keep = keep_email.contains(&user);
+            self.plan_user(user, records, &placed, &frozen, keep);
         }
         self.plan_expired_deletes(&present);
 
@@ -527,40 +489,328 @@ impl<'a> Planner<'a> {
             .collect()
     }
 
+    /// Settles the addresses users end the run with, so that no two share one.
+    /// A new user whose address another user will hold is not created (its
+    /// records are a conflict); an existing user whose address would change to
+    /// one another user holds keeps its own: the group bringing the address is
+    /// a conflict, or, when the address comes from one of its other contacts
+    /// (it lost the one that gave its address), the user's address is kept —
+    /// returned. Users deleted in this run hold nothing. Each settlement can
+    /// change another user's contacts, so repeat until nothing clashes.
+    fn settle_emails(
+        &mut self,
+        groups: &[Group<'_>],
+        assigned: &mut BTreeMap<UserId, usize>,
+        to_create: &mut Vec<usize>,
+        frozen: &mut BTreeSet<String>,
+    ) -> BTreeSet<UserId> {
+        let mut keep_email: BTreeSet<UserId> = BTreeSet::new();
+        if self.state.users.is_empty() {
+            // A first load: new groups have distinct addresses by construction.
+            return keep_email;
+        }
+        // Addresses two users held before the run (never by this planner's
+        // doing): left as they are, and not settled again.
+        let mut tolerated: BTreeSet<String> = BTreeSet::new();
+        loop {
+            let clash = self.first_email_clash(
+                groups,
+                assigned,
+                to_create,
+                frozen,
+                &keep_email,
+                &tolerated,
+            );
+            let Some((email, holders)) = clash else {
+                return keep_email;
+            };
+            let settled = self.settle_clash(
+                groups,
+                assigned,
+                to_create,
+                frozen,
+                &mut keep_email,
+                &email,
+                &holders,
+            );
+            if !settled {
+                tolerated.insert(email);
+            }
+        }
+    }
+
+    /// The first address (in order) that two users would hold after the run,
+    /// with who would hold it.
+    fn first_email_clash(
+        &self,
+        groups: &[Group<'_>],
+        assigned: &BTreeMap<UserId, usize>,
+        to_create: &[usize],
+        frozen: &BTreeSet<String>,
+        keep_email: &BTreeSet<UserId>,
+        tolerated: &BTreeSet<String>,
+    ) -> Option<(String, Vec<Holder>)> {
+        let placed = self.placed(groups, assigned, to_create);
+        let present = self.present(assigned, frozen);
+        let mut holders: BTreeMap<&str, Vec<Holder>> = BTreeMap::new();
+        for u in self.state.users.values() {
+            if self.expires(u, &present) {
+                continue;
+            }
+            let current = u.email.as_ref().map(|e| e.normalized());
+            let after = match (keep_email.contains(&u.id), assigned.get(&u.id)) {
+                (true, _) => current,
+                (false, gi) => {
+                    let records = gi.map_or(&[][..], |gi| groups[*gi].records);
+                    let kept = self.contacts_after(u.id, records, &placed, frozen);
+                    primary(&kept.contacts)
+                        .map(|r| r.email_normalized())
+                        .or(current)
+                }
+            };
+            if let Some(e) = after {
+                holders.entry(e).or_default().push(Holder::User(u.id));
+            }
+        }
+        for &gi in to_create {
+            holders
+                .entry(groups[gi].email())
+                .or_default()
+                .push(Holder::New(gi));
+        }
+        holders
+            .into_iter()
+            .find(|(e, h)| h.len() > 1 && !tolerated.contains(*e))
+            .map(|(e, h)| (e.to_owned(), h))
+    }
+
+    /// Resolves one clash on `email` (see [`Planner::settle_emails`]); false
+    /// when there was nothing this run could change.
+    #[allow(clippy::too_many_arguments)]
+    fn settle_clash(
+        &mut self,
+        groups: &[Group<'_>],
+        assigned: &mut BTreeMap<UserId, usize>,
+        to_create: &mut Vec<usize>,
+        frozen: &mut BTreeSet<String>,
+        keep_email: &mut BTreeSet<UserId>,
+        email: &str,
+        holders: &[Holder],
+    ) -> bool {
+        let existing: Vec<UserId> = holders
+            .iter()
+            .filter_map(|h| match h {
+                Holder::User(u) => Some(*u),
+                Holder::New(_) => None,
+            })
+            .collect();
+        // Who had the address before the run keeps it.
+        let owner = existing.iter().copied().find(|u| {
+            self.user(*u)
+                .and_then(|u| u.email.as_ref())
+                .is_some_and(|e| e.normalized() == email)
+        });
+        let owner_login = owner.map(|u| self.login(u).to_string());
+        let new_groups: Vec<usize> = holders
+            .iter()
+            .filter_map(|h| match h {
+                Holder::New(gi) => Some(*gi),
+                Holder::User(_) => None,
+            })
+            .collect();
+        // A new group with the address one unclaimed user ends the run with
+        // joins that user, as it would by e-mail on the next run.
+        if let ([gi], [u]) = (new_groups.as_slice(), existing.as_slice()) {
+            if !assigned.contains_key(u) {
+                to_create.retain(|g| g != gi);
+                assigned.insert(*u, *gi);
+                return true;
+            }
+        }
+        // New users first: settling them may leave the others nothing to do.
+        let holders: Vec<Holder> = match new_groups.is_empty() {
+            true => holders.to_vec(),
+            false => new_groups.iter().map(|gi| Holder::New(*gi)).collect(),
+        };
+        let mut settled = false;
+        for h in &holders {
+            match *h {
+                Holder::New(gi) => {
+                    to_create.retain(|g| *g != gi);
+                    let msg = format!(
+                        "e-mail {} is the address of user {}; left as it was",
+                        groups[gi].records[0].email_str(),
+                        owner_login
+                            .clone()
+                            .unwrap_or_else(|| self.holders_text(&existing)),
+                    );
+                    self.conflict(&groups[gi], frozen, msg);
+                    settled = true;
+                }
+                Holder::User(u) if Some(u) != owner => {
+                    let other = owner.or_else(|| existing.iter().copied().find(|o| *o != u));
+                    let other = other.map(|o| self.login(o).to_string()).unwrap_or_default();
+                    match assigned.get(&u).copied() {
+                        // The address's owner takes the group, as a group that
+                        // lost its user to another does (step 2b).
+                        Some(gi)
+                            if groups[gi].email() == email
+                                && owner.is_some_and(|o| !assigned.contains_key(&o)) =>
+                        {
+                            assigned.remove(&u);
+                            if let Some(o) = owner {
+                                assigned.insert(o, gi);
+                            }
+                        }
+                        Some(gi) if groups[gi].email() == email => {
+                            assigned.remove(&u);
+                            let msg = format!(
+                                "changing the e-mail of user {} to {} would give it the address of user {other}; left as it was",
+                                self.login(u),
+                                groups[gi].records[0].email_str(),
+                            );
+                            self.conflict(&groups[gi], frozen, msg);
+                        }
+                        _ => {
+                            // Already kept: its address is its own already.
+                            settled |= keep_email.insert(u);
+                            continue;
+                        }
+                    }
+                    settled = true;
+                }
+                Holder::User(_) => {}
+            }
+        }
+        settled
+    }
+
+    fn holders_text(&self, users: &[UserId]) -> String {
+        users
+            .iter()
+            .map(|u| self.login(*u).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Contacts of this source placed with some user in this run (`None`: a new
+    /// one). Only anchored contacts can have been linked elsewhere before.
+    fn placed<'g>(
+        &self,
+        groups: &[Group<'g>],
+        assigned: &BTreeMap<UserId, usize>,
+        to_create: &[usize],
+    ) -> HashMap<&'g str, Option<UserId>> {
+        let mut placed: HashMap<&'g str, Option<UserId>> = HashMap::new();
+        for (u, gi) in assigned {
+            placed.extend(
+                groups[*gi]
+                    .records
+                    .iter()
+                    .map(|r| (r.contact_id(), Some(*u))),
+            );
+        }
+        for gi in to_create {
+            placed.extend(
+                groups[*gi]
+                    .records
+                    .iter()
+                    .filter(|r| self.anchors.contains_key(r.contact_id()))
+                    .map(|r| (r.contact_id(), None)),
+            );
+        }
+        placed
+    }
+
+    /// Users with a contact of this source present in this run (assigned a
+    /// group, or anchoring a frozen record): never deleted by the grace period.
+    fn present(
+        &self,
+        assigned: &BTreeMap<UserId, usize>,
+        frozen: &BTreeSet<String>,
+    ) -> BTreeSet<UserId> {
+        let mut present: BTreeSet<UserId> = assigned.keys().copied().collect();
+        present.extend(
+            frozen
+                .iter()
+                .filter_map(|id| self.anchors.get(id.as_str()).map(|a| a.user)),
+        );
+        present
+    }
+
+    /// Whether this run deletes `u`: a sync-disabled `sync` user without
+    /// contacts whose grace period has passed, that this source fed (it has an
+    /// anchor of it) and that has no contact `present` in this run.
+    fn expires(&self, u: &ExternalUser, present: &BTreeSet<UserId>) -> bool {
+        let Some(after) = self.opts.delete_after_ms else {
+            return false;
+        };
+        u.origin == Origin::Sync
+            && u.status == Status::Disabled
+            && u.disabled_by == Some(DisabledBy::Sync)
+            && u.disabled_at
+                .is_some_and(|at| at.saturating_add(after) <= self.opts.now_ms)
+            && !self.linked.contains_key(&u.id)
+            && self.fed_here.contains(&u.id)
+            && !present.contains(&u.id)
+    }
+
+    /// What `user` keeps after the run: its linked contacts of other sources,
+    /// its frozen ones of this source and `records`; the contacts of this
+    /// source that left (unlinks) and that moved to another user.
+    fn contacts_after<'r>(
+        &self,
+        user_id: UserId,
+        records: &'r [ContactRecord],
+        placed: &HashMap<&str, Option<UserId>>,
+        frozen: &BTreeSet<String>,
+    ) -> ContactsAfter<'r>
+    where
+        'a: 'r,
+    {
+        let my_rank = self.rank_of(self.source);
+        let mut after = ContactsAfter::default();
+        let linked: &[&'a StoredContact] = self.linked.get(&user_id).map_or(&[], Vec::as_slice);
+        for &c in linked {
+            if c.source != self.source {
+                after.contacts.push((self.rank_of(&c.source), &c.record));
+            } else if frozen.contains(c.record.contact_id()) {
+                after.contacts.push((my_rank, &c.record));
+            } else if let Some(to) = placed.get(c.record.contact_id()) {
+                if *to != Some(user_id) {
+                    after.moves.push((c.record.contact_id(), *to));
+                }
+            } else {
+                after.unlinks.push(c.record.contact_id().to_owned());
+            }
+        }
+        after.contacts.extend(records.iter().map(|r| (my_rank, r)));
+        after
+    }
+
     /// Plans one existing user: its contacts of this source now are `records`
     /// (plus frozen ones it already had); others of this source left or moved.
+    /// `keep_email`: its address stays as it is (see [`Planner::settle_emails`]).
     fn plan_user(
         &mut self,
         user_id: UserId,
         records: &[ContactRecord],
         placed: &HashMap<&str, Option<UserId>>,
         frozen: &BTreeSet<String>,
+        keep_email: bool,
     ) {
         let Some(user) = self.user(user_id) else {
             return;
         };
-        let my_rank = self.rank_of(self.source);
-        let mut contacts: Vec<(usize, &ContactRecord)> = Vec::new();
-        let mut unlinks: Vec<String> = Vec::new();
-        let mut moves: Vec<(&str, Option<UserId>)> = Vec::new();
-        for c in self.linked.get(&user_id).map(Vec::as_slice).unwrap_or(&[]) {
-            if c.source != self.source {
-                contacts.push((self.rank_of(&c.source), &c.record));
-            } else if frozen.contains(c.record.contact_id()) {
-                contacts.push((my_rank, &c.record));
-            } else if let Some(to) = placed.get(c.record.contact_id()) {
-                if *to != Some(user_id) {
-                    moves.push((c.record.contact_id(), *to));
-                }
-            } else {
-                unlinks.push(c.record.contact_id().to_owned());
-            }
-        }
+        let ContactsAfter {
+            contacts,
+            unlinks,
+            moves,
+        } = self.contacts_after(user_id, records, placed, frozen);
         let moved_away = !moves.is_empty();
         for (contact_id, to) in moves {
             self.push_move(user, contact_id, to);
         }
-        contacts.extend(records.iter().map(|r| (my_rank, r)));
         let had_changes = !unlinks.is_empty() || moved_away;
 
         if contacts.is_empty() {
@@ -607,7 +857,10 @@ impl<'a> Planner<'a> {
                     .push((r.contact_id().to_owned(), r.fingerprint));
             }
         }
-        if let Some(fields) = merge_fields(&contacts, &self.opts.default_locale) {
+        if let Some(mut fields) = merge_fields(&contacts, &self.opts.default_locale) {
+            if let (true, Some(own)) = (keep_email, &user.email) {
+                fields.email = own.clone();
+            }
             let changes = fields.diff_from(user);
             if !changes.is_empty() {
                 changed = true;
@@ -657,25 +910,11 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Sync-disabled `sync` users without contacts whose grace period has
-    /// passed, among those this source fed (they have an anchor of it): a user
-    /// with a contact `present` in this run is never deleted.
+    /// The users [`Planner::expires`] says this run deletes.
     fn plan_expired_deletes(&mut self, present: &BTreeSet<UserId>) {
-        let Some(after) = self.opts.delete_after_ms else {
-            return;
-        };
         let already: BTreeSet<UserId> = self.plan.deprovisions.iter().map(|d| d.user).collect();
-        let fed_here: BTreeSet<UserId> = self.anchors.values().map(|a| a.user).collect();
         for u in self.state.users.values() {
-            let expired = u.origin == Origin::Sync
-                && u.status == Status::Disabled
-                && u.disabled_by == Some(DisabledBy::Sync)
-                && u.disabled_at
-                    .is_some_and(|at| at.saturating_add(after) <= self.opts.now_ms)
-                && !self.linked.contains_key(&u.id)
-                && fed_here.contains(&u.id)
-                && !present.contains(&u.id)
-                && !already.contains(&u.id);
+            let expired = self.expires(u, present) && !already.contains(&u.id);
             if expired {
                 self.plan.deprovisions.push(Deprovision {
                     user: u.id,
