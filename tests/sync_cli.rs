@@ -248,7 +248,13 @@ fn read_again(s: &Sandbox) -> liaison::sync::ReadResult {
         .for_each_anchor("partners", &mut |id, anchor| known.push(id, anchor))
         .unwrap();
     let connector = liaison::plugins::build(&source.connector);
-    liaison::sync::read_source(connector.as_ref(), &mapping, known, 0.5).unwrap()
+    liaison::sync::read_source(
+        connector.as_ref(),
+        &mapping,
+        known,
+        liaison::config::Ratio::percent(50),
+    )
+    .unwrap()
 }
 
 #[test]

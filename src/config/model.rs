@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::{Schedule, Secret, Span};
+use super::{Ratio, Schedule, Secret, Span};
 use crate::mapping::MapSpec;
 
 /// The whole configuration of one Liaison instance.
@@ -78,7 +78,7 @@ pub struct SourceConfig {
     /// `map:` gives empty `fields`: the standard layout, filtered by `when`.
     pub map: Option<MapSpec>,
     /// Per-source override of `safety.max_bad_row_ratio`.
-    pub max_bad_row_ratio: Option<f64>,
+    pub max_bad_row_ratio: Option<Ratio>,
 }
 
 /// Settings per connector type. Only plugins compiled into this build appear.
@@ -95,17 +95,17 @@ pub struct SafetyConfig {
     /// At most this many disables/deletes per run (default 50).
     pub max_deprovision: u32,
     /// At most this share of the source's active users per run (default 0.10).
-    pub max_deprovision_ratio: f64,
+    pub max_deprovision_ratio: Ratio,
     /// More bad rows than this share and the read failed (default 0.05).
-    pub max_bad_row_ratio: f64,
+    pub max_bad_row_ratio: Ratio,
 }
 
 impl Default for SafetyConfig {
     fn default() -> Self {
         SafetyConfig {
             max_deprovision: 50,
-            max_deprovision_ratio: 0.10,
-            max_bad_row_ratio: 0.05,
+            max_deprovision_ratio: Ratio::percent(10),
+            max_bad_row_ratio: Ratio::percent(5),
         }
     }
 }

@@ -231,7 +231,7 @@ pub fn run_source(
 
     let limits = GuardLimits {
         max_deprovision: config.safety.max_deprovision,
-        max_deprovision_ratio: config.safety.max_deprovision_ratio,
+        max_deprovision_ratio: config.safety.max_deprovision_ratio.as_f64(),
         // Only a plan that deprovisions needs the ratio's base (a full count).
         active_before: if plan.deprovisions.is_empty() {
             0
