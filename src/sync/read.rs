@@ -457,6 +457,11 @@ pub fn read_source(
 /// Items handed over this many at a time.
 const BATCH: usize = 1024;
 
+/// A batch is handed over early once its records hold this much text, so the
+/// batches in flight stay small however long the rows (a CSV row may hold up
+/// to 1 MiB): 1024 rows of the benchmark file hold ~120 KB.
+const BATCH_BYTES: usize = 1024 * 1024;
+
 /// An item with its digest ([`Mapping::fingerprint`], 0 for a bad row).
 type Digested = Result<(Item, u64), liaison_plugin_api::SourceError>;
 
@@ -472,16 +477,19 @@ fn read_ahead<'scope>(
     let (tx, rx) = sync_channel(4);
     scope.spawn(move || {
         let mut batch = Vec::with_capacity(BATCH);
+        let mut bytes = 0;
         for item in stream {
             let failed = item.is_err();
             batch.push(item.map(|item| {
+                bytes += text_len(&item);
                 let fingerprint = match &item {
                     Item::Record(record) => mapping.fingerprint(record),
                     Item::Bad(_) => 0,
                 };
                 (item, fingerprint)
             }));
-            if batch.len() == BATCH || failed {
+            if batch.len() == BATCH || bytes >= BATCH_BYTES || failed {
+                bytes = 0;
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                 // The consumer stopped (it hit an error): stop reading too.
                 if tx.send(full).is_err() || failed {
@@ -494,6 +502,15 @@ fn read_ahead<'scope>(
         }
     });
     rx
+}
+
+/// The text an item holds (its record's, or its bad row's partial record's).
+fn text_len(item: &Item) -> usize {
+    let record = match item {
+        Item::Record(record) => Some(record),
+        Item::Bad(bad) => bad.partial.as_ref(),
+    };
+    record.map_or(0, |r| r.text().len())
 }
 
 /// Sorts what the parsing thread sends into `out`: a stored contact whose row
@@ -716,6 +733,39 @@ mod tests {
                 read.errors.iter().map(|e| e.location.clone()).collect();
             prop_assert_eq!(located, expected);
         }
+    }
+
+    #[test]
+    fn batches_in_flight_stay_small_however_long_the_rows() {
+        // Each record: id, name and e-mail made from a 100 KB id (~300 KB).
+        let long = "x".repeat(100_000);
+        let items = Items(
+            (0..20)
+                .map(|i| item(i + 2, &format!("c{i}{long}"), Kind::Clean))
+                .collect(),
+        );
+        let mapping = Mapping::standard();
+        let sizes: Vec<(usize, usize)> = std::thread::scope(|scope| {
+            let rx = super::read_ahead(scope, items.read().unwrap(), &mapping);
+            rx.into_iter()
+                .map(|batch| {
+                    let bytes = batch
+                        .iter()
+                        .map(|d| super::text_len(&d.as_ref().unwrap().0))
+                        .sum::<usize>();
+                    (batch.len(), bytes)
+                })
+                .collect()
+        });
+        assert_eq!(sizes.iter().map(|(n, _)| n).sum::<usize>(), 20);
+        // Each batch stops at the first record that takes it to 1 MiB.
+        assert!(sizes.len() >= 5, "{sizes:?}");
+        assert!(
+            sizes
+                .iter()
+                .all(|&(_, bytes)| bytes < super::BATCH_BYTES + 310_000),
+            "{sizes:?}"
+        );
     }
 
     #[test]
