@@ -76,3 +76,33 @@ fn usage_errors_exit_two() {
     s.run(&["sync", "--once", "--source", "nope"]).expect(2);
     s.run(&["users", "list", "--status", "enabled"]).expect(2);
 }
+
+#[test]
+fn a_delimiter_equal_to_the_quote_is_an_error_at_its_key() {
+    for (keys, line, key) in [
+        // The default quote `"` given as the delimiter: the delimiter's line.
+        ("    delimiter: '\"'\n", 6, "delimiter"),
+        // The default delimiter `,` given as the quote: the quote's line.
+        ("    quote: ','\n", 6, "quote"),
+        // Both given: the second of them.
+        ("    delimiter: ';'\n    quote: ';'\n", 7, "quote"),
+        ("    quote: ';'\n    delimiter: ';'\n", 7, "delimiter"),
+    ] {
+        let s = Sandbox::new(&format!("{}{keys}", crate::common::CONFIG));
+        let r = s.run(&["validate"]).expect(2);
+        let file = s.config().display().to_string();
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{keys}: {}", r.stderr);
+        assert!(
+            lines[0].starts_with(&format!("{file}:{line}:")),
+            "{keys}: {}",
+            lines[0]
+        );
+        assert!(
+            lines[0].contains(&format!("sources[0].{key}: ")),
+            "{keys}: {}",
+            lines[0]
+        );
+        assert!(lines[0].contains("must differ"), "{keys}: {}", lines[0]);
+    }
+}

@@ -47,7 +47,7 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors, Span};
 pub use mail::DEFAULT_MAIL_SCHEDULE;
 pub use model::*;
-pub use ratio::Ratio;
+pub use ratio::{Ratio, RatioError};
 pub use schedule::{Schedule, ScheduleError};
 pub use secret::{redact_url, Secret};
 

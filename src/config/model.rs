@@ -104,8 +104,8 @@ impl Default for SafetyConfig {
     fn default() -> Self {
         SafetyConfig {
             max_deprovision: 50,
-            max_deprovision_ratio: Ratio::TEN_PERCENT,
-            max_bad_row_ratio: Ratio::FIVE_PERCENT,
+            max_deprovision_ratio: Ratio::percent(10),
+            max_bad_row_ratio: Ratio::percent(5),
         }
     }
 }

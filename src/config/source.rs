@@ -253,10 +253,9 @@ mod csv {
             Some(n) => one_byte(ctx, &section.child("quote"), n),
             None => Some(b'"'),
         };
-        if let (Some(d), Some(q), Some(n)) = (delimiter, quote_char, section.get("quote")) {
+        if let (Some(d), Some(q)) = (delimiter, quote_char) {
             if d == q {
-                let message = "must differ from the delimiter";
-                ctx.error(n.span, &section.child("quote"), message);
+                same_delimiter_and_quote(ctx, section, d);
             }
         }
         let header = section
@@ -278,6 +277,24 @@ mod csv {
             columns,
             encoding: encoding?,
         })
+    }
+
+    /// Reports a delimiter equal to the quote character at the key that made
+    /// them equal: the one given (the other is its default), or the later one.
+    fn same_delimiter_and_quote(ctx: &mut Ctx<'_>, section: &Section<'_>, c: u8) {
+        let given = ["delimiter", "quote"]
+            .into_iter()
+            .filter_map(|key| section.get(key).map(|n| (n.span, key)))
+            .max();
+        let Some((span, key)) = given else {
+            return;
+        };
+        let other = if key == "quote" { "delimiter" } else { "quote" };
+        let message = format!(
+            "must differ from the {other} (both are {})",
+            quote(&char::from(c).to_string())
+        );
+        ctx.error(span, &section.child(key), message);
     }
 
     /// One ASCII character other than a line break; `tab` and `\t` mean a tab.

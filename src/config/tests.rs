@@ -141,10 +141,7 @@ log:
     let vendors = &config.sources[1];
     assert!(!vendors.watch);
     assert!(vendors.schedule.is_none());
-    assert_eq!(
-        vendors.max_bad_row_ratio,
-        crate::config::Ratio::from_f64(0.2)
-    );
+    assert_eq!(vendors.max_bad_row_ratio, Some(Ratio::percent(20)));
     assert_eq!(
         csv(vendors),
         &liaison_plugin_csv::CsvConfig {
@@ -161,8 +158,8 @@ log:
         config.safety,
         SafetyConfig {
             max_deprovision: 50,
-            max_deprovision_ratio: crate::config::Ratio::from_f64(0.10).unwrap(),
-            max_bad_row_ratio: crate::config::Ratio::from_f64(0.05).unwrap()
+            max_deprovision_ratio: Ratio::percent(10),
+            max_bad_row_ratio: Ratio::percent(5)
         }
     );
     assert_eq!(
@@ -659,10 +656,7 @@ fn ratios_integers_locale_and_log_level() {
         "{MINIMAL}default_locale: pt-BR\nsafety:\n  max_deprovision_ratio: 1\n"
     ));
     assert_eq!(config.default_locale, "pt-BR");
-    assert_eq!(
-        config.safety.max_deprovision_ratio,
-        crate::config::Ratio::from_f64(1.0).unwrap()
-    );
+    assert_eq!(config.safety.max_deprovision_ratio, Ratio::percent(100));
 }
 
 #[test]
@@ -722,7 +716,7 @@ fn csv_options_and_their_errors() {
         [
             r#"7:18: sources[0].columns[1]: must not be empty"#,
             r#"7:22: sources[0].columns[2]: duplicate column name "a""#,
-            "8:12: sources[0].quote: must differ from the delimiter",
+            "8:12: sources[0].quote: must differ from the delimiter (both are \",\")",
         ]
     );
 }

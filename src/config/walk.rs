@@ -6,9 +6,10 @@
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
+use super::ratio::{Ratio, RatioError};
 use super::secret::{self, Secret};
 use super::yaml::{Node, Value};
-use super::{ConfigError, Ratio, Span};
+use super::{ConfigError, Span};
 
 /// Looks up an environment variable (the real environment, or a fake in tests).
 pub(super) type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -324,19 +325,23 @@ pub(super) fn unsigned(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<u32
     parsed
 }
 
-/// A number between 0 and 1 inclusive.
+/// A number between 0 and 1 inclusive, kept exactly as written (see
+/// [`Ratio`]). The YAML parser hands over floats: the shortest decimal that
+/// reads back as the same float is the text the file held (for up to 15
+/// significant digits, far more than a ratio's 9 places).
 pub(super) fn ratio(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<Ratio> {
-    let number = match node.value {
-        Value::Int(i) => Some(i as f64),
-        Value::Float(x) => Some(x),
-        _ => None,
+    let parsed = match node.value {
+        Value::Int(i) => Ratio::parse(&i.to_string()),
+        // Also -0.0, whose text would carry a sign.
+        Value::Float(0.0) => Ok(Ratio::percent(0)),
+        Value::Float(x) => Ratio::parse(&x.to_string()),
+        _ => Err(RatioError::NotAShare),
     };
-    match number.and_then(Ratio::from_f64) {
-        Some(r) => Some(r),
-        _ => {
+    match parsed {
+        Ok(ratio) => Some(ratio),
+        Err(e) => {
             let found = node.describe();
-            let message = format!("expected a number between 0 and 1 (0.10 = 10 %), found {found}");
-            ctx.error(node.span, path, message);
+            ctx.error(node.span, path, format!("{e}, found {found}"));
             None
         }
     }

@@ -61,9 +61,12 @@ impl<'a> Draft<'a> {
         self.unavailable.push((field, why));
     }
 
-    /// The contact id, when it is set.
+    /// The contact id, when it is set and is one line (an id holding a line
+    /// break names no contact).
     pub(crate) fn contact_id(&self) -> Option<String> {
-        self.get(Field::ContactId).map(str::to_owned)
+        self.get(Field::ContactId)
+            .filter(|id| !spans_lines(id))
+            .map(str::to_owned)
     }
 
     fn get(&self, field: Field) -> Option<&str> {
@@ -96,6 +99,12 @@ impl<'a> Draft<'a> {
             [] => {}
             [one] => problems.push(format!("required field {one} is empty")),
             many => problems.push(format!("required fields {} are empty", many.join(", "))),
+        }
+        // An id is one line: a line break in it means rows were merged (two
+        // stray quotes), not an id. (A line break fails the e-mail check too.)
+        if self.get(Field::ContactId).is_some_and(spans_lines) {
+            problems
+                .push("contact_id holds a line break (rows merged by a stray quote?)".to_owned());
         }
         let email = self.get(Field::Email).map(Email::check).transpose();
         let email = email.unwrap_or_else(|e| {
@@ -154,6 +163,11 @@ impl<'a> Draft<'a> {
             fingerprint: 0,
         }))
     }
+}
+
+/// Whether `text` holds a line break.
+fn spans_lines(text: &str) -> bool {
+    text.contains(['\n', '\r'])
 }
 
 fn bad_flag(field: Field, text: &str) -> String {

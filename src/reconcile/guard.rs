@@ -82,11 +82,11 @@ mod tests {
         }
     }
 
-    fn held(deprovisions: usize, ratio: f64, active_before: usize) -> bool {
+    fn held(deprovisions: usize, ratio: &str, active_before: usize) -> bool {
         let limits = GuardLimits {
             max_deprovision: u32::MAX,
-            max_deprovision_ratio: crate::config::Ratio::from_f64(ratio)
-                .unwrap_or_else(|| panic!("{ratio}")),
+            max_deprovision_ratio: crate::config::Ratio::parse(ratio)
+                .unwrap_or_else(|e| panic!("{ratio}: {e}")),
             active_before,
             source_empty: false,
             allow_mass_deprovision: false,
@@ -97,19 +97,19 @@ mod tests {
     #[test]
     fn the_ratio_boundary_is_exact_for_values_not_exact_in_binary() {
         // "More than" the share: exactly at it is allowed.
-        assert!(!held(29, 0.29, 100), "29 of 100 is 0.29, not more");
-        assert!(held(30, 0.29, 100));
-        assert!(!held(7, 0.07, 100));
-        assert!(held(8, 0.07, 100));
-        assert!(!held(3, 0.1, 30));
-        assert!(held(4, 0.1, 30));
+        assert!(!held(29, "0.29", 100), "29 of 100 is 0.29, not more");
+        assert!(held(30, "0.29", 100));
+        assert!(!held(7, "0.07", 100));
+        assert!(held(8, "0.07", 100));
+        assert!(!held(3, "0.1", 30));
+        assert!(held(4, "0.1", 30));
     }
 
     #[test]
     fn the_absolute_limit_is_more_than_too() {
         let limits = |max| GuardLimits {
             max_deprovision: max,
-            max_deprovision_ratio: crate::config::Ratio::from_f64(1.0).unwrap_or_else(|| panic!()),
+            max_deprovision_ratio: crate::config::Ratio::parse("1.0").unwrap_or_else(|_| panic!()),
             active_before: 100,
             source_empty: false,
             allow_mass_deprovision: false,

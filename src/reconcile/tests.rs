@@ -54,7 +54,7 @@ fn opts(now_ms: i64) -> PlanOptions {
 fn no_limits() -> GuardLimits {
     GuardLimits {
         max_deprovision: u32::MAX,
-        max_deprovision_ratio: crate::config::Ratio::from_f64(1.0).unwrap(),
+        max_deprovision_ratio: crate::config::Ratio::parse("1.0").unwrap(),
         active_before: 0,
         source_empty: false,
         allow_mass_deprovision: true,
@@ -405,7 +405,7 @@ fn guard_holds_mass_deprovision_but_not_creations() {
     );
     let limits = GuardLimits {
         max_deprovision: 50,
-        max_deprovision_ratio: crate::config::Ratio::from_f64(0.10).unwrap(),
+        max_deprovision_ratio: crate::config::Ratio::parse("0.10").unwrap(),
         active_before: 10,
         source_empty: false,
         allow_mass_deprovision: false,
@@ -423,7 +423,7 @@ fn guard_holds_mass_deprovision_but_not_creations() {
     let mut p = plan(input("csv", vec![]), &state, &opts(0));
     let abs = GuardLimits {
         max_deprovision: 5,
-        max_deprovision_ratio: crate::config::Ratio::from_f64(1.0).unwrap(),
+        max_deprovision_ratio: crate::config::Ratio::parse("1.0").unwrap(),
         ..limits
     };
     assert!(guard(&mut p, &abs));
@@ -432,7 +432,7 @@ fn guard_holds_mass_deprovision_but_not_creations() {
     let mut p = plan(input("csv", vec![]), &state, &opts(0));
     let empty = GuardLimits {
         max_deprovision: 100,
-        max_deprovision_ratio: crate::config::Ratio::from_f64(1.0).unwrap(),
+        max_deprovision_ratio: crate::config::Ratio::parse("1.0").unwrap(),
         source_empty: true,
         ..limits
     };

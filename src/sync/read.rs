@@ -149,7 +149,8 @@ pub struct ReadResult {
     pub errors: Vec<RowError>,
     /// Rows read (good, bad and filtered out).
     pub rows: usize,
-    /// Rows that could not be read.
+    /// Rows that could not be read (bad rows and duplicated ids), each
+    /// counted once: never more than `rows`.
     pub bad_rows: usize,
 }
 
@@ -282,7 +283,14 @@ impl ReadResult {
         };
         match entry {
             None => *entry = Some(Seen { state, location }),
-            Some(first) => duplicate(&mut self.errors, &mut self.bad_rows, id, first, &location),
+            Some(first) => duplicate(
+                &mut self.errors,
+                &mut self.bad_rows,
+                id,
+                first,
+                state,
+                &location,
+            ),
         }
     }
 
@@ -308,7 +316,14 @@ impl ReadResult {
             }
         }
         if let Some(first) = self.others.get_mut(id) {
-            duplicate(&mut self.errors, &mut self.bad_rows, id, first, &location);
+            duplicate(
+                &mut self.errors,
+                &mut self.bad_rows,
+                id,
+                first,
+                state,
+                &location,
+            );
             return;
         }
         match state {
@@ -360,22 +375,34 @@ impl ReadResult {
     }
 }
 
-/// A second row with the id first read as `first`: both rows are errors (the
-/// first only once) and the contact stays as it is.
+/// A second row with the id first read as `first`, read itself in `state`.
+/// Both rows become errors and the contact stays as it is. Each row counts
+/// once among the bad rows: a row already counted (a bad row, or an earlier
+/// duplicate) is not counted again, and two unreadable rows are not reported as
+/// duplicates of each other (their ids may be lossy readings that only look
+/// alike, and both are reported already).
 fn duplicate(
     errors: &mut Vec<RowError>,
     bad_rows: &mut usize,
     id: &str,
     first: &mut Seen,
+    state: SeenState,
     location: &Location,
 ) {
+    let this_counted = state == SeenState::Unreadable;
+    let first_counted = first.state == SeenState::Unreadable;
+    if this_counted && first_counted {
+        return;
+    }
     let first_at = first.location.to_string();
     errors.push(RowError {
         location: location.to_string(),
         message: format!("duplicate contact id {id:?} (also at {first_at})"),
     });
-    *bad_rows += 1;
-    if first.state != SeenState::Unreadable {
+    if !this_counted {
+        *bad_rows += 1;
+    }
+    if !first_counted {
         errors.push(RowError {
             location: first_at,
             message: format!("duplicate contact id {id:?} (also at {location})"),
@@ -394,7 +421,7 @@ pub enum ReadFailure {
     /// Too many bad rows for the read to count as complete.
     #[error("{bad} of {rows} rows could not be read ({:.1} %), more than the allowed {:.1} %", 100.0 * *bad as f64 / *rows as f64, 100.0 * limit.as_f64())]
     TooManyBadRows {
-        /// Bad rows.
+        /// Bad rows: each counted once, however many errors it has.
         bad: usize,
         /// All rows.
         rows: usize,
@@ -424,6 +451,7 @@ pub fn read_source(
     });
     out.known = known;
     consumed?;
+    debug_assert!(out.bad_rows <= out.rows, "a row counts once");
     if out.rows > 0 && max_bad_row_ratio.exceeded_by(out.bad_rows, out.rows) {
         return Err(ReadFailure::TooManyBadRows {
             bad: out.bad_rows,
@@ -437,6 +465,11 @@ pub fn read_source(
 
 /// Items handed over this many at a time.
 const BATCH: usize = 1024;
+
+/// A batch is handed over early once its records hold this much text, so the
+/// batches in flight stay small however long the rows (a CSV row may hold up
+/// to 1 MiB): 1024 rows of the benchmark file hold ~120 KB.
+const BATCH_BYTES: usize = 1024 * 1024;
 
 /// An item with its digest ([`Mapping::fingerprint`], 0 for a bad row).
 type Digested = Result<(Item, u64), liaison_plugin_api::SourceError>;
@@ -453,16 +486,19 @@ fn read_ahead<'scope>(
     let (tx, rx) = sync_channel(4);
     scope.spawn(move || {
         let mut batch = Vec::with_capacity(BATCH);
+        let mut bytes = 0;
         for item in stream {
             let failed = item.is_err();
             batch.push(item.map(|item| {
+                bytes += text_len(&item);
                 let fingerprint = match &item {
                     Item::Record(record) => mapping.fingerprint(record),
                     Item::Bad(_) => 0,
                 };
                 (item, fingerprint)
             }));
-            if batch.len() == BATCH || failed {
+            if batch.len() == BATCH || bytes >= BATCH_BYTES || failed {
+                bytes = 0;
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                 // The consumer stopped (it hit an error): stop reading too.
                 if tx.send(full).is_err() || failed {
@@ -475,6 +511,15 @@ fn read_ahead<'scope>(
         }
     });
     rx
+}
+
+/// The text an item holds (its record's, or its bad row's partial record's).
+fn text_len(item: &Item) -> usize {
+    let record = match item {
+        Item::Record(record) => Some(record),
+        Item::Bad(bad) => bad.partial.as_ref(),
+    };
+    record.map_or(0, |r| r.text().len())
 }
 
 /// Sorts what the parsing thread sends into `out`: a stored contact whose row
@@ -557,9 +602,208 @@ fn take_item(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use super::StoredContacts;
+    use std::collections::{HashMap, HashSet};
+    use std::sync::Arc;
+
+    use liaison_plugin_api::{BadRow, Connector, Item, ItemStream, Location, Record, Schema};
+    use proptest::prelude::*;
+
+    use super::{read_source, ReadFailure, StoredContacts};
+    use crate::config::Ratio;
+    use crate::mapping::Mapping;
     use crate::model::UserId;
     use crate::store::Anchor;
+
+    /// A connector handing out fixed items.
+    struct Items(Vec<Item>);
+
+    impl Connector for Items {
+        fn kind(&self) -> &'static str {
+            "test"
+        }
+
+        fn read(&self) -> Result<ItemStream<'_>, liaison_plugin_api::SourceError> {
+            Ok(Box::new(self.0.clone().into_iter().map(Ok)))
+        }
+    }
+
+    /// How a generated row is read.
+    #[derive(Debug, Clone, Copy)]
+    enum Kind {
+        /// A clean record.
+        Clean,
+        /// A record the mapping rejects (bad e-mail); its id is still known.
+        BadEmail,
+        /// A row the connector could not read, its id read lossily.
+        BadWithId,
+        /// A row the connector could not read at all.
+        BadWithoutId,
+    }
+
+    fn record(line: u64, id: &str, email: &str) -> Record {
+        let schema = Arc::new(Schema::new(vec![
+            "contact_id".into(),
+            "name".into(),
+            "email".into(),
+        ]));
+        let location = Location::line("t.csv", line);
+        Record::new(
+            location,
+            schema,
+            vec![id.into(), format!("User {id}").into(), email.into()],
+        )
+    }
+
+    fn item(line: u64, id: &str, kind: Kind) -> Item {
+        let good = record(line, id, &format!("{id}@x.example"));
+        let location = good.location.clone();
+        let bad = |partial| {
+            Item::Bad(BadRow {
+                location: location.clone(),
+                message: "unreadable".into(),
+                partial,
+            })
+        };
+        match kind {
+            Kind::Clean => Item::Record(good),
+            Kind::BadEmail => Item::Record(record(line, id, "not-an-email")),
+            Kind::BadWithId => bad(Some(good)),
+            Kind::BadWithoutId => bad(None),
+        }
+    }
+
+    fn kind() -> impl Strategy<Value = Kind> {
+        prop_oneof![
+            4 => Just(Kind::Clean),
+            1 => Just(Kind::BadEmail),
+            1 => Just(Kind::BadWithId),
+            1 => Just(Kind::BadWithoutId),
+        ]
+    }
+
+    proptest! {
+        /// Bad rows are rows, each counted once: a row is bad when it has a
+        /// defect or shares its (readable) id with another row, and each bad row
+        /// has an error at its line.
+        #[test]
+        fn bad_rows_count_each_row_once(
+            rows in proptest::collection::vec((0u8..6, kind()), 1..40),
+            stored in proptest::collection::vec(any::<bool>(), 6),
+        ) {
+            let ids: Vec<String> = rows.iter().map(|(id, _)| format!("c{id}")).collect();
+            let items: Vec<Item> = rows
+                .iter()
+                .zip(&ids)
+                .enumerate()
+                .map(|(i, ((_, kind), id))| item(i as u64 + 2, id, *kind))
+                .collect();
+            // Some ids are stored, with the digest of their clean row, so that
+            // clean rows of them take the unchanged path.
+            let mapping = Mapping::standard();
+            let mut known = StoredContacts::default();
+            for (n, _) in stored.iter().enumerate().filter(|(_, s)| **s) {
+                let clean = record(0, &format!("c{n}"), &format!("c{n}@x.example"));
+                known.push(&format!("c{n}"), Anchor {
+                    user: UserId(n as i64 + 1),
+                    linked: true,
+                    fingerprint: mapping.fingerprint(&clean),
+                    content: 0,
+                });
+            }
+            // The model: who carries a readable id, and how often each id is read.
+            let readable = |kind: Kind| !matches!(kind, Kind::BadWithoutId);
+            let mut sightings: HashMap<&str, usize> = HashMap::new();
+            for ((_, kind), id) in rows.iter().zip(&ids) {
+                if readable(*kind) {
+                    *sightings.entry(id.as_str()).or_default() += 1;
+                }
+            }
+            let expected: HashSet<String> = rows
+                .iter()
+                .zip(&ids)
+                .enumerate()
+                .filter(|(_, ((_, kind), id))| {
+                    !matches!(kind, Kind::Clean)
+                        || (readable(*kind) && sightings[id.as_str()] > 1)
+                })
+                .map(|(i, _)| format!("t.csv:{}", i + 2))
+                .collect();
+
+            let result = read_source(&Items(items), &mapping, known, Ratio::percent(100));
+            let read = match result {
+                Ok(read) => read,
+                Err(ReadFailure::TooManyBadRows { bad, rows, .. }) => {
+                    return Err(TestCaseError::fail(format!("{bad} of {rows} over 100 %")));
+                }
+                Err(e) => return Err(TestCaseError::fail(e.to_string())),
+            };
+            prop_assert_eq!(read.rows, rows.len());
+            prop_assert_eq!(read.bad_rows, expected.len());
+            let located: HashSet<String> =
+                read.errors.iter().map(|e| e.location.clone()).collect();
+            prop_assert_eq!(located, expected);
+        }
+    }
+
+    #[test]
+    fn batches_in_flight_stay_small_however_long_the_rows() {
+        // Each record: id, name and e-mail made from a 100 KB id (~300 KB).
+        let long = "x".repeat(100_000);
+        let items = Items(
+            (0..20)
+                .map(|i| item(i + 2, &format!("c{i}{long}"), Kind::Clean))
+                .collect(),
+        );
+        let mapping = Mapping::standard();
+        let sizes: Vec<(usize, usize)> = std::thread::scope(|scope| {
+            let rx = super::read_ahead(scope, items.read().unwrap(), &mapping);
+            rx.into_iter()
+                .map(|batch| {
+                    let bytes = batch
+                        .iter()
+                        .map(|d| super::text_len(&d.as_ref().unwrap().0))
+                        .sum::<usize>();
+                    (batch.len(), bytes)
+                })
+                .collect()
+        });
+        assert_eq!(sizes.iter().map(|(n, _)| n).sum::<usize>(), 20);
+        // Each batch stops at the first record that takes it to 1 MiB.
+        assert!(sizes.len() >= 5, "{sizes:?}");
+        assert!(
+            sizes
+                .iter()
+                .all(|&(_, bytes)| bytes < super::BATCH_BYTES + 310_000),
+            "{sizes:?}"
+        );
+    }
+
+    #[test]
+    fn the_bad_row_limit_is_exact() {
+        let mapping = Mapping::standard();
+        let items = |bad: usize| {
+            let all = (0..100).map(|i| {
+                let kind = if i < bad { Kind::BadEmail } else { Kind::Clean };
+                item(i as u64 + 2, &format!("c{i}"), kind)
+            });
+            Items(all.collect())
+        };
+        let limit = Ratio::parse("0.29").unwrap();
+        let at = read_source(&items(29), &mapping, StoredContacts::default(), limit);
+        assert_eq!(at.unwrap().bad_rows, 29);
+        let over = read_source(&items(30), &mapping, StoredContacts::default(), limit);
+        assert!(
+            matches!(
+                over,
+                Err(ReadFailure::TooManyBadRows {
+                    bad: 30,
+                    rows: 100,
+                    ..
+                })
+            ),
+            "{over:?}"
+        );
+    }
 
     fn anchor(user: i64) -> Anchor {
         Anchor {

@@ -4,8 +4,9 @@
 //!
 //! Reading streams: one record in memory at a time, whatever the file size. Rows
 //! that cannot be read cleanly — a wrong number of fields, bytes that are not valid
-//! UTF-8 — become [`Item::Bad`](liaison_plugin_api::Item::Bad) with whatever could
-//! be read, never a failed read. Every item carries the *physical* line where its
+//! text in the declared encoding, a row over the length limit — become
+//! [`Item::Bad`](liaison_plugin_api::Item::Bad) with whatever could be read, never
+//! a failed read. Every item carries the *physical* line where its
 //! row starts, as an editor shows it (CRLF files, quoted line breaks and blank lines
 //! included), so an admin can jump straight to it.
 //!
@@ -24,15 +25,25 @@
 //! ```
 //!
 //! Decisions worth knowing:
-//! - Line breaks are `\n` or `\r\n`; a line is counted at each `\n`.
+//! - Line breaks are `\n`, `\r\n` or `\r` alone (old Mac files), also inside
+//!   quoted fields, where they are kept as written.
 //! - A row whose fields are all blank (a line of spaces, or `;;;` as spreadsheets
 //!   write below the data) is skipped like a blank line.
-//! - Header names are trimmed. With `header: true` *and* `columns`, the header row
-//!   is skipped and `columns` name the fields.
+//! - Header names are trimmed; a name given twice fails the read (empty names,
+//!   as trailing delimiters give, may repeat). With `header: true` *and*
+//!   `columns`, the header row is skipped and `columns` name the fields.
 //! - With `header: false` and no `columns`, fields are named `col1`, `col2`, … and
 //!   the first row fixes how many there are.
 //! - An empty file (or one holding only a header) yields no records; a header that
-//!   is not valid text fails the read.
+//!   is not valid text fails the read. In Windows-1250, the five bytes the code
+//!   page leaves undefined are undecodable like invalid UTF-8.
+//! - A quoted field that is never closed fails the read, naming the line where
+//!   it opens: otherwise it would take every following row as its content.
+//! - A row takes at most [`MAX_RECORD_BYTES`] of the file; a longer one is a bad
+//!   row and reading resumes after its line (a quoted field still open at the
+//!   limit fails the read instead). Memory stays bounded whatever the input.
+//! - Only regular files are read: a device (a symlink to `/dev/zero`), a FIFO
+//!   or a directory fails the read.
 
 mod decode;
 mod files;
@@ -46,6 +57,12 @@ mod tests;
 use std::path::PathBuf;
 
 use liaison_plugin_api::{Connector, ItemStream, SourceError};
+
+/// The most bytes one record may take in the file (quotes and line breaks
+/// included): 1 MiB. A longer row is a bad row; a longer header, or a quoted
+/// field still open after this many bytes, fails the read. This bounds the
+/// memory a read takes whatever the file holds.
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 
 /// Character encoding of a CSV file: declared in config, never guessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

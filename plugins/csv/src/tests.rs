@@ -429,3 +429,246 @@ fn throughput_one_million_rows() {
         size as f64 / 1e6 / elapsed.as_secs_f64()
     );
 }
+
+/// The error that ends the read of `path`: the items before it must be `Ok`.
+fn read_error(config: CsvConfig) -> SourceError {
+    let connector = CsvConnector::new(config);
+    let mut items = match connector.read() {
+        Ok(items) => items,
+        Err(e) => return e,
+    };
+    let err = loop {
+        match items.next() {
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => break e,
+            None => panic!("the read did not fail"),
+        }
+    };
+    assert!(items.next().is_none(), "the stream ends after an error");
+    err
+}
+
+#[test]
+fn unterminated_quote_fails_the_read_naming_the_line_where_the_field_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    // Row 3 holds a quoted multi-line note that is closed; the stray quote opens
+    // a field on line 5, in the middle of row 4, and nothing closes it.
+    let path = write(
+        dir.path(),
+        "a.csv",
+        b"id,name,note\n1,Ann,x\n2,Bob,\"two\nlines\"\n3,\"Cyd\n4,Dan,y\n5,Eve,z\n",
+    );
+    let err = read_error(CsvConfig::new(&path));
+    assert!(matches!(err, SourceError::Invalid(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("{}:5: ", path.display())),
+        "{text}"
+    );
+    assert!(text.contains("unterminated quoted field"), "{text}");
+
+    // Also without a final line break, and in a field after a multi-line one.
+    let path = write(dir.path(), "b.csv", b"id,note\r\n1,\"a\r\nb\",\"c\r\nd");
+    let text = read_error(CsvConfig::new(&path)).to_string();
+    assert!(
+        text.starts_with(&format!("{}:3: ", path.display())),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_closed_quote_at_the_end_of_the_file_is_not_unterminated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "a.csv", b"id,note\n1,\"a\nb\"");
+    let items = read_all(CsvConfig::new(&path));
+    assert_eq!(records(&items)[0].get("note"), Some("a\nb"));
+    // A quote inside an unquoted field is a plain character (RFC 4180 leniency).
+    let path = write(dir.path(), "b.csv", b"id,note\n1,5\" disk\n2,x\n");
+    let items = read_all(CsvConfig::new(&path));
+    assert_eq!(lines_and(&items, "note")[0], (2, "5\" disk".to_owned()));
+    assert_eq!(records(&items).len(), 2);
+}
+
+#[test]
+fn over_long_record_is_a_bad_row_and_reading_resumes_at_the_next_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(crate::MAX_RECORD_BYTES + 10);
+    let body = format!("id,note\n1,a\n2,{long}\n3,b\n4,{long},{long}\r\n5,c");
+    let path = write(dir.path(), "a.csv", body.as_bytes());
+    let items = read_all(CsvConfig::new(&path));
+    let short = |v: String| {
+        if v.len() > 10 {
+            format!("{} bytes", v.len())
+        } else {
+            v
+        }
+    };
+    let found: Vec<(u64, String)> = lines_and(&items, "note")
+        .into_iter()
+        .map(|(l, v)| (l, short(v)))
+        .collect();
+    assert_eq!(
+        found,
+        [(2, "a"), (4, "b"), (6, "c")].map(|(l, v)| (l, v.to_owned()))
+    );
+    let bad = bad_rows(&items);
+    assert_eq!(bad.len(), 2);
+    assert_eq!(
+        bad.iter().map(|b| line_of(&b.location)).collect::<Vec<_>>(),
+        [3, 5]
+    );
+    assert!(bad[0].message.contains("longer than"), "{}", bad[0].message);
+    // The fields read whole before the limit are kept, to tell the contact.
+    let partial = bad[0].partial.as_ref().unwrap();
+    assert_eq!(partial.get("id"), Some("2"));
+    assert_eq!(partial.get("note"), None);
+}
+
+#[test]
+fn a_file_of_nul_bytes_fails_the_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "a.csv", &vec![0u8; 3 * crate::MAX_RECORD_BYTES]);
+    let text = read_error(CsvConfig::new(&path)).to_string();
+    assert!(
+        text.starts_with(&format!("{}:1: ", path.display())),
+        "{text}"
+    );
+    assert!(text.contains("header"), "{text}");
+}
+
+#[test]
+fn a_quoted_field_open_past_the_record_limit_fails_the_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // A stray quote early in a big file: the limit is reached before the end.
+    let mut body = b"id,name\n1,\"Ann\n".to_vec();
+    for i in 2..100_000 {
+        body.extend_from_slice(format!("{i},User {i}\n").as_bytes());
+    }
+    let path = write(dir.path(), "a.csv", &body);
+    let text = read_error(CsvConfig::new(&path)).to_string();
+    assert!(
+        text.starts_with(&format!("{}:2: ", path.display())),
+        "{text}"
+    );
+    assert!(text.contains("quoted field"), "{text}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_path_that_is_not_a_regular_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("zero.csv");
+    std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+    let err = read_error(CsvConfig::new(&link));
+    assert!(matches!(err, SourceError::Invalid(_)), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("zero.csv"), "{text}");
+    assert!(text.contains("not a regular file"), "{text}");
+    let err = read_error(CsvConfig::new(dir.path()));
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+}
+
+#[test]
+fn duplicate_header_names_fail_the_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "a.csv", b"\nid,email, Email ,email\n1,a,b,c\n");
+    let err = read_error(CsvConfig::new(&path));
+    assert!(matches!(err, SourceError::Invalid(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("{}:2: ", path.display())),
+        "{text}"
+    );
+    assert!(text.contains("\"email\""), "{text}");
+    assert!(text.contains("columns 2 and 4"), "{text}");
+    // Names that differ only in case are different columns.
+    let path = write(dir.path(), "b.csv", b"id,email,Email\n1,a,b\n");
+    assert_eq!(records(&read_all(CsvConfig::new(&path))).len(), 1);
+}
+
+#[test]
+fn undefined_windows_1250_bytes_are_a_bad_row() {
+    let dir = tempfile::tempdir().unwrap();
+    // 0x81, 0x83, 0x88, 0x90 and 0x98 are not characters in Windows-1250.
+    for undefined in [0x81u8, 0x83, 0x88, 0x90, 0x98] {
+        let mut bytes = b"id;name\r\n1;Ann\r\n2;B".to_vec();
+        bytes.push(undefined);
+        bytes.extend_from_slice(b"b\r\n3;Cyd\r\n");
+        let path = write(dir.path(), "a.csv", &bytes);
+        let items = read_all(CsvConfig {
+            delimiter: b';',
+            encoding: Encoding::Windows1250,
+            ..CsvConfig::new(&path)
+        });
+        assert_eq!(
+            lines_and(&items, "name"),
+            [(2, "Ann"), (4, "Cyd")].map(|(l, v)| (l, v.to_owned())),
+            "byte {undefined:#x}"
+        );
+        let bad = bad_rows(&items);
+        assert_eq!(bad.len(), 1, "byte {undefined:#x}");
+        assert_eq!(line_of(&bad[0].location), 3);
+        assert!(
+            bad[0].message.contains("undefined Windows-1250 byte"),
+            "{}",
+            bad[0].message
+        );
+        assert!(bad[0].message.contains("\"name\""), "{}", bad[0].message);
+        assert_eq!(bad[0].partial.as_ref().unwrap().get("id"), Some("2"));
+    }
+}
+
+#[test]
+fn an_undefined_windows_1250_byte_in_the_header_fails_the_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "a.csv", b"id;n\x98me\r\n1;Ann\r\n");
+    let err = read_error(CsvConfig {
+        delimiter: b';',
+        encoding: Encoding::Windows1250,
+        ..CsvConfig::new(&path)
+    });
+    assert!(err.to_string().contains("a.csv:1"), "{err}");
+}
+
+#[test]
+fn cr_only_line_endings_count_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    // Old Mac files end lines with CR alone; a quoted field may hold one too.
+    let cr = MULTILINE.replace('\n', "\r");
+    let path = write(dir.path(), "a.csv", cr.as_bytes());
+    let items = read_all(CsvConfig::new(&path));
+    assert_eq!(
+        lines_and(&items, "id"),
+        [(2, "1"), (4, "2"), (6, "3"), (11, "4")].map(|(l, v)| (l, v.to_owned()))
+    );
+    // Mixed endings, a CR at the end of a read buffer, and a CR before a quote.
+    let mut mixed = b"id,name\r1,Ann\n2,\"B\rb\"\r\n\r3,Cyd\r\r\n4,Dan\r".to_vec();
+    let path = write(dir.path(), "b.csv", &mixed);
+    let items = read_all(CsvConfig::new(&path));
+    assert_eq!(
+        lines_and(&items, "id"),
+        [(2, "1"), (3, "2"), (6, "3"), (8, "4")].map(|(l, v)| (l, v.to_owned()))
+    );
+    mixed.splice(0..0, std::iter::repeat_n(b'\r', 64 * 1024 - 1));
+    let path = write(dir.path(), "c.csv", &mixed);
+    let items = read_all(CsvConfig::new(&path));
+    assert_eq!(line_of(&records(&items)[0].location), 64 * 1024 + 1);
+}
+
+#[test]
+fn a_row_of_exactly_the_limit_is_read_and_blank_lines_do_not_count() {
+    let dir = tempfile::tempdir().unwrap();
+    // `2,` and the note: MAX_RECORD_BYTES bytes before the line break.
+    let note = "y".repeat(crate::MAX_RECORD_BYTES - 2);
+    let blank = "\r\n".repeat(crate::MAX_RECORD_BYTES);
+    let body = format!("id,note\n1,a\n{blank}2,{note}\r\n3,b\n");
+    let path = write(dir.path(), "a.csv", body.as_bytes());
+    let items = read_all(CsvConfig::new(&path));
+    assert!(bad_rows(&items).is_empty());
+    let lines: Vec<(u64, usize)> = lines_and(&items, "note")
+        .into_iter()
+        .map(|(l, v)| (l, v.len()))
+        .collect();
+    let at = crate::MAX_RECORD_BYTES as u64 + 3;
+    assert_eq!(lines, [(2, 1), (at, note.len()), (at + 1, 1)]);
+}
