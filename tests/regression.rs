@@ -510,3 +510,43 @@ sources:
     s.run(&["sync", "--once", "--retire-source", "partners"])
         .expect(2);
 }
+
+/// A contact whose split-off group would become a new user that is refused
+/// (the login its row asks for is taken) is a conflict, "left as it was": it
+/// stays linked to its user, so that user keeps what the contact gives it.
+#[test]
+fn a_contact_whose_new_user_is_refused_still_counts_for_the_user_it_stays_with() {
+    let header = "contact_id,name,email,grants,login\n";
+    let s = Sandbox::new(&csv_config("partners.csv", &[], &[]));
+    s.write(
+        "partners.csv",
+        &format!(
+            "{header}c1,Jan Novak,jan@x.example,q1,\nc2,Jan Novak,jan@x.example,q2,\n\
+             c3,Eva Black,eva@x.example,,\n"
+        ),
+    );
+    s.sync(0);
+    assert_eq!(
+        s.user("jan.novak")["grants"],
+        serde_json::json!(["q1", "q2"])
+    );
+    // c2 moves to a new address and asks for Eva's login: refused.
+    s.write(
+        "partners.csv",
+        &format!(
+            "{header}c1,Jan Novak,jan@x.example,q1,\nc2,Jan Novak,novak@y.example,q2,eva.black\n\
+             c3,Eva Black,eva@x.example,,\n"
+        ),
+    );
+    let out = s.sync(0);
+    assert_eq!(out["created"], 0, "{out}");
+    assert!(out["errors"].to_string().contains("eva.black"), "{out}");
+    let jan = s.user("jan.novak");
+    assert_eq!(jan["contacts"], serde_json::json!(["c1", "c2"]), "{jan}");
+    assert_eq!(
+        jan["grants"],
+        serde_json::json!(["q1", "q2"]),
+        "c2 is still linked to jan.novak, so its grant stays: {jan}"
+    );
+    assert_eq!(out["updated"], 0, "nothing changed: {out}");
+}
