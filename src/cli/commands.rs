@@ -249,9 +249,8 @@ fn retire(config: &Config, name: &str, opts: RunOptions, format: Format) -> anyh
 /// Sources the store still links contacts to but the config no longer has:
 /// their contacts stay linked until an admin retires them, so say so.
 fn removed_sources(config: &Config, store: &mut dyn Store) -> anyhow::Result<Vec<(String, usize)>> {
-    let mut removed = store.linked_sources()?;
-    removed.retain(|(name, _)| !config.sources.iter().any(|s| &s.name == name));
-    Ok(removed)
+    let configured: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+    Ok(store.linked_sources(&configured)?)
 }
 
 fn warn_about_removed_sources(config: &Config, store: &mut dyn Store) -> anyhow::Result<()> {
