@@ -550,3 +550,26 @@ fn a_contact_whose_new_user_is_refused_still_counts_for_the_user_it_stays_with()
     );
     assert_eq!(out["updated"], 0, "nothing changed: {out}");
 }
+
+/// A typo in `--retire-source` must not look like a retirement that worked.
+#[test]
+fn retiring_a_source_the_store_never_had_is_an_error_naming_it() {
+    let s = Sandbox::new(&csv_config("partners.csv", &[], &[]));
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}p1,Ann Smith,ann@x.example,,,\n"),
+    );
+    s.sync(0);
+    let out = s
+        .run(&["sync", "--once", "--retire-source", "partnres"])
+        .expect(2);
+    assert!(
+        out.stderr.contains("partnres") && out.stderr.contains("no contacts"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM runs WHERE source = 'partnres'"),
+        0
+    );
+}

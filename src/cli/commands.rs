@@ -239,6 +239,17 @@ fn retire(config: &Config, name: &str, opts: RunOptions, format: Format) -> anyh
         return Ok(exit::INVALID);
     }
     let mut store = open_store(config)?;
+    // A typo must not pass for a retirement: the store must know the source
+    // (an already retired one may still have users past `delete_after`).
+    let mut anchors = 0usize;
+    store.for_each_anchor(name, &mut |_, _| anchors += 1)?;
+    if anchors == 0 {
+        output::error_line(&format!(
+            "the store has no contacts of source {}; nothing to retire",
+            quoted(name)
+        ));
+        return Ok(exit::INVALID);
+    }
     let report = retire_source(config, name, store.as_mut(), opts)
         .with_context(|| format!("retiring source {name}"))?;
     let reports = [report];
