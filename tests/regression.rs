@@ -611,3 +611,99 @@ sources:
     assert_eq!(plan[1]["created"], 1, "{plan}");
     assert!(took.as_secs() < 3, "plan waited {took:?} for the writer");
 }
+
+/// An unchanged contact can be split off its user (its user is kept by a
+/// changed sibling of another address): the new user's login must still be
+/// checked against every taken login, not only those of the changed records.
+#[test]
+fn an_unchanged_contact_split_off_its_user_gets_a_free_login() {
+    let config = "\
+store: sqlite://liaison.db
+sources:
+  - name: s1
+    type: csv
+    path: s1.csv
+  - name: s2
+    type: csv
+    path: s2.csv
+";
+    let s = Sandbox::new(config);
+    s.write(
+        "s1.csv",
+        &format!("{HEADER}c1,Ann,z@x.example,,,\nc9,Dana Black,x@x.example,,,\n"),
+    );
+    s.write(
+        "s2.csv",
+        &format!("{HEADER}d1,Dan One,z@x.example,,,\nd2,Dana Black,z@x.example,,,\n"),
+    );
+    s.sync(0);
+    assert_eq!(logins(&s), ["ann", "dana.black"]);
+    // s1 comes first: its contact's new address becomes ann's.
+    s.write(
+        "s1.csv",
+        &format!("{HEADER}c1,Ann,a@x.example,,,\nc9,Dana Black,x@x.example,,,\n"),
+    );
+    s.sync(0);
+    // d1 moves to another address; d2 is unchanged.
+    s.write(
+        "s2.csv",
+        &format!("{HEADER}d1,Dan One,y@x.example,,,\nd2,Dana Black,z@x.example,,,\n"),
+    );
+    let out = s
+        .run(&["sync", "--once", "--source", "s2", "--format", "json"])
+        .json();
+    assert_eq!(out["status"], "applied", "{out}");
+    assert_eq!(logins(&s), ["ann", "dana.black", "dana.black2"], "{out}");
+    let again = s
+        .run(&["sync", "--once", "--source", "s2", "--format", "json"])
+        .json();
+    assert_eq!(again["status"], "applied", "{again}");
+}
+
+/// The same split as above, when another user already has the address the
+/// unchanged contact keeps: it joins that user (as a split by a changed
+/// e-mail does) instead of making a second user with one e-mail.
+#[test]
+#[ignore = "review finding: siblings' e-mails are not looked up (partial state), design open"]
+fn an_unchanged_contact_split_off_its_user_joins_the_user_with_its_address() {
+    let config = "\
+store: sqlite://liaison.db
+sources:
+  - name: s1
+    type: csv
+    path: s1.csv
+  - name: s2
+    type: csv
+    path: s2.csv
+";
+    let s = Sandbox::new(config);
+    s.write("s1.csv", &format!("{HEADER}c1,Ann,z@x.example,,,\n"));
+    s.write(
+        "s2.csv",
+        &format!("{HEADER}d1,Dan One,z@x.example,,,\nd2,Dana Black,z@x.example,,,\n"),
+    );
+    s.sync(0);
+    s.write("s1.csv", &format!("{HEADER}c1,Ann,a@x.example,,,\n"));
+    s.sync(0);
+    // A new s1 contact takes the address ann no longer has: user wendy.
+    s.write(
+        "s1.csv",
+        &format!("{HEADER}c1,Ann,a@x.example,,,\nc5,Wendy,z@x.example,,,\n"),
+    );
+    s.sync(0);
+    assert_eq!(logins(&s), ["ann", "wendy"]);
+    s.write(
+        "s2.csv",
+        &format!("{HEADER}d1,Dan One,y@x.example,,,\nd2,Dana Black,z@x.example,,,\n"),
+    );
+    let out = s
+        .run(&["sync", "--once", "--source", "s2", "--format", "json"])
+        .expect(0)
+        .json();
+    let with_z: Vec<Value> = s
+        .users()
+        .into_iter()
+        .filter(|u| u["email"] == "z@x.example")
+        .collect();
+    assert_eq!(with_z.len(), 1, "one user per e-mail: {with_z:?}\n{out}");
+}

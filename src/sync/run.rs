@@ -11,7 +11,7 @@ use super::read::{read_source, ReadFailure, ReadResult, RowError, SeenState, Sto
 use super::settings::plan_settings_digest;
 use crate::config::{Config, SourceConfig};
 use crate::mapping::Mapping;
-use crate::model::derive_login_base;
+use crate::model::{derive_login_base, ContactRecord};
 use crate::reconcile::{self, GuardLimits, Plan, PlanCounts, PlanOptions, SourceInput, State};
 use crate::store::{RunRecord, StateRequest, Store, StoreError};
 
@@ -110,8 +110,12 @@ pub fn run_source(
     };
     // Emptiness is judged by the records kept (`when:` may drop every row).
     let source_empty = read.read_as(|_| true).next().is_none();
-    let state = load_state_phase(config, source, store, &read, opts)?;
+    let mut state = load_state_phase(config, source, store, &read, opts)?;
+    let changed = read.changed.len();
     let (input, skipped) = siblings(&mut read, &state, &source.name);
+    if changed <= opts.all_logins_above {
+        load_sibling_logins(store, &source.name, &input.records[changed..], &mut state)?;
+    }
     let mut plan = plan_phase(config, input, &state, opts);
     plan.unchanged += skipped;
     plan.refreshed
@@ -324,6 +328,36 @@ fn siblings(read: &mut ReadResult, state: &State, source: &str) -> (SourceInput,
             .collect(),
     };
     (input, skipped.len())
+}
+
+/// Phase 4b: the taken logins the siblings could collide with. An unchanged
+/// contact can be split off its user (a changed sibling with another address
+/// keeps the user) and become a new user, whose login must be checked against
+/// every taken one, not only those the changed records asked for.
+fn load_sibling_logins(
+    store: &mut dyn Store,
+    source: &str,
+    siblings: &[ContactRecord],
+    state: &mut State,
+) -> Result<(), StoreError> {
+    if siblings.is_empty() {
+        return Ok(());
+    }
+    let mut request = StateRequest {
+        source: source.to_owned(),
+        ..StateRequest::default()
+    };
+    for r in siblings {
+        request
+            .login_bases
+            .insert(derive_login_base(r.name(), r.email_local_part()));
+        if let Some(l) = r.login() {
+            request.login_bases.insert(l.to_owned());
+        }
+    }
+    let logins = store.load_state(&request)?.taken_logins;
+    state.taken_logins.extend(logins);
+    Ok(())
 }
 
 /// Phase 5: the pure planner.
