@@ -707,3 +707,61 @@ sources:
         .collect();
     assert_eq!(with_z.len(), 1, "one user per e-mail: {with_z:?}\n{out}");
 }
+
+/// A rehearsal (a dry run over several sources) whose first source is a bulk
+/// load plans the second on top of it and leaves the store as it was.
+#[test]
+fn a_rehearsed_bulk_load_plans_the_next_source_on_top_and_rolls_back() {
+    let config = "\
+store: sqlite://liaison.db
+sources:
+  - name: partners
+    type: csv
+    path: partners.csv
+  - name: crm
+    type: csv
+    path: crm.csv
+";
+    let s = Sandbox::new(config);
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}p1,Ann Smith,ann@x.example,,,\np2,Bob,bob@x.example,,,\n"),
+    );
+    s.write(
+        "crm.csv",
+        &format!("{HEADER}k1,Ann Smith,ann@x.example,,,\nk2,Eva,eva@x.example,,,\n"),
+    );
+    let (config, mut store) = open(&s);
+    store.set_bulk_threshold(0);
+    let opts = RunOptions {
+        dry_run: true,
+        now_ms: T0,
+        ..RunOptions::default()
+    };
+    store.begin_rehearsal().unwrap();
+    let a = run_source(&config, &config.sources[0], &mut store, opts).unwrap();
+    let b = run_source(&config, &config.sources[1], &mut store, opts).unwrap();
+    store.end_rehearsal().unwrap();
+    assert_eq!(
+        (a.counts.created, b.counts.created, b.counts.updated),
+        (2, 1, 1)
+    );
+    for table in ["users", "contacts", "journal", "runs", "meta"] {
+        let n = count(&s, &format!("SELECT COUNT(*) FROM {table}"));
+        let want = if table == "meta" { 1 } else { 0 };
+        assert_eq!(n, want, "{table}");
+    }
+    let indexes = count(
+        &s,
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'users_login'",
+    );
+    assert_eq!(indexes, 1, "the bulk load's dropped index is back");
+    let real = s.sync(0);
+    let created: Vec<u64> = real
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["created"].as_u64().unwrap())
+        .collect();
+    assert_eq!(created, [2, 1]);
+}

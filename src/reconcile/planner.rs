@@ -539,6 +539,10 @@ impl<'a> Planner<'a> {
         to_create: &mut Vec<usize>,
         frozen: &mut BTreeSet<String>,
     ) {
+        // Only anchored contacts can split off a user (a first load has none).
+        if self.anchors.is_empty() {
+            return;
+        }
         let wanted =
             |g: &Group<'r>| -> Option<&'r str> { g.records.iter().find_map(|r| r.login()) };
         let splits: Vec<usize> = to_create

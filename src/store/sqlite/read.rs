@@ -56,6 +56,7 @@ pub fn settings_key(source: &str) -> String {
     format!("plan_settings:{source}")
 }
 
+/// The plan-settings digest `source`'s last applied run stored, if any.
 pub fn plan_settings(conn: &Connection, source: &str) -> Result<Option<u64>, StoreError> {
     use rusqlite::OptionalExtension;
     conn.query_row(
