@@ -111,10 +111,11 @@ pub fn run_source(
     // Emptiness is judged by the records kept (`when:` may drop every row).
     let source_empty = read.read_as(|_| true).next().is_none();
     let mut state = load_state_phase(config, source, store, &read, opts)?;
-    let changed = read.changed.len();
-    let (input, skipped) = siblings(&mut read, &state, &source.name);
-    if changed <= opts.all_logins_above {
-        load_sibling_logins(store, &source.name, &input.records[changed..], &mut state)?;
+    let all_logins = read.changed.len() > opts.all_logins_above;
+    let (input, skipped, first_sibling) = siblings(&mut read, &state, &source.name);
+    if !all_logins {
+        let siblings = input.records.get(first_sibling..).unwrap_or_default();
+        load_sibling_logins(store, &source.name, siblings, &mut state)?;
     }
     let mut plan = plan_phase(config, input, &state, opts);
     plan.unchanged += skipped;
@@ -294,10 +295,12 @@ fn load_state_phase(
 
 /// Phase 4: the planner's input — the changed records plus the unchanged
 /// contacts of the users they touch, so grouping by e-mail sees every row of
-/// those users. Also returns how many users stay unchanged unseen.
-fn siblings(read: &mut ReadResult, state: &State, source: &str) -> (SourceInput, usize) {
+/// those users. Also returns how many users stay unchanged unseen, and
+/// where the siblings start in the input's records.
+fn siblings(read: &mut ReadResult, state: &State, source: &str) -> (SourceInput, usize, usize) {
     let _phase = debug_span!("siblings").entered();
     let mut records = read.take_changed();
+    let first_sibling = records.len();
     let is_unchanged = |id: &str| {
         read.seen(id)
             .is_some_and(|(state, _)| state == SeenState::Unchanged)
@@ -327,7 +330,7 @@ fn siblings(read: &mut ReadResult, state: &State, source: &str) -> (SourceInput,
             .map(|(id, _)| id.to_owned())
             .collect(),
     };
-    (input, skipped.len())
+    (input, skipped.len(), first_sibling)
 }
 
 /// Phase 4b: the taken logins the siblings could collide with. An unchanged
