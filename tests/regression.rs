@@ -510,3 +510,258 @@ sources:
     s.run(&["sync", "--once", "--retire-source", "partners"])
         .expect(2);
 }
+
+/// A contact whose split-off group would become a new user that is refused
+/// (the login its row asks for is taken) is a conflict, "left as it was": it
+/// stays linked to its user, so that user keeps what the contact gives it.
+#[test]
+fn a_contact_whose_new_user_is_refused_still_counts_for_the_user_it_stays_with() {
+    let header = "contact_id,name,email,grants,login\n";
+    let s = Sandbox::new(&csv_config("partners.csv", &[], &[]));
+    s.write(
+        "partners.csv",
+        &format!(
+            "{header}c1,Jan Novak,jan@x.example,q1,\nc2,Jan Novak,jan@x.example,q2,\n\
+             c3,Eva Black,eva@x.example,,\n"
+        ),
+    );
+    s.sync(0);
+    assert_eq!(
+        s.user("jan.novak")["grants"],
+        serde_json::json!(["q1", "q2"])
+    );
+    // c2 moves to a new address and asks for Eva's login: refused.
+    s.write(
+        "partners.csv",
+        &format!(
+            "{header}c1,Jan Novak,jan@x.example,q1,\nc2,Jan Novak,novak@y.example,q2,eva.black\n\
+             c3,Eva Black,eva@x.example,,\n"
+        ),
+    );
+    let out = s.sync(0);
+    assert_eq!(out["created"], 0, "{out}");
+    assert!(out["errors"].to_string().contains("eva.black"), "{out}");
+    let jan = s.user("jan.novak");
+    assert_eq!(jan["contacts"], serde_json::json!(["c1", "c2"]), "{jan}");
+    assert_eq!(
+        jan["grants"],
+        serde_json::json!(["q1", "q2"]),
+        "c2 is still linked to jan.novak, so its grant stays: {jan}"
+    );
+    assert_eq!(out["updated"], 0, "nothing changed: {out}");
+}
+
+/// A typo in `--retire-source` must not look like a retirement that worked.
+#[test]
+fn retiring_a_source_the_store_never_had_is_an_error_naming_it() {
+    let s = Sandbox::new(&csv_config("partners.csv", &[], &[]));
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}p1,Ann Smith,ann@x.example,,,\n"),
+    );
+    s.sync(0);
+    let out = s
+        .run(&["sync", "--once", "--retire-source", "partnres"])
+        .expect(2);
+    assert!(
+        out.stderr.contains("partnres") && out.stderr.contains("no contacts"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM runs WHERE source = 'partnres'"),
+        0
+    );
+}
+
+/// `plan` is a preview: like every other reading command it must work while
+/// a writer (the daemon applying a run) holds the store, and must not hold it
+/// against that writer. A rehearsal inside `BEGIN IMMEDIATE` does both.
+#[test]
+#[ignore = "review finding: `plan` over several sources takes the store's write lock (design open)"]
+fn plan_over_several_sources_works_while_another_process_writes() {
+    let config = "\
+store: sqlite://liaison.db
+sources:
+  - name: partners
+    type: csv
+    path: partners.csv
+  - name: crm
+    type: csv
+    path: crm.csv
+";
+    let s = Sandbox::new(config);
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}p1,Ann Smith,ann@x.example,,,\n"),
+    );
+    s.write("crm.csv", &format!("{HEADER}k1,Bob,bob@x.example,,,\n"));
+    s.sync(0);
+    s.write(
+        "crm.csv",
+        &format!("{HEADER}k1,Bob,bob@x.example,,,\nk2,Eva,eva@x.example,,,\n"),
+    );
+    let writer = rusqlite::Connection::open(s.path().join("liaison.db")).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let plan = s.run(&["plan", "--format", "json"]);
+    let took = started.elapsed();
+    writer.execute_batch("ROLLBACK").unwrap();
+    let plan = plan.expect(0).json();
+    assert_eq!(plan[1]["created"], 1, "{plan}");
+    assert!(took.as_secs() < 3, "plan waited {took:?} for the writer");
+}
+
+/// An unchanged contact can be split off its user (its user is kept by a
+/// changed sibling of another address): the new user's login must still be
+/// checked against every taken login, not only those of the changed records.
+#[test]
+fn an_unchanged_contact_split_off_its_user_gets_a_free_login() {
+    let config = "\
+store: sqlite://liaison.db
+sources:
+  - name: s1
+    type: csv
+    path: s1.csv
+  - name: s2
+    type: csv
+    path: s2.csv
+";
+    let s = Sandbox::new(config);
+    s.write(
+        "s1.csv",
+        &format!("{HEADER}c1,Ann,z@x.example,,,\nc9,Dana Black,x@x.example,,,\n"),
+    );
+    s.write(
+        "s2.csv",
+        &format!("{HEADER}d1,Dan One,z@x.example,,,\nd2,Dana Black,z@x.example,,,\n"),
+    );
+    s.sync(0);
+    assert_eq!(logins(&s), ["ann", "dana.black"]);
+    // s1 comes first: its contact's new address becomes ann's.
+    s.write(
+        "s1.csv",
+        &format!("{HEADER}c1,Ann,a@x.example,,,\nc9,Dana Black,x@x.example,,,\n"),
+    );
+    s.sync(0);
+    // d1 moves to another address; d2 is unchanged.
+    s.write(
+        "s2.csv",
+        &format!("{HEADER}d1,Dan One,y@x.example,,,\nd2,Dana Black,z@x.example,,,\n"),
+    );
+    let out = s
+        .run(&["sync", "--once", "--source", "s2", "--format", "json"])
+        .json();
+    assert_eq!(out["status"], "applied", "{out}");
+    assert_eq!(logins(&s), ["ann", "dana.black", "dana.black2"], "{out}");
+    let again = s
+        .run(&["sync", "--once", "--source", "s2", "--format", "json"])
+        .json();
+    assert_eq!(again["status"], "applied", "{again}");
+}
+
+/// The same split as above, when another user already has the address the
+/// unchanged contact keeps: it joins that user (as a split by a changed
+/// e-mail does) instead of making a second user with one e-mail.
+#[test]
+#[ignore = "review finding: siblings' e-mails are not looked up (partial state), design open"]
+fn an_unchanged_contact_split_off_its_user_joins_the_user_with_its_address() {
+    let config = "\
+store: sqlite://liaison.db
+sources:
+  - name: s1
+    type: csv
+    path: s1.csv
+  - name: s2
+    type: csv
+    path: s2.csv
+";
+    let s = Sandbox::new(config);
+    s.write("s1.csv", &format!("{HEADER}c1,Ann,z@x.example,,,\n"));
+    s.write(
+        "s2.csv",
+        &format!("{HEADER}d1,Dan One,z@x.example,,,\nd2,Dana Black,z@x.example,,,\n"),
+    );
+    s.sync(0);
+    s.write("s1.csv", &format!("{HEADER}c1,Ann,a@x.example,,,\n"));
+    s.sync(0);
+    // A new s1 contact takes the address ann no longer has: user wendy.
+    s.write(
+        "s1.csv",
+        &format!("{HEADER}c1,Ann,a@x.example,,,\nc5,Wendy,z@x.example,,,\n"),
+    );
+    s.sync(0);
+    assert_eq!(logins(&s), ["ann", "wendy"]);
+    s.write(
+        "s2.csv",
+        &format!("{HEADER}d1,Dan One,y@x.example,,,\nd2,Dana Black,z@x.example,,,\n"),
+    );
+    let out = s
+        .run(&["sync", "--once", "--source", "s2", "--format", "json"])
+        .expect(0)
+        .json();
+    let with_z: Vec<Value> = s
+        .users()
+        .into_iter()
+        .filter(|u| u["email"] == "z@x.example")
+        .collect();
+    assert_eq!(with_z.len(), 1, "one user per e-mail: {with_z:?}\n{out}");
+}
+
+/// A rehearsal (a dry run over several sources) whose first source is a bulk
+/// load plans the second on top of it and leaves the store as it was.
+#[test]
+fn a_rehearsed_bulk_load_plans_the_next_source_on_top_and_rolls_back() {
+    let config = "\
+store: sqlite://liaison.db
+sources:
+  - name: partners
+    type: csv
+    path: partners.csv
+  - name: crm
+    type: csv
+    path: crm.csv
+";
+    let s = Sandbox::new(config);
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}p1,Ann Smith,ann@x.example,,,\np2,Bob,bob@x.example,,,\n"),
+    );
+    s.write(
+        "crm.csv",
+        &format!("{HEADER}k1,Ann Smith,ann@x.example,,,\nk2,Eva,eva@x.example,,,\n"),
+    );
+    let (config, mut store) = open(&s);
+    store.set_bulk_threshold(0);
+    let opts = RunOptions {
+        dry_run: true,
+        now_ms: T0,
+        ..RunOptions::default()
+    };
+    store.begin_rehearsal().unwrap();
+    let a = run_source(&config, &config.sources[0], &mut store, opts).unwrap();
+    let b = run_source(&config, &config.sources[1], &mut store, opts).unwrap();
+    store.end_rehearsal().unwrap();
+    assert_eq!(
+        (a.counts.created, b.counts.created, b.counts.updated),
+        (2, 1, 1)
+    );
+    for table in ["users", "contacts", "journal", "runs", "meta"] {
+        let n = count(&s, &format!("SELECT COUNT(*) FROM {table}"));
+        let want = if table == "meta" { 1 } else { 0 };
+        assert_eq!(n, want, "{table}");
+    }
+    let indexes = count(
+        &s,
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'users_login'",
+    );
+    assert_eq!(indexes, 1, "the bulk load's dropped index is back");
+    let real = s.sync(0);
+    let created: Vec<u64> = real
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["created"].as_u64().unwrap())
+        .collect();
+    assert_eq!(created, [2, 1]);
+}

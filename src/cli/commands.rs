@@ -210,6 +210,17 @@ fn retire(config: &Config, name: &str, opts: RunOptions, format: Format) -> anyh
         return Ok(exit::INVALID);
     }
     let mut store = open_store(config)?;
+    // A typo must not pass for a retirement: the store must know the source
+    // (an already retired one may still have users past `delete_after`).
+    let mut anchors = 0usize;
+    store.for_each_anchor(name, &mut |_, _| anchors += 1)?;
+    if anchors == 0 {
+        output::error_line(&format!(
+            "the store has no contacts of source {}; nothing to retire",
+            quoted(name)
+        ));
+        return Ok(exit::INVALID);
+    }
     let report = retire_source(config, name, store.as_mut(), opts)
         .with_context(|| format!("retiring source {name}"))?;
     let reports = [report];
@@ -220,9 +231,8 @@ fn retire(config: &Config, name: &str, opts: RunOptions, format: Format) -> anyh
 /// Sources the store still links contacts to but the config no longer has:
 /// their contacts stay linked until an admin retires them, so say so.
 fn removed_sources(config: &Config, store: &mut dyn Store) -> anyhow::Result<Vec<(String, usize)>> {
-    let mut removed = store.linked_sources()?;
-    removed.retain(|(name, _)| !config.sources.iter().any(|s| &s.name == name));
-    Ok(removed)
+    let configured: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+    Ok(store.linked_sources(&configured)?)
 }
 
 fn warn_about_removed_sources(config: &Config, store: &mut dyn Store) -> anyhow::Result<()> {

@@ -448,7 +448,14 @@ impl<'a> Planner<'a> {
         }
         to_create.sort();
         // 2c. No two users may end the run with one address.
-        let keep_email = self.settle_emails(&groups, &mut assigned, &mut to_create, &mut frozen);
+        // A refused split stays with its user, which may change the address
+        // that user ends with: settle again until nothing more is refused.
+        let keep_email = loop {
+            let keep = self.settle_emails(&groups, &mut assigned, &mut to_create, &mut frozen);
+            if !self.refuse_taken_splits(&groups, &mut to_create, &mut frozen) {
+                break keep;
+            }
+        };
         // 3./4. Every user touched by this source: assigned ones and those whose
         // anchors of this source were linked before.
         let mut touched: BTreeSet<UserId> = assigned.keys().copied().collect();
@@ -786,6 +793,70 @@ impl<'a> Planner<'a> {
         }
         after.contacts.extend(records.iter().map(|r| (my_rank, r)));
         after
+    }
+
+    /// A group that splits off its user (it holds an anchored contact) but asks
+    /// for a login that is taken, or that a group with a smaller contact id
+    /// asks for, gets no new user (see [`Planner::plan_creates`]): its records
+    /// become conflicts here, before the users are planned, so they stay with
+    /// the user they belong to as they were instead of leaving it.
+    fn refuse_taken_splits<'r>(
+        &mut self,
+        groups: &[Group<'r>],
+        to_create: &mut Vec<usize>,
+        frozen: &mut BTreeSet<String>,
+    ) -> bool {
+        // Only anchored contacts can split off a user (a first load has none).
+        if self.anchors.is_empty() {
+            return false;
+        }
+        let wanted =
+            |g: &Group<'r>| -> Option<&'r str> { g.records.iter().find_map(|r| r.login()) };
+        let splits: Vec<usize> = to_create
+            .iter()
+            .copied()
+            .filter(|gi| {
+                let g = &groups[*gi];
+                wanted(g).is_some()
+                    && g.records
+                        .iter()
+                        .any(|r| self.anchors.contains_key(r.contact_id()))
+            })
+            .collect();
+        if splits.is_empty() {
+            return false;
+        }
+        let asked: HashSet<&str> = splits
+            .iter()
+            .filter_map(|gi| wanted(&groups[*gi]))
+            .collect();
+        // The smallest contact id asking for each of those logins claims it.
+        let mut first: HashMap<&str, &str> = HashMap::new();
+        for gi in to_create.iter() {
+            let g = &groups[*gi];
+            if let Some(login) = wanted(g).filter(|l| asked.contains(l)) {
+                let id = first.entry(login).or_insert(g.first_id());
+                if g.first_id() < *id {
+                    *id = g.first_id();
+                }
+            }
+        }
+        let mut refused = BTreeSet::new();
+        for gi in splits {
+            let g = &groups[gi];
+            let Some(login) = wanted(g) else {
+                continue;
+            };
+            let taken = self.state.taken_logins.contains(login)
+                || self.user_logins.contains(login)
+                || first.get(login).is_some_and(|id| *id != g.first_id());
+            if taken {
+                refused.insert(gi);
+                self.conflict(g, frozen, format!("login {login} is taken by another user"));
+            }
+        }
+        to_create.retain(|gi| !refused.contains(gi));
+        !refused.is_empty()
     }
 
     /// Plans one existing user: its contacts of this source now are `records`

@@ -140,9 +140,10 @@ pub trait Store {
     /// The slice of the store a plan needs.
     fn load_state(&mut self, request: &StateRequest<'_>) -> Result<State, StoreError>;
 
-    /// Every source with linked contacts in the store, with how many: shows
-    /// sources removed from the config whose contacts are still linked.
-    fn linked_sources(&mut self) -> Result<Vec<(String, usize)>, StoreError>;
+    /// Every source but those in `except` (the configured ones) with linked
+    /// contacts in the store, with how many: shows sources removed from the
+    /// config whose contacts are still linked.
+    fn linked_sources(&mut self, except: &[&str]) -> Result<Vec<(String, usize)>, StoreError>;
 
     /// Active users linked to `source` now (the guard's ratio base).
     fn active_linked(&mut self, source: &str) -> Result<usize, StoreError>;

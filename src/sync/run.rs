@@ -11,7 +11,7 @@ use super::read::{read_source, ReadFailure, ReadResult, RowError, SeenState, Sto
 use super::settings::plan_settings_digest;
 use crate::config::{Config, SourceConfig};
 use crate::mapping::Mapping;
-use crate::model::derive_login_base;
+use crate::model::{derive_login_base, ContactRecord};
 use crate::reconcile::{self, GuardLimits, Plan, PlanCounts, PlanOptions, SourceInput, State};
 use crate::store::{RunRecord, StateRequest, Store, StoreError};
 
@@ -110,8 +110,13 @@ pub fn run_source(
     };
     // Emptiness is judged by the records kept (`when:` may drop every row).
     let source_empty = read.read_as(|_| true).next().is_none();
-    let state = load_state_phase(config, source, store, &read, opts)?;
-    let (input, skipped) = siblings(&mut read, &state, &source.name);
+    let mut state = load_state_phase(config, source, store, &read, opts)?;
+    let all_logins = read.changed.len() > opts.all_logins_above;
+    let (input, skipped, first_sibling) = siblings(&mut read, &state, &source.name);
+    if !all_logins {
+        let siblings = input.records.get(first_sibling..).unwrap_or_default();
+        load_sibling_logins(store, &source.name, siblings, &mut state)?;
+    }
     let mut plan = plan_phase(config, input, &state, opts);
     plan.unchanged += skipped;
     plan.refreshed
@@ -343,10 +348,12 @@ fn load_state_phase(
 
 /// Phase 4: the planner's input — the changed records plus the unchanged
 /// contacts of the users they touch, so grouping by e-mail sees every row of
-/// those users. Also returns how many users stay unchanged unseen.
-fn siblings(read: &mut ReadResult, state: &State, source: &str) -> (SourceInput, usize) {
+/// those users. Also returns how many users stay unchanged unseen, and
+/// where the siblings start in the input's records.
+fn siblings(read: &mut ReadResult, state: &State, source: &str) -> (SourceInput, usize, usize) {
     let _phase = debug_span!("siblings").entered();
     let mut records = read.take_changed();
+    let first_sibling = records.len();
     let is_unchanged = |id: &str| {
         read.seen(id)
             .is_some_and(|(state, _)| state == SeenState::Unchanged)
@@ -376,7 +383,37 @@ fn siblings(read: &mut ReadResult, state: &State, source: &str) -> (SourceInput,
             .map(|(id, _)| id.to_owned())
             .collect(),
     };
-    (input, skipped.len())
+    (input, skipped.len(), first_sibling)
+}
+
+/// Phase 4b: the taken logins the siblings could collide with. An unchanged
+/// contact can be split off its user (a changed sibling with another address
+/// keeps the user) and become a new user, whose login must be checked against
+/// every taken one, not only those the changed records asked for.
+fn load_sibling_logins(
+    store: &mut dyn Store,
+    source: &str,
+    siblings: &[ContactRecord],
+    state: &mut State,
+) -> Result<(), StoreError> {
+    if siblings.is_empty() {
+        return Ok(());
+    }
+    let mut request = StateRequest {
+        source: source.to_owned(),
+        ..StateRequest::default()
+    };
+    for r in siblings {
+        request
+            .login_bases
+            .insert(derive_login_base(r.name(), r.email_local_part()));
+        if let Some(l) = r.login() {
+            request.login_bases.insert(l.to_owned());
+        }
+    }
+    let logins = store.load_state(&request)?.taken_logins;
+    state.taken_logins.extend(logins);
+    Ok(())
 }
 
 /// Phase 5: the pure planner.

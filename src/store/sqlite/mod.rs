@@ -140,8 +140,8 @@ impl Store for SqliteStore {
         read::load_state(&self.conn, request)
     }
 
-    fn linked_sources(&mut self) -> Result<Vec<(String, usize)>, StoreError> {
-        read::linked_sources(&self.conn)
+    fn linked_sources(&mut self, except: &[&str]) -> Result<Vec<(String, usize)>, StoreError> {
+        read::linked_sources(&self.conn, except)
     }
 
     fn active_linked(&mut self, source: &str) -> Result<usize, StoreError> {

@@ -56,6 +56,7 @@ pub fn settings_key(source: &str) -> String {
     format!("plan_settings:{source}")
 }
 
+/// The plan-settings digest `source`'s last applied run stored, if any.
 pub fn plan_settings(conn: &Connection, source: &str) -> Result<Option<u64>, StoreError> {
     use rusqlite::OptionalExtension;
     conn.query_row(
@@ -68,9 +69,14 @@ pub fn plan_settings(conn: &Connection, source: &str) -> Result<Option<u64>, Sto
     .map_err(q("reading the plan settings"))
 }
 
-/// Each source that has linked contacts, with how many: one primary-key seek
-/// per source (a loose index scan), not a scan of the contacts.
-pub fn linked_sources(conn: &Connection) -> Result<Vec<(String, usize)>, StoreError> {
+/// Each source but those in `except` that has linked contacts, with how
+/// many: one primary-key seek per source (a loose index scan), and a count of
+/// the links of the others only (counting a configured source's million links
+/// scanned the contacts table on every sync).
+pub fn linked_sources(
+    conn: &Connection,
+    except: &[&str],
+) -> Result<Vec<(String, usize)>, StoreError> {
     let err = q("listing the stored sources");
     let mut next = conn
         .prepare_cached("SELECT source FROM contacts WHERE source > ?1 ORDER BY source LIMIT 1")
@@ -89,6 +95,10 @@ pub fn linked_sources(conn: &Connection) -> Result<Vec<(String, usize)>, StoreEr
         let Some(source) = found else {
             return Ok(out);
         };
+        if except.contains(&source.as_str()) {
+            after = source;
+            continue;
+        }
         let n: i64 = linked.query_row([&source], |r| r.get(0)).map_err(&err)?;
         if n > 0 {
             out.push((source.clone(), n as usize));
@@ -462,5 +472,66 @@ fn view_of(
         attributes: u.attributes,
         created_at: rfc3339(created),
         updated_at: rfc3339(updated),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use rusqlite::Connection;
+
+    /// A store whose configured source `partners` links `n` contacts and
+    /// whose removed source `old` links 3.
+    fn store_with(n: usize) -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::migrations::migrate(&mut conn).unwrap();
+        let insert = "INSERT INTO contacts (source, contact_id, user_id, linked, fingerprint, \
+                      content, name, email, grants, attributes) \
+                      WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?2) \
+                      SELECT ?1, 'c' || i, i, 1, 0, 0, 'N', 'n@x.example', '[]', '{}' FROM k";
+        conn.execute(insert, rusqlite::params!["partners", n as i64])
+            .unwrap();
+        conn.execute(insert, rusqlite::params!["old", 3]).unwrap();
+        conn
+    }
+
+    /// SQLite VM steps `f` takes on `conn`.
+    fn vm_steps<T>(conn: &mut Connection, f: impl FnOnce(&Connection) -> T) -> (u64, T) {
+        let steps = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&steps);
+        conn.progress_handler(
+            1,
+            Some(move || {
+                counter.fetch_add(1, Ordering::Relaxed);
+                false
+            }),
+        )
+        .unwrap();
+        let out = f(conn);
+        conn.progress_handler(1, None::<fn() -> bool>).unwrap();
+        (steps.load(Ordering::Relaxed), out)
+    }
+
+    fn removed(conn: &Connection) -> Vec<(String, usize)> {
+        super::linked_sources(conn, &["partners"]).unwrap()
+    }
+
+    /// `sync` looks for removed sources after every run: on a million-contact
+    /// store, counting the configured source's links scanned the whole
+    /// contacts table (0.2–0.4 s measured with `sqlite3`, a no-op sync takes 2 s).
+    #[test]
+    fn listing_removed_sources_costs_nothing_per_contact_of_a_configured_source() {
+        let (mut small, mut big) = (store_with(10), store_with(5_000));
+        let (few, small_out) = vm_steps(&mut small, removed);
+        let (many, big_out) = vm_steps(&mut big, removed);
+        assert_eq!(small_out, [("old".to_owned(), 3)]);
+        assert_eq!(big_out, small_out);
+        assert!(
+            many < few + 1_000,
+            "{few} VM steps with 10 contacts of partners, {many} with 5,000"
+        );
     }
 }
