@@ -41,6 +41,8 @@ struct Planner<'a> {
     linked: BTreeMap<UserId, Vec<&'a StoredContact>>,
     /// Users by normalized e-mail.
     by_email: HashMap<&'a str, Vec<UserId>>,
+    /// Users anchored by a record this run read (see [`Planner::present`]).
+    read_anchored: BTreeSet<UserId>,
     /// Users with an anchor of this source: the ones its runs may delete.
     fed_here: BTreeSet<UserId>,
     /// Logins of the loaded users: taken, whatever `State::taken_logins` holds.
@@ -246,6 +248,7 @@ impl<'a> Planner<'a> {
             linked,
             by_email,
             fed_here,
+            read_anchored: BTreeSet::new(),
             user_logins,
             moves_to_new: Vec::new(),
             plan: Plan {
@@ -367,6 +370,9 @@ impl<'a> Planner<'a> {
             .collect();
         // Contacts present but not to be touched: unreadable rows and conflicts.
         let mut frozen: BTreeSet<String> = unreadable;
+        if !self.anchors.is_empty() || !self.by_email.is_empty() {
+            self.read_anchored = self.present_in_read(&groups, &frozen);
+        }
 
         // 2a. Each group claims a user: by anchor, else by e-mail. A group
         // anchored to several users, or matching several by e-mail, is a conflict.
@@ -425,6 +431,13 @@ impl<'a> Planner<'a> {
         }
         losers.sort();
         for (gi, left) in losers {
+            // A group holding a contact anchored to the user it lost splits off
+            // into a new user: the anchor wins over the e-mail, so it never
+            // moves to another existing user by address (2c settles a clash).
+            if groups[gi].records.iter().any(|r| self.anchors.contains_key(r.contact_id())) {
+                to_create.push(gi);
+                continue;
+            }
             let candidates: Vec<UserId> = self
                 .by_email
                 .get(groups[gi].email())
@@ -461,7 +474,7 @@ impl<'a> Planner<'a> {
         let mut touched: BTreeSet<UserId> = assigned.keys().copied().collect();
         touched.extend(self.anchors.values().filter(|a| a.linked).map(|a| a.user));
         let placed = self.placed(&groups, &assigned, &to_create);
-        let present = self.present(&assigned, &frozen);
+        let present = self.present(&assigned);
         for user in touched {
             let records = assigned
                 .get(&user)
@@ -558,7 +571,7 @@ impl<'a> Planner<'a> {
         tolerated: &BTreeSet<String>,
     ) -> Option<(String, Vec<Holder>)> {
         let placed = self.placed(groups, assigned, to_create);
-        let present = self.present(assigned, frozen);
+        let present = self.present(assigned);
         let mut holders: BTreeMap<&str, Vec<Holder>> = BTreeMap::new();
         for u in self.state.users.values() {
             if self.expires(u, &present) {
@@ -625,10 +638,15 @@ impl<'a> Planner<'a> {
                 Holder::User(_) => None,
             })
             .collect();
-        // A new group with the address one unclaimed user ends the run with
-        // joins that user, as it would by e-mail on the next run.
+        // A group of new contacts with the address one unclaimed user ends the
+        // run with joins that user, as it would by e-mail on the next run (a
+        // group splitting off its user is anchored: it never moves by address).
         if let ([gi], [u]) = (new_groups.as_slice(), existing.as_slice()) {
-            if !assigned.contains_key(u) {
+            let anchored = groups[*gi]
+                .records
+                .iter()
+                .any(|r| self.anchors.contains_key(r.contact_id()));
+            if !anchored && !assigned.contains_key(u) {
                 to_create.retain(|g| g != gi);
                 assigned.insert(*u, *gi);
                 return true;
@@ -658,17 +676,6 @@ impl<'a> Planner<'a> {
                     let other = owner.or_else(|| existing.iter().copied().find(|o| *o != u));
                     let other = other.map(|o| self.login(o).to_string()).unwrap_or_default();
                     match assigned.get(&u).copied() {
-                        // The address's owner takes the group, as a group that
-                        // lost its user to another does (step 2b).
-                        Some(gi)
-                            if groups[gi].email() == email
-                                && owner.is_some_and(|o| !assigned.contains_key(&o)) =>
-                        {
-                            assigned.remove(&u);
-                            if let Some(o) = owner {
-                                assigned.insert(o, gi);
-                            }
-                        }
                         Some(gi) if groups[gi].email() == email => {
                             assigned.remove(&u);
                             let msg = format!(
@@ -729,19 +736,38 @@ impl<'a> Planner<'a> {
         placed
     }
 
-    /// Users with a contact of this source present in this run (assigned a
-    /// group, or anchoring a frozen record): never deleted by the grace period.
-    fn present(
-        &self,
-        assigned: &BTreeMap<UserId, usize>,
-        frozen: &BTreeSet<String>,
-    ) -> BTreeSet<UserId> {
-        let mut present: BTreeSet<UserId> = assigned.keys().copied().collect();
+    /// Users a record of this read belongs to: by its anchor (valid,
+    /// unreadable or, later, a conflict), or, for a new contact, by its e-mail.
+    fn present_in_read(&self, groups: &[Group<'_>], unreadable: &BTreeSet<String>) -> BTreeSet<UserId> {
+        let mut present = BTreeSet::new();
+        for g in groups {
+            let mut new_contact = false;
+            for r in g.records {
+                match self.anchors.get(r.contact_id()) {
+                    Some(a) => {
+                        present.insert(a.user);
+                    }
+                    None => new_contact = true,
+                }
+            }
+            if new_contact {
+                present.extend(self.by_email.get(g.email()).into_iter().flatten().copied());
+            }
+        }
         present.extend(
-            frozen
+            unreadable
                 .iter()
                 .filter_map(|id| self.anchors.get(id.as_str()).map(|a| a.user)),
         );
+        present
+    }
+
+    /// Users with a contact of this source present in this run — anchoring
+    /// any record read (valid, unreadable or a conflict), or assigned a group
+    /// by e-mail: never deleted by the grace period.
+    fn present(&self, assigned: &BTreeMap<UserId, usize>) -> BTreeSet<UserId> {
+        let mut present = self.read_anchored.clone();
+        present.extend(assigned.keys().copied());
         present
     }
 

@@ -335,7 +335,9 @@ fn load_state_phase(
     request
         .users
         .extend(read.left().filter(|a| a.linked).map(|a| a.user));
-    let state = store.load_state(&request)?;
+    let mut state = store.load_state(&request)?;
+    drop(request);
+    close_over_addresses(store, &source.name, &mut state)?;
     debug!(
         users = state.users.len(),
         contacts = state.contacts.len(),
@@ -344,6 +346,62 @@ fn load_state_phase(
         "state loaded"
     );
     Ok(state)
+}
+
+/// Rounds of [`close_over_addresses`] at most; each round adds the users
+/// holding addresses of the contacts loaded so far (measured: histories of
+/// two sources need at most two).
+const ADDRESS_ROUNDS: usize = 8;
+
+/// Loads the users holding an address of any loaded contact, with their
+/// contacts, until no new one turns up: a touched user may end the run with
+/// any of its contacts' addresses, and the planner must see who holds it.
+fn close_over_addresses(
+    store: &mut dyn Store,
+    source: &str,
+    state: &mut State,
+) -> Result<(), StoreError> {
+    for _ in 0..ADDRESS_ROUNDS {
+        let held: HashSet<&str> = state
+            .users
+            .values()
+            .filter_map(|u| u.email.as_ref().map(|e| e.normalized()))
+            .collect();
+        let wanted: HashSet<String> = state
+            .contacts
+            .iter()
+            .map(|c| c.record.email_normalized())
+            .filter(|e| !held.contains(e))
+            .map(str::to_owned)
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let request = StateRequest {
+            source: source.to_owned(),
+            emails: wanted.iter().map(String::as_str).collect(),
+            ..StateRequest::default()
+        };
+        let more = store.load_state(&request)?;
+        let before = state.users.len();
+        for (id, user) in more.users {
+            state.users.entry(id).or_insert(user);
+        }
+        if state.users.len() == before {
+            return Ok(());
+        }
+        let known: HashSet<(String, String)> = state
+            .contacts
+            .iter()
+            .map(|c| (c.source.clone(), c.record.contact_id().to_owned()))
+            .collect();
+        state.contacts.extend(
+            more.contacts
+                .into_iter()
+                .filter(|c| !known.contains(&(c.source.clone(), c.record.contact_id().to_owned()))),
+        );
+    }
+    Ok(())
 }
 
 /// Phase 4: the planner's input — the changed records plus the unchanged
