@@ -351,29 +351,33 @@ fn store_keeps_invariants(
     Ok(())
 }
 
-/// No user that a row of `step` (of any source) belongs to is deleted during
-/// the step: by its anchor at the start, or, for a new row, by its e-mail.
-/// (Each run checks this for its own rows; here another source's run
-/// deleting the user counts too.)
+/// No user fed by one source only whose contact of that source is in `step`
+/// is deleted during the step, by whichever source's run: an earlier source
+/// must not delete it (issue 8, item 18). Each run checks its own rows, new
+/// contacts with a user's e-mail included; across sources that feed one user,
+/// a run sees only its own source's rows, so nothing more is promised there.
 fn step_deletes_no_present_user(
     start: &Directory,
     end: &Directory,
     step: &Step,
 ) -> Result<(), String> {
-    for (login, u) in &start.users {
+    for login in start.users.keys() {
         if end.users.contains_key(login) {
             continue;
         }
+        let fed_by: BTreeSet<&str> = start
+            .anchors
+            .iter()
+            .filter(|(_, (owner, _))| owner == login)
+            .map(|((source, _), _)| source.as_str())
+            .collect();
         for (source, rows) in SOURCES.iter().zip(&step.sources) {
+            if fed_by.iter().any(|s| s != source) {
+                continue;
+            }
             for r in rows {
                 let key = (source.to_string(), r.contact_id());
-                let present = match start.anchors.get(&key) {
-                    Some((owner, _)) => owner == login,
-                    None => {
-                        u.email.as_deref().map(str::to_lowercase) == Some(r.email().to_lowercase())
-                    }
-                };
-                if present {
+                if start.anchors.get(&key).is_some_and(|(owner, _)| owner == login) {
                     return Err(format!(
                         "user {login} is deleted although contact {source}:{} is in this step's files",
                         r.contact_id()
