@@ -43,6 +43,8 @@ struct Planner<'a> {
     by_email: HashMap<&'a str, Vec<UserId>>,
     /// Users anchored by a record this run read (see [`Planner::present`]).
     read_anchored: BTreeSet<UserId>,
+    /// Users with a linked contact of this source: this run plans them.
+    linked_here: BTreeSet<UserId>,
     /// Users with an anchor of this source: the ones its runs may delete.
     fed_here: BTreeSet<UserId>,
     /// Logins of the loaded users: taken, whatever `State::taken_logins` holds.
@@ -239,6 +241,11 @@ impl<'a> Planner<'a> {
         }
         let user_logins = state.users.values().map(|u| u.login.as_str()).collect();
         let fed_here = anchors.values().map(|a: &&StoredContact| a.user).collect();
+        let linked_here = anchors
+            .values()
+            .filter(|a: &&&StoredContact| a.linked)
+            .map(|a| a.user)
+            .collect();
         Planner {
             source,
             state,
@@ -248,6 +255,7 @@ impl<'a> Planner<'a> {
             linked,
             by_email,
             fed_here,
+            linked_here,
             read_anchored: BTreeSet::new(),
             user_logins,
             moves_to_new: Vec::new(),
@@ -434,7 +442,11 @@ impl<'a> Planner<'a> {
             // A group holding a contact anchored to the user it lost splits off
             // into a new user: the anchor wins over the e-mail, so it never
             // moves to another existing user by address (2c settles a clash).
-            if groups[gi].records.iter().any(|r| self.anchors.contains_key(r.contact_id())) {
+            if groups[gi]
+                .records
+                .iter()
+                .any(|r| self.anchors.contains_key(r.contact_id()))
+            {
                 to_create.push(gi);
                 continue;
             }
@@ -464,7 +476,8 @@ impl<'a> Planner<'a> {
         // A refused split stays with its user, which may change the address
         // that user ends with: settle again until nothing more is refused.
         let keep_email = loop {
-            let keep = self.settle_emails(&groups, &mut assigned, &mut to_create, &mut frozen);
+            let keep =
+                self.settle_emails(&groups, &claims, &mut assigned, &mut to_create, &mut frozen);
             if !self.refuse_taken_splits(&groups, &mut to_create, &mut frozen) {
                 break keep;
             }
@@ -472,7 +485,7 @@ impl<'a> Planner<'a> {
         // 3./4. Every user touched by this source: assigned ones and those whose
         // anchors of this source were linked before.
         let mut touched: BTreeSet<UserId> = assigned.keys().copied().collect();
-        touched.extend(self.anchors.values().filter(|a| a.linked).map(|a| a.user));
+        touched.extend(self.linked_here.iter().copied());
         let placed = self.placed(&groups, &assigned, &to_create);
         let present = self.present(&assigned);
         for user in touched {
@@ -520,6 +533,7 @@ impl<'a> Planner<'a> {
     fn settle_emails(
         &mut self,
         groups: &[Group<'_>],
+        claims: &BTreeMap<UserId, Vec<usize>>,
         assigned: &mut BTreeMap<UserId, usize>,
         to_create: &mut Vec<usize>,
         frozen: &mut BTreeSet<String>,
@@ -546,6 +560,7 @@ impl<'a> Planner<'a> {
             };
             let settled = self.settle_clash(
                 groups,
+                claims,
                 assigned,
                 to_create,
                 frozen,
@@ -578,7 +593,9 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let current = u.email.as_ref().map(|e| e.normalized());
-            let after = match (keep_email.contains(&u.id), assigned.get(&u.id)) {
+            // Only users this run plans can change address.
+            let touched = assigned.contains_key(&u.id) || self.linked_here.contains(&u.id);
+            let after = match (keep_email.contains(&u.id) || !touched, assigned.get(&u.id)) {
                 (true, _) => current,
                 (false, gi) => {
                     let records = gi.map_or(&[][..], |gi| groups[*gi].records);
@@ -610,6 +627,7 @@ impl<'a> Planner<'a> {
     fn settle_clash(
         &mut self,
         groups: &[Group<'_>],
+        claims: &BTreeMap<UserId, Vec<usize>>,
         assigned: &mut BTreeMap<UserId, usize>,
         to_create: &mut Vec<usize>,
         frozen: &mut BTreeSet<String>,
@@ -652,51 +670,91 @@ impl<'a> Planner<'a> {
                 return true;
             }
         }
-        // New users first: settling them may leave the others nothing to do.
-        let holders: Vec<Holder> = match new_groups.is_empty() {
-            true => holders.to_vec(),
-            false => new_groups.iter().map(|gi| Holder::New(*gi)).collect(),
-        };
-        let mut settled = false;
-        for h in &holders {
-            match *h {
-                Holder::New(gi) => {
-                    to_create.retain(|g| *g != gi);
-                    let msg = format!(
-                        "e-mail {} is the address of user {}; left as it was",
-                        groups[gi].records[0].email_str(),
-                        owner_login
-                            .clone()
-                            .unwrap_or_else(|| self.holders_text(&existing)),
-                    );
-                    self.conflict(&groups[gi], frozen, msg);
-                    settled = true;
-                }
-                Holder::User(u) if Some(u) != owner => {
-                    let other = owner.or_else(|| existing.iter().copied().find(|o| *o != u));
-                    let other = other.map(|o| self.login(o).to_string()).unwrap_or_default();
-                    match assigned.get(&u).copied() {
-                        Some(gi) if groups[gi].email() == email => {
-                            assigned.remove(&u);
-                            let msg = format!(
-                                "changing the e-mail of user {} to {} would give it the address of user {other}; left as it was",
-                                self.login(u),
-                                groups[gi].records[0].email_str(),
-                            );
-                            self.conflict(&groups[gi], frozen, msg);
-                        }
-                        _ => {
-                            // Already kept: its address is its own already.
-                            settled |= keep_email.insert(u);
-                            continue;
-                        }
-                    }
-                    settled = true;
-                }
-                Holder::User(_) => {}
+        // One kind at a time, each settling may leave the next nothing to do:
+        // new users first, then users whose address changes only because they
+        // lost a contact (they keep theirs), last the groups bringing it.
+        if !new_groups.is_empty() {
+            for gi in new_groups {
+                to_create.retain(|g| *g != gi);
+                let msg = format!(
+                    "e-mail {} is the address of user {}; left as it was",
+                    groups[gi].records[0].email_str(),
+                    owner_login
+                        .clone()
+                        .unwrap_or_else(|| self.holders_text(&existing)),
+                );
+                self.conflict(&groups[gi], frozen, msg);
             }
+            return true;
+        }
+        let changers: Vec<UserId> = existing
+            .iter()
+            .copied()
+            .filter(|u| Some(*u) != owner)
+            .collect();
+        let brings = |u: &UserId| {
+            assigned
+                .get(u)
+                .is_some_and(|gi| groups[*gi].email() == email)
+        };
+        let passive: Vec<UserId> = changers.iter().copied().filter(|u| !brings(u)).collect();
+        if !passive.is_empty() {
+            let before = keep_email.len();
+            keep_email.extend(passive);
+            return keep_email.len() > before;
+        }
+        let mut settled = false;
+        for u in changers {
+            let Some(gi) = assigned.remove(&u) else {
+                continue;
+            };
+            let other = owner.or_else(|| existing.iter().copied().find(|o| *o != u));
+            let other = other.map(|o| self.login(o).to_string()).unwrap_or_default();
+            let msg = format!(
+                "changing the e-mail of user {} to {} would give it the address of user {other}; left as it was",
+                self.login(u),
+                groups[gi].records[0].email_str(),
+            );
+            self.conflict(&groups[gi], frozen, msg);
+            self.reoffer(u, groups, claims, assigned, to_create, frozen);
+            settled = true;
         }
         settled
+    }
+
+    /// `user` lost the group it kept in step 2b to a conflict: another group
+    /// that claimed it and was split off for that reason gets it back, by the
+    /// rule of step 2b (its own address first, else the smallest contact id).
+    fn reoffer(
+        &self,
+        user: UserId,
+        groups: &[Group<'_>],
+        claims: &BTreeMap<UserId, Vec<usize>>,
+        assigned: &mut BTreeMap<UserId, usize>,
+        to_create: &mut Vec<usize>,
+        frozen: &BTreeSet<String>,
+    ) {
+        let own = self
+            .user(user)
+            .and_then(|u| u.email.as_ref())
+            .map(|e| e.normalized());
+        let next = claims
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|gi| to_create.contains(gi))
+            .filter(|gi| {
+                !groups[*gi]
+                    .records
+                    .iter()
+                    .any(|r| frozen.contains(r.contact_id()))
+            })
+            .min_by_key(|gi| (Some(groups[*gi].email()) != own, groups[*gi].first_id()));
+        if let Some(gi) = next {
+            to_create.retain(|g| *g != gi);
+            assigned.insert(user, gi);
+        }
     }
 
     fn holders_text(&self, users: &[UserId]) -> String {
@@ -738,7 +796,11 @@ impl<'a> Planner<'a> {
 
     /// Users a record of this read belongs to: by its anchor (valid,
     /// unreadable or, later, a conflict), or, for a new contact, by its e-mail.
-    fn present_in_read(&self, groups: &[Group<'_>], unreadable: &BTreeSet<String>) -> BTreeSet<UserId> {
+    fn present_in_read(
+        &self,
+        groups: &[Group<'_>],
+        unreadable: &BTreeSet<String>,
+    ) -> BTreeSet<UserId> {
         let mut present = BTreeSet::new();
         for g in groups {
             let mut new_contact = false;
@@ -956,7 +1018,19 @@ impl<'a> Planner<'a> {
         }
         if let Some(mut fields) = merge_fields(&contacts, &self.opts.default_locale) {
             if let (true, Some(own)) = (keep_email, &user.email) {
-                fields.email = own.clone();
+                if fields.email != *own {
+                    if let Some(p) = primary(&contacts) {
+                        self.plan.conflicts.push(Conflict {
+                            contact_id: p.contact_id().to_owned(),
+                            message: format!(
+                                "user {} would take the e-mail {} of another user from this contact; its e-mail is left as it was",
+                                user.login,
+                                p.email_str()
+                            ),
+                        });
+                    }
+                    fields.email = own.clone();
+                }
             }
             let changes = fields.diff_from(user);
             if !changes.is_empty() {

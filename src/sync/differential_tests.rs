@@ -377,7 +377,11 @@ fn step_deletes_no_present_user(
             }
             for r in rows {
                 let key = (source.to_string(), r.contact_id());
-                if start.anchors.get(&key).is_some_and(|(owner, _)| owner == login) {
+                if start
+                    .anchors
+                    .get(&key)
+                    .is_some_and(|(owner, _)| owner == login)
+                {
                     return Err(format!(
                         "user {login} is deleted although contact {source}:{} is in this step's files",
                         r.contact_id()
@@ -417,7 +421,19 @@ fn sync_matches_the_model(history: &History, bulk: bool) -> Result<(), TestCaseE
                 v.sort();
                 v
             };
-            prop_assert_eq!(errors, conflicts(&want), "{}: conflicts differ", &at);
+            // The model plans every row again; the store plans only changed
+            // rows (and their users' siblings), so it may report fewer
+            // conflicts of rows it did not need to look at — never others.
+            let modelled = conflicts(&want);
+            let unexpected: Vec<&String> =
+                errors.iter().filter(|e| !modelled.contains(e)).collect();
+            prop_assert!(
+                unexpected.is_empty(),
+                "{}: conflicts the model does not have: {:?} (model: {:?})",
+                &at,
+                unexpected,
+                modelled
+            );
             let store = sandbox.directory();
             store_keeps_invariants(&before, &store, &source.name, rows, &got)
                 .map_err(|e| fail(&at, &e))?;
