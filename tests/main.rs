@@ -8,6 +8,7 @@ mod bulk_load;
 mod csv_source;
 mod guard;
 mod lifecycle;
+mod store;
 mod sync_cli;
 mod users_cli;
 mod validate;
