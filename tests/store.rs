@@ -1,12 +1,16 @@
 //! The store as the binary opens it: what it refuses before touching a file,
 //! which folders it creates, the writer lock between processes, and search.
 
+use std::collections::BTreeSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
+use liaison::store::{SqliteStore, Store};
 use rusqlite::Connection;
 
-use crate::common::{Sandbox, CONFIG};
+use crate::common::{Sandbox, CONFIG, HEADER};
 
 /// `users list --format json` on a store that must be refused: exit 1, and stderr.
 fn refused(s: &Sandbox) -> String {
@@ -48,7 +52,10 @@ fn a_newer_store_is_refused_before_anything_is_written() {
     let s = Sandbox::new(CONFIG);
     // A newer Liaison's store, left in the rollback journal (as a bulk load does
     // while it runs): switching it to WAL would rewrite its header.
-    store_then(&s, "PRAGMA journal_mode = DELETE; PRAGMA user_version = 99;");
+    store_then(
+        &s,
+        "PRAGMA journal_mode = DELETE; PRAGMA user_version = 99;",
+    );
     let before = files(s.path());
     let err = refused(&s);
     assert!(err.contains("newer"), "{err}");
@@ -77,7 +84,10 @@ fn another_programs_database_is_refused_without_sql_and_untouched() {
     ] {
         let s = Sandbox::new(CONFIG);
         let db = s.path().join("liaison.db");
-        Connection::open(&db).unwrap().execute_batch(schema).unwrap();
+        Connection::open(&db)
+            .unwrap()
+            .execute_batch(schema)
+            .unwrap();
         let before = files(s.path());
         let err = refused(&s);
         assert!(err.contains("not a Liaison store"), "{schema}: {err}");
@@ -91,7 +101,9 @@ fn another_programs_database_is_refused_without_sql_and_untouched() {
 #[test]
 fn a_missing_folder_of_an_absolute_store_path_is_an_error_naming_it() {
     let s = Sandbox::new("sources: []\n");
-    let folder = s.path().join("typo").join("state");
+    // Outside the config's folder: there, a missing folder is an error.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let folder = elsewhere.path().join("typo").join("state");
     s.write(
         "liaison.yaml",
         &format!(
@@ -102,7 +114,7 @@ fn a_missing_folder_of_an_absolute_store_path_is_an_error_naming_it() {
     let err = refused(&s);
     assert!(err.contains(&folder.display().to_string()), "{err}");
     assert!(err.contains("does not exist"), "{err}");
-    assert!(!s.path().join("typo").exists(), "nothing created");
+    assert!(!elsewhere.path().join("typo").exists(), "nothing created");
 }
 
 #[test]
@@ -135,4 +147,142 @@ fn a_store_url_with_a_query_string_is_a_config_error() {
         1,
         "no store file made"
     );
+}
+
+/// `liaison --config <s's config> ARGS` as a command not yet started, as
+/// [`Sandbox::run`] runs it, plus `env`.
+fn command(s: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_liaison"));
+    c.arg("--config")
+        .arg(s.config())
+        .args(args)
+        .current_dir(std::env::temp_dir())
+        .env_remove("LIAISON_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Waits for a started command: exit code, stdout, stderr.
+fn finish(child: Child) -> (i32, String, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A source of `n` new contacts, each its own user.
+fn contacts(n: usize) -> String {
+    let rows: String = (0..n)
+        .map(|i| format!("c{i},Person {i},p{i}@x.example,acc,Acme,\n"))
+        .collect();
+    format!("{HEADER}{rows}")
+}
+
+#[test]
+fn two_syncs_at_once_create_each_user_once() {
+    let s = Sandbox::new(CONFIG);
+    s.write("partners.csv", &contacts(200));
+    s.run(&["users", "list"]).expect(0);
+    let args = ["sync", "--once", "--format", "json"];
+    let children: Vec<Child> = (0..2)
+        .map(|_| command(&s, &args, &[]).spawn().unwrap())
+        .collect();
+    let mut created = 0;
+    for child in children {
+        let (code, stdout, stderr) = finish(child);
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        created += report["created"].as_u64().unwrap();
+    }
+    assert_eq!(created, 200, "one of the runs created them all");
+    let users = s.users();
+    assert_eq!(users.len(), 200);
+    let emails: BTreeSet<&str> = users.iter().map(|u| u["email"].as_str().unwrap()).collect();
+    assert_eq!(emails.len(), 200, "no user twice");
+    assert!(users
+        .iter()
+        .all(|u| u["contacts"].as_array().unwrap().len() == 1));
+}
+
+#[test]
+fn racing_first_opens_of_a_fresh_store_all_succeed() {
+    for _ in 0..4 {
+        let s = Sandbox::new(CONFIG);
+        let children: Vec<Child> = (0..6)
+            .map(|_| command(&s, &["users", "list"], &[]).spawn().unwrap())
+            .collect();
+        for child in children {
+            let (code, stdout, stderr) = finish(child);
+            assert_eq!((code, stderr.as_str()), (0, ""), "{stdout}");
+        }
+    }
+}
+
+/// The writer lock of the store in `s`, held by this test process.
+fn hold_lock(s: &Sandbox) -> SqliteStore {
+    let mut store = SqliteStore::open(&s.path().join("liaison.db")).unwrap();
+    store
+        .lock_writer(Duration::ZERO, &mut |h| panic!("held by {h}"))
+        .unwrap();
+    store
+}
+
+#[test]
+fn a_sync_gives_up_on_a_held_lock_naming_the_holder() {
+    let s = Sandbox::new(CONFIG);
+    s.write("partners.csv", &contacts(3));
+    let held = hold_lock(&s);
+    let started = Instant::now();
+    let (code, _, stderr) = finish(
+        command(&s, &["sync", "--once"], &[("LIAISON_STORE_LOCK_WAIT", "1")])
+            .spawn()
+            .unwrap(),
+    );
+    assert_eq!(code, 1, "{stderr}");
+    let pid = format!("process {}", std::process::id());
+    assert!(
+        stderr.contains("waiting for the store's writer lock"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&pid), "names the holder: {stderr}");
+    assert!(stderr.contains("gave up after 1 s"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert!(s.users().is_empty(), "nothing applied");
+
+    // A plan and a dry run write nothing and need no lock.
+    s.run(&["plan"]).expect(0);
+    s.run(&["sync", "--once", "--dry-run"]).expect(0);
+    drop(held);
+    assert_eq!(s.sync(0)["created"], 3);
+}
+
+#[test]
+fn a_waiting_sync_runs_once_the_lock_is_released() {
+    let s = Sandbox::new(CONFIG);
+    s.write("partners.csv", &contacts(3));
+    let mut held = hold_lock(&s);
+    let child = command(
+        &s,
+        &["sync", "--once", "--format", "json"],
+        &[("LIAISON_STORE_LOCK_WAIT", "60")],
+    )
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    held.unlock_writer().unwrap();
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("waiting for the store's writer lock, held by process"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["created"], 3);
 }
