@@ -7,10 +7,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use liaison::store::{SqliteStore, Store};
+use liaison::config;
+use liaison::store::{SqliteStore, Store, UserFilter};
+use liaison::sync::{run_source, RunOptions, RunStatus};
 use rusqlite::Connection;
 
-use crate::common::{Sandbox, CONFIG, HEADER};
+use crate::common::{csv_config, Sandbox, CONFIG, HEADER};
 
 /// `users list --format json` on a store that must be refused: exit 1, and stderr.
 fn refused(s: &Sandbox) -> String {
@@ -285,4 +287,80 @@ fn a_waiting_sync_runs_once_the_lock_is_released() {
     );
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["created"], 3);
+}
+
+/// Logins `--search term` finds, straight from the store.
+fn found(store: &mut SqliteStore, term: &str) -> Vec<String> {
+    let filter = UserFilter {
+        search: Some(term.to_owned()),
+        ..UserFilter::default()
+    };
+    store
+        .list_users(&filter)
+        .unwrap()
+        .into_iter()
+        .map(|u| u.login)
+        .collect()
+}
+
+#[test]
+fn search_follows_every_write_path() {
+    const DAY: i64 = 86_400_000;
+    let s = Sandbox::new(&csv_config(
+        "partners.csv",
+        &[],
+        &["deprovision:", "  delete_after: 30d"],
+    ));
+    let db = s.path().join("liaison.db");
+    let config = config::load(&s.config()).unwrap();
+    let mut store = SqliteStore::open(&db).unwrap();
+    let mut sync = |store: &mut SqliteStore, rows: &str, now_ms: i64| {
+        s.write("partners.csv", &format!("{HEADER}{rows}"));
+        let opts = RunOptions {
+            dry_run: false,
+            allow_mass_deprovision: true,
+            now_ms,
+        };
+        let report = run_source(&config, &config.sources[0], store, opts).unwrap();
+        assert_eq!(report.status, RunStatus::Applied);
+    };
+    let t0 = 1_800_000_000_000;
+    sync(
+        &mut store,
+        "c1,Jiří Dvořák,jiri@x.example,a1,Acme,\nc2,Anna Nová,anna@x.example,a1,Acme,\n",
+        t0,
+    );
+    assert_eq!(found(&mut store, "dvorak"), ["jiri.dvorak"], "created");
+    // An update: the old title is no longer found, the new one is.
+    sync(
+        &mut store,
+        "c1,Jiří Dvořáček,jiri@x.example,a1,Acme,\nc2,Anna Nová,anna@x.example,a1,Acme,\n",
+        t0 + DAY,
+    );
+    assert_eq!(found(&mut store, "DVOŘÁČEK"), ["jiri.dvorak"], "updated");
+    assert!(found(&mut store, "dvorak ").is_empty());
+    assert!(found(&mut store, "dvorak\u{1f}").is_empty());
+    // Disabled: still found.
+    sync(
+        &mut store,
+        "c1,Jiří Dvořáček,jiri@x.example,a1,Acme,\n",
+        t0 + 2 * DAY,
+    );
+    assert_eq!(found(&mut store, "nova"), ["anna.nova"], "disabled");
+    // Deleted after the grace period: gone, with its search text.
+    sync(
+        &mut store,
+        "c1,Jiří Dvořáček,jiri@x.example,a1,Acme,\n",
+        t0 + 40 * DAY,
+    );
+    assert!(found(&mut store, "nova").is_empty(), "deleted");
+    let conn = Connection::open(&db).unwrap();
+    let orphans: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM user_search WHERE id NOT IN (SELECT id FROM users)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(orphans, 0);
 }
