@@ -314,7 +314,7 @@ fn search_follows_every_write_path() {
     let db = s.path().join("liaison.db");
     let config = config::load(&s.config()).unwrap();
     let mut store = SqliteStore::open(&db).unwrap();
-    let mut sync = |store: &mut SqliteStore, rows: &str, now_ms: i64| {
+    let sync = |store: &mut SqliteStore, rows: &str, now_ms: i64| {
         s.write("partners.csv", &format!("{HEADER}{rows}"));
         let opts = RunOptions {
             dry_run: false,
