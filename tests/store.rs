@@ -364,3 +364,126 @@ fn search_follows_every_write_path() {
         .unwrap();
     assert_eq!(orphans, 0);
 }
+
+/// One sandbox's history through the binary with `env`: two syncs (creations,
+/// a shared e-mail, then a title change, a removal and an addition) and some
+/// searches. Returns what the runs reported and left, and the debug log.
+fn key_scenarios(env: &[(&str, &str)]) -> (Vec<serde_json::Value>, String) {
+    let s = Sandbox::new(CONFIG);
+    let mut env = env.to_vec();
+    env.push(("RUST_LOG", "liaison::store=debug"));
+    let mut seen = Vec::new();
+    let mut log = String::new();
+    let mut run = |args: &[&str]| {
+        let (code, stdout, stderr) = finish(command(&s, args, &env).spawn().unwrap());
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        log.push_str(&stderr);
+        let mut value: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        // Times differ between sandboxes; everything else must not.
+        if let Some(users) = value.as_array_mut() {
+            for u in users {
+                u["created_at"] = serde_json::Value::Null;
+                u["updated_at"] = serde_json::Value::Null;
+            }
+        }
+        seen.push(value);
+    };
+    // One removal of four users is more than the guard lets through by default.
+    let sync = [
+        "sync",
+        "--once",
+        "--allow-mass-deprovision",
+        "--format",
+        "json",
+    ];
+    let list = ["users", "list", "--format", "json"];
+    s.write(
+        "partners.csv",
+        &format!(
+            "{HEADER}c1,Jiří Dvořák,jiri@x.example,a1,Acme,\n\
+             c2,Anna Nová,anna@x.example,a1,Acme,billing\n\
+             c3,Max Weber,max@y.example,a2,Initech,\n\
+             c4,Anna Nová,ANNA@x.example,a2,Initech,\n\
+             c5,Łukasz Nowak,lukasz@z.example,,,\n"
+        ),
+    );
+    run(&sync);
+    s.write(
+        "partners.csv",
+        &format!(
+            "{HEADER}c1,Jiří Dvořáček,jiri@x.example,a1,Acme,\n\
+             c2,Anna Nová,anna@x.example,a1,Acme,billing\n\
+             c4,Anna Nová,ANNA@x.example,a2,Initech,\n\
+             c5,Łukasz Nowak,lukasz@z.example,,,\n\
+             c6,Eva Malá,eva@z.example,,,\n"
+        ),
+    );
+    run(&sync);
+    run(&list);
+    for term in ["DVOŘÁČEK", "nova", "weber", "lukasz", "z.example"] {
+        let mut args = list.to_vec();
+        args.extend(["--search", term]);
+        run(&args);
+    }
+    (seen, log)
+}
+
+#[test]
+fn key_scenarios_agree_through_both_paths_of_every_threshold() {
+    let (lookups, lookup_log) = key_scenarios(&[]);
+    let (scans, scan_log) = key_scenarios(&[
+        ("LIAISON_TEST_SCAN_THRESHOLD", "0"),
+        ("LIAISON_TEST_BULK_THRESHOLD", "0"),
+    ]);
+    // The paths were taken: default thresholds look keys up and write row by
+    // row; thresholds of 0 scan and bulk-load.
+    for what in [
+        "finding users by e-mail",
+        "loading users",
+        "loading contacts",
+    ] {
+        let line = |log: &str, scan: bool| {
+            log.lines()
+                .any(|l| l.contains(what) && l.contains(&format!("scan={scan}")))
+        };
+        assert!(
+            line(&lookup_log, false) && !line(&lookup_log, true),
+            "{what}: {lookup_log}"
+        );
+        assert!(
+            line(&scan_log, true) && !line(&scan_log, false),
+            "{what}: {scan_log}"
+        );
+    }
+    assert!(lookup_log.contains("bulk=false") && !lookup_log.contains("bulk=true"));
+    assert!(scan_log.contains("bulk=true"));
+    // The same directory either way, and the one expected.
+    assert_eq!(lookups, scans);
+    let [first, second, list, dvoracek, nova, weber, lukasz, domain] = &lookups[..] else {
+        panic!("{lookups:?}");
+    };
+    assert_eq!(
+        (&first["created"], &first["unchanged"]),
+        (&4.into(), &0.into())
+    );
+    assert_eq!(
+        (&second["created"], &second["updated"], &second["disabled"]),
+        (&1.into(), &1.into(), &1.into()),
+        "{second}"
+    );
+    let logins = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["login"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(logins(list).len(), 5);
+    assert_eq!(logins(dvoracek), ["jiri.dvorak"]);
+    assert_eq!(logins(nova), ["anna.nova"]);
+    assert_eq!(logins(weber), ["max.weber"]);
+    assert_eq!(weber[0]["status"], "disabled");
+    assert_eq!(logins(lukasz), ["lukasz.nowak"]);
+    assert_eq!(logins(domain), ["eva.mala", "lukasz.nowak"]);
+    assert_eq!(nova[0]["contacts"], serde_json::json!(["c2", "c4"]));
+}

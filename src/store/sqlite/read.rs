@@ -5,6 +5,7 @@ use std::ops::ControlFlow;
 
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection};
+use tracing::debug;
 
 use super::codec::{
     contact_from_row, rfc3339, user_from_row, CONTACT_COLUMNS, USER_COLUMNS, USER_COLUMN_COUNT,
@@ -102,7 +103,9 @@ fn users_by_email(
     if emails.is_empty() {
         return Ok(out);
     }
-    if emails.len() > scan_threshold {
+    let scan = emails.len() > scan_threshold;
+    debug!(keys = emails.len(), scan, "finding users by e-mail");
+    if scan {
         let mut stmt = conn
             .prepare("SELECT id, email_norm FROM users WHERE email_norm IS NOT NULL")
             .map_err(q("scanning e-mails"))?;
@@ -138,7 +141,9 @@ fn load_users(
     if ids.is_empty() {
         return Ok(());
     }
-    if ids.len() > scan_threshold {
+    let scan = ids.len() > scan_threshold;
+    debug!(keys = ids.len(), scan, "loading users");
+    if scan {
         let mut stmt = conn
             .prepare(&format!("SELECT {USER_COLUMNS} FROM users"))
             .map_err(q("loading users"))?;
@@ -184,7 +189,9 @@ fn load_contacts(
         });
         Ok(())
     };
-    if ids.len() > scan_threshold {
+    let scan = ids.len() > scan_threshold;
+    debug!(keys = ids.len(), scan, "loading contacts");
+    if scan {
         let mut stmt = conn.prepare(&sql).map_err(q("loading contacts"))?;
         let mut rows = stmt.query([]).map_err(q("loading contacts"))?;
         while let Some(r) = rows.next().map_err(q("loading contacts"))? {
