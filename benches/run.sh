@@ -334,8 +334,10 @@ EOF
 }
 
 write_report() {
-  local tables=$1 commit
+  local tables=$1 commit search_section
   commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  # The search section is benches/search.sh's: kept as it is.
+  search_section=$(sed -n '/<!-- search:begin -->/,/<!-- search:end -->/p' "$REPORT" 2>/dev/null || true)
   {
     cat <<EOF
 # Benchmarks
@@ -369,7 +371,9 @@ $tables
   Greek ones, ~N/50 accounts, ~1 % of rows sharing an e-mail with another row, ~2 %
   with \`portal_access=false\`, quoted descriptions with commas, quotes and a few
   newlines. No malformed rows: any row error above is a finding.
-
+${search_section:+
+$search_section
+}
 ## Machine
 
 - CPUs (\`nproc\`): $(nproc); $(lscpu 2>/dev/null | awk -F': *' '/^Model name/ {print $2; exit}')

@@ -164,3 +164,42 @@ fn a_store_opens_while_another_process_writes_through_the_rollback_journal() {
     assert_eq!(store.last_apply().unwrap().journal, Some(JournalMode::Wal));
     assert_eq!(journal_mode(&db), "wal");
 }
+
+#[test]
+fn a_bulk_load_that_fails_partway_leaves_the_store_in_wal() {
+    let (s, config) = sandbox();
+    let db = s.path().join("liaison.db");
+    let mut store = store(&s, "liaison.db", 2);
+    // An injected failure in the middle of the load: the journal entry of the
+    // second new user is refused.
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER injected_failure BEFORE INSERT ON journal \
+             WHEN new.login = 'bob.brown' BEGIN SELECT RAISE(FAIL, 'injected failure'); END;",
+        )
+        .unwrap();
+    let opts = RunOptions {
+        dry_run: false,
+        allow_mass_deprovision: false,
+        now_ms: T0,
+        ..RunOptions::default()
+    };
+    let outcome = run_source(&config, &config.sources[0], &mut store, opts);
+    let failed = match &outcome {
+        Err(e) => {
+            // The driver's words are the error's cause, not its text.
+            let mut chain = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                chain.push_str(&c.to_string());
+                cause = c.source();
+            }
+            chain.contains("injected failure")
+        }
+        Ok(report) => report.status == RunStatus::Failed,
+    };
+    assert!(failed, "the run fails: {:?}", outcome.map(|r| r.status));
+    assert_eq!(journal_mode(&db), "wal");
+    assert!(store.list_users(&UserFilter::default()).unwrap().is_empty());
+}

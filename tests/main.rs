@@ -10,6 +10,7 @@ mod errors_cli;
 mod guard;
 mod lifecycle;
 mod regression;
+mod store;
 mod sync_cli;
 mod users_cli;
 mod validate;

@@ -325,3 +325,49 @@ fn a_reader_that_stops_early_gets_no_error() {
         assert_eq!(stderr, "", "{format}");
     }
 }
+
+#[test]
+fn search_folds_case_and_diacritics_on_both_sides() {
+    let s = Sandbox::new(CONFIG);
+    s.write(
+        "partners.csv",
+        "contact_id,name,email,description,attributes.licence_key\n\
+         c1,Jiří Dvořák,jiri@acme.example,Nákup,ŽLUŤ-7\n\
+         c2,Łukasz Wiśniewski,lw@vendor.example,,\n\
+         c3,Štěpán Novák,stepan@acme.example,Servis ÚDRŽBA,\n\
+         c4,Ольга Иванова,olga@ru.example,,\n\
+         c5,Max Weber,max@vendor.example,,\n",
+    );
+    s.sync(0);
+    let cases: &[(&str, &[&str])] = &[
+        ("dvorak", &["jiri@acme.example"]),
+        ("DVOŘÁK", &["jiri@acme.example"]),
+        ("vořá", &["jiri@acme.example"]),
+        ("łukasz", &["lw@vendor.example"]),
+        ("LUKASZ", &["lw@vendor.example"]),
+        ("ŠTĚPÁN", &["stepan@acme.example"]),
+        ("údržba", &["stepan@acme.example"]),
+        ("udrzba", &["stepan@acme.example"]),
+        ("zlut-7", &["jiri@acme.example"]),
+        ("nakup", &["jiri@acme.example"]),
+        ("ОЛЬГА", &["olga@ru.example"]),
+        ("novák", &["stepan@acme.example"]),
+        // In login order: lukasz.wisniewski, max.weber.
+        ("vendor", &["lw@vendor.example", "max@vendor.example"]),
+        // Two letters: too short for any index, found all the same.
+        ("ák", &["jiri@acme.example", "stepan@acme.example"]),
+        ("weberx", &[]),
+    ];
+    for (term, expected) in cases {
+        let found: Vec<String> = s
+            .run(&["users", "list", "--format", "json", "--search", term])
+            .expect(0)
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["email"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(&found, expected, "--search {term}");
+    }
+}

@@ -1,6 +1,8 @@
 //! The commands: load config, open the store, call into the library, print.
 
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 
@@ -97,10 +99,18 @@ fn with_config(cli: &Cli, f: impl FnOnce(&Config) -> anyhow::Result<u8>) -> u8 {
 
 fn open_store(config: &Config) -> anyhow::Result<Box<dyn Store>> {
     match &config.store {
-        StoreLocation::Sqlite(path) => match SqliteStore::open(path) {
-            Ok(store) => Ok(Box::new(store)),
-            Err(e) => Err(naming_the_store(e.into(), &path.display().to_string())),
-        },
+        StoreLocation::Sqlite(path) => {
+            create_state_folder(config, path)?;
+            let mut store = SqliteStore::open(path)
+                .map_err(|e| naming_the_store(e.into(), &path.display().to_string()))?;
+            if let Some(users) = knob(BULK_THRESHOLD_KNOB)? {
+                store.set_bulk_threshold(users);
+            }
+            if let Some(keys) = knob(SCAN_THRESHOLD_KNOB)? {
+                store.set_scan_threshold(keys);
+            }
+            Ok(Box::new(store))
+        }
         StoreLocation::Postgres(_) => {
             bail!("the PostgreSQL store is not part of this build yet; use sqlite://")
         }
@@ -115,6 +125,65 @@ fn naming_the_store(error: anyhow::Error, path: &str) -> anyhow::Error {
     } else {
         error.context(format!("opening the store {path}"))
     }
+}
+
+/// Creates the store's folder when it is missing and lies in the config's
+/// folder (a relative `sqlite://state/liaison.db`, as in the quickstart), and
+/// says so. Anywhere else a missing folder is more likely a typo than a wish:
+/// the store refuses to open, naming it.
+fn create_state_folder(config: &Config, db: &Path) -> anyhow::Result<()> {
+    let (Some(dir), Some(config_dir)) = (db.parent(), config.file.parent()) else {
+        return Ok(());
+    };
+    if dir.as_os_str().is_empty() || dir.exists() || !dir.starts_with(config_dir) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the store's folder {}", dir.display()))?;
+    output::error_line(&format!(
+        "note: created the store's folder {}",
+        dir.display()
+    ));
+    Ok(())
+}
+
+/// Test knob: runs creating more users than this are bulk loads (default
+/// [`crate::store::BULK_THRESHOLD`]).
+const BULK_THRESHOLD_KNOB: &str = "LIAISON_TEST_BULK_THRESHOLD";
+/// Test knob: state loads of more keys than this scan (default
+/// [`crate::store::SCAN_THRESHOLD`]).
+const SCAN_THRESHOLD_KNOB: &str = "LIAISON_TEST_SCAN_THRESHOLD";
+/// How long an applying run waits for another's writer lock, in seconds.
+const LOCK_WAIT_VAR: &str = "LIAISON_STORE_LOCK_WAIT";
+/// The wait when [`LOCK_WAIT_VAR`] is not set: longer than a full sync of a
+/// million rows takes (15 s measured), short enough that a stuck holder is
+/// reported within minutes.
+const LOCK_WAIT_DEFAULT: Duration = Duration::from_secs(300);
+
+/// A numeric setting from the environment, if set.
+fn knob(name: &str) -> anyhow::Result<Option<usize>> {
+    match std::env::var(name) {
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{name} is not a number"),
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("{name}={text:?} is not a whole number")),
+    }
+}
+
+/// Takes the store's writer lock for a run that applies, waiting (and saying
+/// who holds it) for as long as [`LOCK_WAIT_VAR`] allows.
+fn lock_for_run(store: &mut dyn Store) -> anyhow::Result<()> {
+    let wait = knob(LOCK_WAIT_VAR)?.map_or(LOCK_WAIT_DEFAULT, |s| Duration::from_secs(s as u64));
+    store.lock_writer(wait, &mut |holder| {
+        output::error_line(&format!(
+            "waiting for the store's writer lock, held by {holder} (up to {} s, {LOCK_WAIT_VAR})",
+            wait.as_secs()
+        ));
+    })?;
+    Ok(())
 }
 
 /// The sources a command runs on: one by name, or all in config order.
@@ -190,9 +259,18 @@ fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
         Err(code) => return Ok(code),
     };
     let mut store = open_store(config)?;
+    // One applying run per store: the lock is taken before the first run
+    // reads what it plans against and held until the last has applied. A
+    // dry run writes nothing and takes none.
+    if !opts.dry_run {
+        lock_for_run(store.as_mut())?;
+    }
     let reports = run_sources(config, &sources, store.as_mut(), opts)?;
-    warn_about_removed_sources(config, store.as_mut())?;
+    store.unlock_writer()?;
     output::reports(&reports, args.format)?;
+    if let Err(e) = warn_about_removed_sources(config, store.as_mut()) {
+        output::error_line(&format!("note: removed sources were not checked: {e:#}"));
+    }
     let code = exit_code(&reports);
     // A one-shot process: the OS reclaims a million-user plan faster than
     // dropping it piece by piece would.
@@ -221,8 +299,12 @@ fn retire(config: &Config, name: &str, opts: RunOptions, format: Format) -> anyh
         ));
         return Ok(exit::INVALID);
     }
+    if !opts.dry_run {
+        lock_for_run(store.as_mut())?;
+    }
     let report = retire_source(config, name, store.as_mut(), opts)
         .with_context(|| format!("retiring source {name}"))?;
+    store.unlock_writer()?;
     let reports = [report];
     output::reports(&reports, format)?;
     Ok(exit_code(&reports))

@@ -129,6 +129,15 @@ fn store(ctx: &mut Ctx<'_>, node: &Node) -> Option<StoreLocation> {
             ctx.error(node.span, "store", message);
             None
         }
+        "sqlite" if rest.contains('?') => {
+            let query = &rest[rest.find('?').unwrap_or(0)..];
+            let message = format!(
+                "sqlite:// takes a file path only, not a query string ({query:?}): \
+                 Liaison sets the SQLite options itself"
+            );
+            ctx.error(node.span, "store", message);
+            None
+        }
         "sqlite" => Some(StoreLocation::Sqlite(ctx.resolve_path(rest))),
         "postgres" | "postgresql" => match url::Url::parse(text) {
             // The URL may hold a password: describe the problem, never the text.

@@ -2,13 +2,17 @@
 //! run history. [`Store`] is the seam a PostgreSQL implementation joins; SQLite is
 //! the embedded default.
 
+pub mod lock;
+pub mod search;
 mod sqlite;
 mod views;
 
 use std::collections::{BTreeSet, HashSet};
 use std::ops::ControlFlow;
+use std::time::Duration;
 
-pub use sqlite::{ApplyReport, JournalMode, SqliteStore, BULK_THRESHOLD};
+pub use lock::LockHolder;
+pub use sqlite::{ApplyReport, JournalMode, SqliteStore, BULK_THRESHOLD, SCAN_THRESHOLD};
 pub use views::{HistoryEntry, LinkedContact, UserDetail, UserFilter, UserView};
 
 use crate::model::UserId;
@@ -61,6 +65,43 @@ pub enum StoreError {
         what: &'static str,
         /// Details.
         detail: String,
+    },
+    /// The database's folder does not exist (a typo must not start an empty store).
+    #[error("the folder {folder} of store {path} does not exist")]
+    MissingFolder {
+        /// The database location.
+        path: String,
+        /// The missing folder.
+        folder: String,
+    },
+    /// The database is some other program's (or no schema Liaison wrote).
+    #[error("{path} is not a Liaison store ({detail}); refusing to change it")]
+    Foreign {
+        /// The database location.
+        path: String,
+        /// What gave it away.
+        detail: String,
+    },
+    /// Another process held the store's writer lock for longer than we would wait.
+    #[error(
+        "the store {path} is busy: its writer lock is held by {holder}; gave up after {waited_s} s"
+    )]
+    Locked {
+        /// The database location.
+        path: String,
+        /// Who holds the lock, as it said.
+        holder: LockHolder,
+        /// How long we waited.
+        waited_s: u64,
+    },
+    /// The writer lock could not be used at all (its file cannot be created, say).
+    #[error("cannot use the lock file {path}")]
+    Lock {
+        /// The lock file.
+        path: String,
+        /// The file-system error.
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -190,4 +231,19 @@ pub trait Store {
 
     /// One user with contacts and history.
     fn user_detail(&mut self, login: &str) -> Result<Option<UserDetail>, StoreError>;
+
+    /// Takes the store's writer lock (see [`lock`]), waiting up to `wait` for
+    /// another holder; `on_wait` hears who holds it while this waits. Held
+    /// until [`Store::unlock_writer`], or until the store is dropped or its
+    /// process dies. An applying run takes it before it loads anything it
+    /// plans against and keeps it through [`Store::apply`]. Taking it again
+    /// while held is a no-op.
+    fn lock_writer(
+        &mut self,
+        wait: Duration,
+        on_wait: &mut dyn FnMut(&LockHolder),
+    ) -> Result<(), StoreError>;
+
+    /// Releases the writer lock if this store holds it.
+    fn unlock_writer(&mut self) -> Result<(), StoreError>;
 }

@@ -131,3 +131,20 @@ pub fn rfc3339(ms: i64) -> String {
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
 }
+
+/// The search text (see [`crate::store::search`]) of a row whose columns 1–5
+/// are `login, title, email, description, attributes`.
+pub fn search_text_of_row(row: &Row<'_>) -> Result<String, StoreError> {
+    let login = row.get::<_, String>(1).map_err(sql)?;
+    let title = row.get::<_, String>(2).map_err(sql)?;
+    let email = row.get::<_, Option<String>>(3).map_err(sql)?;
+    let description = row.get::<_, Option<String>>(4).map_err(sql)?;
+    let attributes = parse_attributes(&row.get::<_, String>(5).map_err(sql)?)?;
+    Ok(crate::store::search::search_text(
+        &login,
+        &title,
+        email.as_deref(),
+        description.as_deref(),
+        attributes.iter().map(|(_, v)| v.as_str()),
+    ))
+}

@@ -1,51 +1,166 @@
-//! Versioned schema migrations: each runs in its own transaction and bumps
-//! `PRAGMA user_version`; a database newer than this build is refused.
+//! Versioned schema migrations: each runs in its own write transaction and
+//! bumps `PRAGMA user_version`. Before anything is written the database is
+//! inspected: a store newer than this build, a schema version Liaison never
+//! writes, or another program's database is refused without touching the file.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+use super::codec::search_text_of_row;
 use crate::store::StoreError;
 
-/// The migrations, in order; version N is the N-th entry.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+/// `PRAGMA application_id` of a Liaison store ("LIAS"): tells our databases
+/// from other programs'. Stores of schema version 1 predate it and get it with
+/// version 2.
+pub const APPLICATION_ID: i32 = 0x4c49_4153;
 
-/// Brings the schema up to date.
-pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let q = |what| move |source| StoreError::Query { what, source };
-    let found: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(q("reading schema version"))?;
-    let known = MIGRATIONS.len() as i64;
-    if found > known {
-        return Err(StoreError::Downgrade { found, known });
+/// A migration's step in Rust: fills what SQL cannot compute.
+type Fill = fn(&Transaction<'_>) -> Result<(), StoreError>;
+
+/// One schema version: its SQL, then an optional step in Rust, in the same
+/// transaction.
+struct Migration {
+    sql: &'static str,
+    fill: Option<Fill>,
+}
+
+/// The migrations, in order; version N is the N-th entry.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        sql: include_str!("migrations/0001_initial.sql"),
+        fill: None,
+    },
+    Migration {
+        sql: include_str!("migrations/0002_search.sql"),
+        fill: Some(fill_search),
+    },
+];
+
+/// The latest schema version this build knows.
+pub fn latest() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// What [`inspect`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// An empty database: nothing in it yet.
+    Fresh,
+    /// A Liaison store at this (older) version.
+    Outdated(i64),
+    /// A Liaison store at the latest version.
+    Current,
+}
+
+fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |source| StoreError::Query { what, source }
+}
+
+/// Reads what the database is, writing nothing; refuses what must not be
+/// touched. `path` names it in errors.
+pub fn inspect(conn: &Connection, path: &str) -> Result<Schema, StoreError> {
+    let pragma = |name: &str| -> Result<i64, StoreError> {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .map_err(q("reading the schema version"))
+    };
+    let version = pragma("user_version")?;
+    let application = pragma("application_id")?;
+    let foreign = |detail: String| StoreError::Foreign {
+        path: path.to_owned(),
+        detail,
+    };
+    if version < 0 {
+        return Err(foreign(format!(
+            "its schema version is {version}, which no Liaison writes"
+        )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let tx = conn.transaction().map_err(q("starting migration"))?;
-        tx.execute_batch(sql).map_err(q("running migration"))?;
-        tx.pragma_update(None, "user_version", i as i64 + 1)
+    if application != i64::from(APPLICATION_ID) && application != 0 {
+        return Err(foreign(format!(
+            "its application id is {application:#x}, another program's"
+        )));
+    }
+    let tables = table_names(conn)?;
+    if version == 0 && tables.is_empty() {
+        return Ok(Schema::Fresh);
+    }
+    // Stores of version 1 predate the application id; they have its tables.
+    let ours = ["meta", "users", "contacts", "journal", "runs"];
+    if version == 0 || (application == 0 && !ours.iter().all(|t| tables.iter().any(|n| n == t))) {
+        let mut shown: Vec<&str> = tables.iter().map(String::as_str).take(5).collect();
+        if tables.len() > shown.len() {
+            shown.push("…");
+        }
+        return Err(foreign(format!(
+            "schema version {version}, tables {}",
+            shown.join(", ")
+        )));
+    }
+    let known = latest();
+    if version > known {
+        return Err(StoreError::Downgrade {
+            found: version,
+            known,
+        });
+    }
+    Ok(if version == known {
+        Schema::Current
+    } else {
+        Schema::Outdated(version)
+    })
+}
+
+/// The names of the tables in the database, sorted.
+fn table_names(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let err = q("reading the schema");
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .map_err(&err)?;
+    let names = stmt
+        .query_map([], |r| r.get(0))
+        .map_err(&err)?
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(&err);
+    names
+}
+
+/// Brings the schema up to date. Each migration's transaction starts by
+/// taking the write lock and reads the version again inside it, so a
+/// migration another process finished meanwhile is not run twice.
+pub fn migrate(conn: &mut Connection, path: &str) -> Result<(), StoreError> {
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(q("starting migration"))?;
+        let found = match inspect(&tx, path)? {
+            Schema::Current => return Ok(()),
+            Schema::Fresh => 0,
+            Schema::Outdated(v) => v,
+        };
+        let migration = &MIGRATIONS[found as usize];
+        tx.execute_batch(migration.sql)
+            .map_err(q("running migration"))?;
+        if let Some(fill) = migration.fill {
+            fill(&tx)?;
+        }
+        tx.pragma_update(None, "user_version", found + 1)
             .map_err(q("recording schema version"))?;
         tx.commit().map_err(q("committing migration"))?;
     }
-    Ok(())
 }
 
-/// Checks, without writing, that the schema is the one this build knows
-/// (a read-only handle cannot migrate).
-pub fn check_current(conn: &Connection) -> Result<(), StoreError> {
-    let found: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(|source| StoreError::Query {
-            what: "reading schema version",
-            source,
-        })?;
-    let known = MIGRATIONS.len() as i64;
-    if found > known {
-        return Err(StoreError::Downgrade { found, known });
-    }
-    if found != known {
-        return Err(StoreError::Corrupt {
-            what: "schema version",
-            detail: format!("{found}, this build reads {known} (a sync migrates it)"),
-        });
+/// Version 2: every user's search text (see [`crate::store::search`]).
+fn fill_search(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let err = q("indexing users for search");
+    let mut read = tx
+        .prepare("SELECT id, login, title, email, description, attributes FROM users")
+        .map_err(&err)?;
+    let mut write = tx
+        .prepare("INSERT INTO user_search (id, text) VALUES (?1, ?2)")
+        .map_err(&err)?;
+    let mut rows = read.query([]).map_err(&err)?;
+    while let Some(r) = rows.next().map_err(&err)? {
+        let id: i64 = r.get(0).map_err(&err)?;
+        let text = search_text_of_row(r)?;
+        write.execute(rusqlite::params![id, text]).map_err(&err)?;
     }
     Ok(())
 }
@@ -58,16 +173,48 @@ mod tests {
     #[test]
     fn migrates_once_and_refuses_downgrade() {
         let mut conn = Connection::open_in_memory().unwrap();
-        migrate(&mut conn).unwrap();
-        migrate(&mut conn).unwrap();
+        assert_eq!(inspect(&conn, "m").unwrap(), Schema::Fresh);
+        migrate(&mut conn, "m").unwrap();
+        migrate(&mut conn, "m").unwrap();
         let v: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
+        assert_eq!(inspect(&conn, "m").unwrap(), Schema::Current);
         conn.pragma_update(None, "user_version", 99).unwrap();
         assert!(matches!(
-            migrate(&mut conn),
+            migrate(&mut conn, "m"),
             Err(StoreError::Downgrade { found: 99, .. })
         ));
+    }
+
+    #[test]
+    fn a_version_1_store_gets_its_users_indexed_for_search() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0].sql).unwrap();
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO users (id, login, title, email, description, locale, status, origin,
+                 account_contacts, account_tickets, external_comments, grants, attributes,
+                 created_at, updated_at)
+             VALUES (1, 'jiri.dvorak', 'Jiří Dvořák', 'Jiri@X.example', NULL, 'cs', 'active',
+                 'sync', 0, 0, 0, '[]', '{\"licence\":\"LIC-Ž\"}', 0, 0);",
+        )
+        .unwrap();
+        assert_eq!(inspect(&conn, "m").unwrap(), Schema::Outdated(1));
+        migrate(&mut conn, "m").unwrap();
+        let text: String = conn
+            .query_row("SELECT text FROM user_search WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(
+            text,
+            "\u{1f}jiri.dvorak\u{1f}jiri dvorak\u{1f}jiri@x.example\u{1f}lic-z\u{1f}"
+        );
+        let app: i32 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(app, APPLICATION_ID);
     }
 }

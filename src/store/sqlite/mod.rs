@@ -3,25 +3,35 @@
 mod batch;
 mod codec;
 mod journal_mode;
+mod lock;
 mod migrations;
 mod read;
 mod write;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+use tracing::info;
 
 pub use journal_mode::JournalMode;
 pub use write::ApplyReport;
 
-use super::{Anchor, RunRecord, StateRequest, Store, StoreError, UserDetail, UserFilter, UserView};
+use super::{
+    Anchor, LockHolder, RunRecord, StateRequest, Store, StoreError, UserDetail, UserFilter,
+    UserView,
+};
 use crate::reconcile::{Plan, State};
+use lock::FileLock;
+use migrations::Schema;
 
 /// An SQLite database file holding the whole directory.
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
+    lock: FileLock,
     bulk_threshold: usize,
+    scan_threshold: usize,
     last_apply: Option<ApplyReport>,
     rehearsing: bool,
 }
@@ -29,6 +39,18 @@ pub struct SqliteStore {
 /// Runs creating more users than this are written as bulk loads (see
 /// [`SqliteStore::set_bulk_threshold`]).
 pub const BULK_THRESHOLD: usize = 50_000;
+
+/// Above this many keys, loading a plan's state scans a table once instead of
+/// one indexed lookup per key (see [`SqliteStore::set_scan_threshold`]).
+pub const SCAN_THRESHOLD: usize = 20_000;
+
+/// How long opening a store that needs migrating waits for another process's
+/// writer lock (a migration, or a run of an older build).
+const MIGRATION_WAIT: Duration = Duration::from_secs(60);
+
+/// How long [`Store::apply`] waits for the writer lock when its caller did not
+/// take it (library callers; the CLI takes it around the whole run).
+const APPLY_WAIT: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -39,49 +61,35 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and migrates it.
+    /// Opens the database at `path`, creating the file if needed (never its
+    /// folder: a missing folder is [`StoreError::MissingFolder`]), and
+    /// migrates it. A store that must not be touched — newer than this build,
+    /// of a schema version Liaison never writes, another program's — is
+    /// refused before anything in the file changes.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let name = path.display().to_string();
         if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() && !dir.exists() {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+            if !dir.as_os_str().is_empty() && !dir.is_dir() {
+                return Err(StoreError::MissingFolder {
+                    path: name,
+                    folder: dir.display().to_string(),
+                });
             }
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn =
-            Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
-        // 16 KiB pages (set before the file has any): a quarter of the page
-        // writes and B-tree splits of SQLite's 4 KiB default on the long rows
-        // of users, contacts and journal. WAL: readers (the CLI) never block
-        // the daemon's writer; NORMAL is durable across process crashes. The
-        // page cache is bounded (64 MiB) to keep a million-user run inside the
-        // memory budget.
-        conn.execute_batch(
-            "PRAGMA page_size = 16384;
-             PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = 5000;
-             PRAGMA temp_store = MEMORY;
-             PRAGMA cache_size = -65536;",
-        )
-        .map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let mut conn = connect(path)?;
+        let mut lock = FileLock::new(path);
+        if migrations::inspect(&conn, &name)? != Schema::Current {
+            migrate_locked(&mut conn, &mut lock, &name)?;
+        }
         // A writer in the middle of a bulk load (rollback journal) keeps the
         // mode; this connection reads and writes all the same.
         journal_mode::switch(&conn, JournalMode::Wal);
-        migrations::migrate(&mut conn)?;
         Ok(SqliteStore {
             conn,
             path: path.to_owned(),
+            lock,
             bulk_threshold: BULK_THRESHOLD,
+            scan_threshold: SCAN_THRESHOLD,
             last_apply: None,
             rehearsing: false,
         })
@@ -98,11 +106,19 @@ impl SqliteStore {
         let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
         conn.execute_batch("PRAGMA busy_timeout = 5000;")
             .map_err(open_err)?;
-        migrations::check_current(&conn)?;
+        let name = path.display().to_string();
+        if migrations::inspect(&conn, &name)? != Schema::Current {
+            return Err(StoreError::Corrupt {
+                what: "schema version",
+                detail: format!("{name} is not at this build's schema yet (a sync migrates it)"),
+            });
+        }
         Ok(SqliteStore {
             conn,
             path: path.to_owned(),
+            lock: FileLock::new(path),
             bulk_threshold: BULK_THRESHOLD,
+            scan_threshold: SCAN_THRESHOLD,
             last_apply: None,
             rehearsing: false,
         })
@@ -114,6 +130,14 @@ impl SqliteStore {
     /// Default [`BULK_THRESHOLD`].
     pub fn set_bulk_threshold(&mut self, users: usize) {
         self.bulk_threshold = users;
+    }
+
+    /// Loading a plan's state with more than `keys` users or e-mails scans
+    /// the tables once instead of looking each key up. Default
+    /// [`SCAN_THRESHOLD`]; tests lower it to run small data through the
+    /// scanning path.
+    pub fn set_scan_threshold(&mut self, keys: usize) {
+        self.scan_threshold = keys;
     }
 
     /// How the last applied run was written (for tests and debug logs).
@@ -137,7 +161,7 @@ impl Store for SqliteStore {
     }
 
     fn load_state(&mut self, request: &StateRequest<'_>) -> Result<State, StoreError> {
-        read::load_state(&self.conn, request)
+        read::load_state(&self.conn, request, self.scan_threshold)
     }
 
     fn linked_sources(&mut self, except: &[&str]) -> Result<Vec<(String, usize)>, StoreError> {
@@ -149,10 +173,20 @@ impl Store for SqliteStore {
     }
 
     fn apply(&mut self, plan: &Plan, run: &RunRecord, now_ms: i64) -> Result<(), StoreError> {
+        // A caller that did not take the writer lock still never applies
+        // beside another run: the lock is taken for the apply alone.
+        // A rehearsal is rolled back: it needs no writer lock.
+        let took = !self.rehearsing && !self.lock.is_held();
+        if took {
+            self.lock_writer(APPLY_WAIT, &mut |holder| {
+                info!(%holder, "waiting for the store's writer lock to apply");
+            })?;
+        }
         let bulk = plan.creates.len() > self.bulk_threshold;
-        let report = write::apply(&mut self.conn, plan, run, now_ms, bulk, self.rehearsing)?;
-        self.last_apply = Some(report);
-        Ok(())
+        let applied = write::apply(&mut self.conn, plan, run, now_ms, bulk, self.rehearsing);
+        let released = if took { self.lock.release() } else { Ok(()) };
+        self.last_apply = Some(applied?);
+        released
     }
 
     fn record_run(&mut self, run: &RunRecord) -> Result<(), StoreError> {
@@ -202,4 +236,76 @@ impl Store for SqliteStore {
     fn user_detail(&mut self, login: &str) -> Result<Option<UserDetail>, StoreError> {
         read::user_detail(&self.conn, login)
     }
+
+    fn lock_writer(
+        &mut self,
+        wait: Duration,
+        on_wait: &mut dyn FnMut(&LockHolder),
+    ) -> Result<(), StoreError> {
+        let name = self.path.display().to_string();
+        let lock = &mut self.lock;
+        super::lock::wait_for(&name, wait, &mut || lock.try_acquire(), on_wait)
+    }
+
+    fn unlock_writer(&mut self) -> Result<(), StoreError> {
+        self.lock.release()
+    }
+}
+
+/// Opens the connection and sets what is the connection's alone (nothing
+/// here writes to the file).
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let open_error = |source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
+    // 16 KiB pages, taken by a database that has none yet (an existing one
+    // keeps its own; nothing is written): a quarter of the page writes and
+    // B-tree splits of SQLite's 4 KiB default on the long rows of users,
+    // contacts and journal. The page cache is bounded (64 MiB) to keep a
+    // million-user run inside the memory budget. It comes after the page
+    // size: set before it, it counted 4 KiB pages and so held 256 MiB of
+    // 16 KiB ones (measured: +235 MB peak RSS on a 1M-row first sync).
+    conn.execute_batch(
+        "PRAGMA page_size = 16384;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -65536;",
+    )
+    .map_err(open_error)?;
+    Ok(conn)
+}
+
+/// Migrates under the writer lock, so that processes opening a fresh or old
+/// store at once migrate it one after the other (the later ones find it
+/// current). A fresh store is put in WAL mode first.
+fn migrate_locked(
+    conn: &mut Connection,
+    lock: &mut FileLock,
+    name: &str,
+) -> Result<(), StoreError> {
+    let held_before = lock.is_held();
+    super::lock::wait_for(
+        name,
+        MIGRATION_WAIT,
+        &mut || lock.try_acquire(),
+        &mut |holder| {
+            info!(%holder, "waiting for the store's writer lock to migrate it");
+        },
+    )?;
+    let migrated = (|| {
+        if migrations::inspect(conn, name)? == Schema::Fresh {
+            // WAL: readers (the CLI) never block the daemon's writer; NORMAL
+            // is durable across process crashes.
+            journal_mode::switch(conn, JournalMode::Wal);
+        }
+        migrations::migrate(conn, name)
+    })();
+    let released = if held_before { Ok(()) } else { lock.release() };
+    migrated.and(released)
 }

@@ -3,19 +3,19 @@
 use std::collections::{BTreeSet, HashSet};
 use std::ops::ControlFlow;
 
-use rusqlite::{params, Connection};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use tracing::debug;
 
 use super::codec::{
     contact_from_row, rfc3339, user_from_row, CONTACT_COLUMNS, USER_COLUMNS, USER_COLUMN_COUNT,
 };
 use crate::model::{ExternalUser, UserId};
 use crate::reconcile::{State, StoredContact};
+use crate::store::search;
 use crate::store::{
     Anchor, HistoryEntry, LinkedContact, StateRequest, StoreError, UserDetail, UserFilter, UserView,
 };
-
-/// Above this many keys a full scan beats one indexed lookup per key.
-const SCAN_THRESHOLD: usize = 20_000;
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Query { what, source }
@@ -118,9 +118,16 @@ pub fn active_linked(conn: &Connection, source: &str) -> Result<usize, StoreErro
     .map_err(q("counting active users"))
 }
 
-pub fn load_state(conn: &Connection, req: &StateRequest<'_>) -> Result<State, StoreError> {
+/// The slice of the store `req` asks for. Above `scan_threshold` keys a table
+/// is scanned once instead of looked up key by key (see
+/// [`super::SqliteStore::set_scan_threshold`]).
+pub fn load_state(
+    conn: &Connection,
+    req: &StateRequest<'_>,
+    scan_threshold: usize,
+) -> Result<State, StoreError> {
     let mut ids: BTreeSet<UserId> = req.users.clone();
-    ids.extend(users_by_email(conn, &req.emails)?);
+    ids.extend(users_by_email(conn, &req.emails, scan_threshold)?);
     if let Some(before) = req.disabled_before {
         let mut stmt = conn
             .prepare_cached(
@@ -138,8 +145,8 @@ pub fn load_state(conn: &Connection, req: &StateRequest<'_>) -> Result<State, St
         }
     }
     let mut state = State::default();
-    load_users(conn, &ids, &mut state)?;
-    load_contacts(conn, &ids, &mut state)?;
+    load_users(conn, &ids, scan_threshold, &mut state)?;
+    load_contacts(conn, &ids, scan_threshold, &mut state)?;
     load_logins(conn, req, &mut state)?;
     Ok(state)
 }
@@ -147,12 +154,15 @@ pub fn load_state(conn: &Connection, req: &StateRequest<'_>) -> Result<State, St
 fn users_by_email(
     conn: &Connection,
     emails: &HashSet<&str, foldhash::fast::RandomState>,
+    scan_threshold: usize,
 ) -> Result<Vec<UserId>, StoreError> {
     let mut out = Vec::new();
     if emails.is_empty() {
         return Ok(out);
     }
-    if emails.len() > SCAN_THRESHOLD {
+    let scan = emails.len() > scan_threshold;
+    debug!(keys = emails.len(), scan, "finding users by e-mail");
+    if scan {
         let mut stmt = conn
             .prepare("SELECT id, email_norm FROM users WHERE email_norm IS NOT NULL")
             .map_err(q("scanning e-mails"))?;
@@ -182,12 +192,15 @@ fn users_by_email(
 fn load_users(
     conn: &Connection,
     ids: &BTreeSet<UserId>,
+    scan_threshold: usize,
     state: &mut State,
 ) -> Result<(), StoreError> {
     if ids.is_empty() {
         return Ok(());
     }
-    if ids.len() > SCAN_THRESHOLD {
+    let scan = ids.len() > scan_threshold;
+    debug!(keys = ids.len(), scan, "loading users");
+    if scan {
         let mut stmt = conn
             .prepare(&format!("SELECT {USER_COLUMNS} FROM users"))
             .map_err(q("loading users"))?;
@@ -217,6 +230,7 @@ fn load_users(
 fn load_contacts(
     conn: &Connection,
     ids: &BTreeSet<UserId>,
+    scan_threshold: usize,
     state: &mut State,
 ) -> Result<(), StoreError> {
     if ids.is_empty() {
@@ -232,7 +246,9 @@ fn load_contacts(
         });
         Ok(())
     };
-    if ids.len() > SCAN_THRESHOLD {
+    let scan = ids.len() > scan_threshold;
+    debug!(keys = ids.len(), scan, "loading contacts");
+    if scan {
         let mut stmt = conn.prepare(&sql).map_err(q("loading contacts"))?;
         let mut rows = stmt.query([]).map_err(q("loading contacts"))?;
         while let Some(r) = rows.next().map_err(q("loading contacts"))? {
@@ -298,59 +314,121 @@ pub fn for_each_user(
     filter: &UserFilter,
     visit: &mut dyn FnMut(UserView) -> ControlFlow<()>,
 ) -> Result<(), StoreError> {
-    let mut sql = format!("SELECT {USER_COLUMNS}, {LINK_COLUMNS} FROM users WHERE 1 = 1");
-    let mut args: Vec<String> = Vec::new();
-    if let Some(s) = filter.status {
-        args.push(s.as_str().to_owned());
-        sql.push_str(&format!(" AND status = ?{}", args.len()));
-    }
-    if let Some(o) = filter.origin {
-        args.push(o.as_str().to_owned());
-        sql.push_str(&format!(" AND origin = ?{}", args.len()));
-    }
-    if let Some(a) = &filter.account {
-        args.push(a.clone());
-        sql.push_str(&format!(
-            " AND id IN (SELECT user_id FROM contacts WHERE linked = 1 AND account_id = ?{})",
-            args.len()
-        ));
-    }
-    for (k, v) in &filter.attributes {
-        args.push(format!("$.\"{}\"", k.replace('"', "\\\"")));
-        args.push(v.clone());
-        sql.push_str(&format!(
-            " AND json_extract(attributes, ?{}) = ?{}",
-            args.len() - 1,
-            args.len()
-        ));
-    }
-    if let Some(s) = &filter.search {
-        let escaped = s
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        args.push(format!("%{escaped}%"));
-        let n = args.len();
-        sql.push_str(&format!(
-            " AND (lower(login) LIKE ?{n} ESCAPE '\\' OR lower(title) LIKE ?{n} ESCAPE '\\' \
-             OR email_norm LIKE ?{n} ESCAPE '\\' OR lower(coalesce(description, '')) LIKE ?{n} ESCAPE '\\' \
-             OR EXISTS (SELECT 1 FROM json_each(users.attributes) WHERE lower(json_each.value) LIKE ?{n} ESCAPE '\\'))"
-        ));
-    }
-    sql.push_str(" ORDER BY login");
-    let mut stmt = conn.prepare(&sql).map_err(q("listing users"))?;
-    let mut rows = stmt
-        .query(rusqlite::params_from_iter(args.iter()))
+    let (conditions, mut args) = conditions(filter);
+    let select =
+        format!("SELECT {USER_COLUMNS}, {LINK_COLUMNS} FROM users WHERE 1 = 1{conditions}");
+    let Some(term) = &filter.search else {
+        let mut stmt = conn
+            .prepare(&format!("{select} ORDER BY login"))
+            .map_err(q("listing users"))?;
+        let rows = stmt
+            .query(params_from_iter(args.iter()))
+            .map_err(q("listing users"))?;
+        return visit_rows(rows, visit).map(|_| ());
+    };
+    // The search scans the folded texts (a narrow table of their own) and
+    // sorts only the matches' ids by login; each match is then read, with the
+    // other filters, by its id. Memory: one id per match.
+    let ids = matching_ids(conn, &search::fold(term))?;
+    args.push(Value::Null);
+    let mut stmt = conn
+        .prepare(&format!("{select} AND id = ?{}", args.len()))
         .map_err(q("listing users"))?;
-    while let Some(r) = rows.next().map_err(q("listing users"))? {
-        let (u, created, updated) = user_from_row(r)?;
-        let links = links_from_row(r, USER_COLUMN_COUNT)?;
-        if visit(view_of(u, links, created, updated)).is_break() {
+    for id in ids {
+        if let Some(last) = args.last_mut() {
+            *last = Value::Integer(id);
+        }
+        let rows = stmt
+            .query(params_from_iter(args.iter()))
+            .map_err(q("listing users"))?;
+        if visit_rows(rows, visit)?.is_break() {
             break;
         }
     }
     Ok(())
+}
+
+/// The SQL conditions (each ` AND …`) of `filter` except the search, and
+/// their parameters (`?1`, `?2`, … in order).
+fn conditions(filter: &UserFilter) -> (String, Vec<Value>) {
+    let mut sql = String::new();
+    let mut args: Vec<Value> = Vec::new();
+    let arg = |args: &mut Vec<Value>, v: String| {
+        args.push(Value::Text(v));
+        args.len()
+    };
+    if let Some(s) = filter.status {
+        let n = arg(&mut args, s.as_str().to_owned());
+        sql.push_str(&format!(" AND status = ?{n}"));
+    }
+    if let Some(o) = filter.origin {
+        let n = arg(&mut args, o.as_str().to_owned());
+        sql.push_str(&format!(" AND origin = ?{n}"));
+    }
+    if let Some(a) = &filter.account {
+        let n = arg(&mut args, a.clone());
+        sql.push_str(&format!(
+            " AND id IN (SELECT user_id FROM contacts WHERE linked = 1 AND account_id = ?{n})"
+        ));
+    }
+    for (k, v) in &filter.attributes {
+        let path = arg(&mut args, format!("$.\"{}\"", k.replace('"', "\\\"")));
+        let value = arg(&mut args, v.clone());
+        sql.push_str(&format!(
+            " AND json_extract(attributes, ?{path}) = ?{value}"
+        ));
+    }
+    (sql, args)
+}
+
+/// Ids of the users whose search text holds `folded`, by login. The texts
+/// are read in place and searched with `memchr`'s substring finder: at 1M
+/// users 2× faster than SQLite's `instr` over the same rows (measured 0.21 s
+/// with `instr`).
+fn matching_ids(conn: &Connection, folded: &str) -> Result<Vec<i64>, StoreError> {
+    let err = q("searching users");
+    let finder = memchr::memmem::Finder::new(folded.as_bytes());
+    let mut matches: Vec<(String, i64)> = Vec::new();
+    let mut texts = conn
+        .prepare_cached("SELECT id, text FROM user_search")
+        .map_err(&err)?;
+    let mut login = conn
+        .prepare_cached("SELECT login FROM users WHERE id = ?1")
+        .map_err(&err)?;
+    let mut rows = texts.query([]).map_err(&err)?;
+    while let Some(r) = rows.next().map_err(&err)? {
+        let text = r.get_ref(1).map_err(&err)?;
+        let text = text.as_bytes().map_err(|e| err(e.into()))?;
+        if finder.find(text).is_some() {
+            let id: i64 = r.get(0).map_err(&err)?;
+            let found = login
+                .query_row([id], |l| l.get::<_, String>(0))
+                .optional()
+                .map_err(&err)?;
+            // A text without its user (never written so) finds nobody.
+            if let Some(l) = found {
+                matches.push((l, id));
+            }
+        }
+    }
+    matches.sort_unstable();
+    Ok(matches.into_iter().map(|(_, id)| id).collect())
+}
+
+/// Visits each row of a listing query (user columns, then [`LINK_COLUMNS`]);
+/// says whether `visit` asked to stop.
+fn visit_rows(
+    mut rows: rusqlite::Rows<'_>,
+    visit: &mut dyn FnMut(UserView) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>, StoreError> {
+    while let Some(r) = rows.next().map_err(q("listing users"))? {
+        let (u, created, updated) = user_from_row(r)?;
+        let links = links_from_row(r, USER_COLUMN_COUNT)?;
+        if visit(view_of(u, links, created, updated)).is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+    }
+    Ok(ControlFlow::Continue(()))
 }
 
 /// A user's linked contact ids (by source, then id) and their distinct
@@ -487,7 +565,7 @@ mod tests {
     /// whose removed source `old` links 3.
     fn store_with(n: usize) -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
-        super::super::migrations::migrate(&mut conn).unwrap();
+        super::super::migrations::migrate(&mut conn, ":memory:").unwrap();
         let insert = "INSERT INTO contacts (source, contact_id, user_id, linked, fingerprint, \
                       content, name, email, grants, attributes) \
                       WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?2) \

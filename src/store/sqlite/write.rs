@@ -16,6 +16,7 @@ use super::codec::{attributes_json, grants_json, PairsJson};
 use super::journal_mode::{self, JournalMode};
 use crate::model::{ContactRecord, Flags, Login, UserId};
 use crate::reconcile::{ContactChange, DeprovisionAction, FieldChange, NewUser, Plan, UserFields};
+use crate::store::search::search_text;
 use crate::store::{RunRecord, StoreError};
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
@@ -79,6 +80,14 @@ const JOURNAL_CREATES: Sql = Sql {
     row: "(?, ?, ?, ?, ?, 'create', ?)",
     tail: "",
     width: 6,
+};
+
+/// The search text of each created user (see [`crate::store::search`]).
+const INSERT_SEARCH: Sql = Sql {
+    head: "INSERT OR FAIL INTO user_search (id, text)",
+    row: "(?, ?)",
+    tail: "",
+    width: 2,
 };
 
 const INSERT_JOURNAL: &str = "INSERT INTO journal (run_id, source, user_id, login, at, action, \
@@ -357,10 +366,11 @@ impl<'t> Writer<'t> {
         let mut users = BatchInsert::new(self.tx, INSERT_USERS, "creating users")?;
         let mut contacts = BatchInsert::new(self.tx, UPSERT_CONTACTS, "writing contacts")?;
         let mut journal = BatchInsert::new(self.tx, JOURNAL_CREATES, "writing the journal")?;
+        let mut search = BatchInsert::new(self.tx, INSERT_SEARCH, "indexing users for search")?;
         let mut id = last;
         std::thread::scope(|scope| {
-            // The journal entries (JSON) are serialized on the other core
-            // while this one writes.
+            // The journal entries (JSON) and search texts are made on the
+            // other core while this one writes.
             let mut entries = creation_entries(scope, plan).into_iter().flatten();
             for n in &plan.creates {
                 id += 1;
@@ -368,7 +378,8 @@ impl<'t> Writer<'t> {
                 for r in members {
                     contacts.push(contact_row(self.source, id, r))?;
                 }
-                let entry = entries.next().ok_or_else(|| corrupt_plan(n))?;
+                let (entry, search_text) = entries.next().ok_or_else(|| corrupt_plan(n))?;
+                search.push([int(id), owned(search_text)])?;
                 journal.push([
                     int(self.run),
                     text(self.source),
@@ -426,6 +437,7 @@ impl<'t> Writer<'t> {
         users.finish()?;
         contacts.finish()?;
         journal.finish()?;
+        search.finish()?;
         self.tx
             .execute(
                 "UPDATE meta SET value = ?1 WHERE key = 'last_user_id'",
@@ -435,7 +447,12 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
-    fn update_user(&mut self, user: UserId, f: &UserFields) -> Result<(), StoreError> {
+    fn update_user(
+        &mut self,
+        user: UserId,
+        login: &Login,
+        f: &UserFields,
+    ) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
                 "UPDATE users SET title = ?2, description = ?3, email = ?4, email_norm = ?5, \
@@ -455,6 +472,20 @@ impl<'t> Writer<'t> {
                 ))
             })
             .map_err(q("updating a user"))?;
+        let text = search_text(
+            login.as_str(),
+            &f.title,
+            Some(f.email.as_str()),
+            f.description.as_deref(),
+            f.attributes.iter().map(|(_, v)| v.as_str()),
+        );
+        self.tx
+            .prepare_cached(
+                "INSERT INTO user_search (id, text) VALUES (?1, ?2) \
+                 ON CONFLICT (id) DO UPDATE SET text = excluded.text",
+            )
+            .and_then(|mut s| s.execute(params![user.0, text]))
+            .map_err(q("indexing a user for search"))?;
         Ok(())
     }
 
@@ -513,6 +544,9 @@ impl<'t> Writer<'t> {
         self.tx
             .execute("DELETE FROM contacts WHERE user_id = ?1", [user.0])
             .map_err(q("deleting a user's contacts"))?;
+        self.tx
+            .execute("DELETE FROM user_search WHERE id = ?1", [user.0])
+            .map_err(q("deleting a user's search text"))?;
         self.tx
             .execute("DELETE FROM users WHERE id = ?1", [user.0])
             .map_err(q("deleting a user"))?;
@@ -592,13 +626,14 @@ fn corrupt_plan(n: &NewUser) -> StoreError {
 /// Users created at a time by [`creation_entries`].
 const ENTRY_BATCH: usize = 1024;
 
-/// The journal entry of each user `plan` creates, in order, serialized on a
-/// scoped thread and handed over a batch at a time (a few batches ahead). A
-/// user whose fields cannot be derived gets no entry: the writer reports it.
+/// The journal entry and search text of each user `plan` creates, in order,
+/// made on a scoped thread and handed over a batch at a time (a few batches
+/// ahead). A user whose fields cannot be derived gets none: the writer
+/// reports it.
 fn creation_entries<'s>(
     scope: &'s std::thread::Scope<'s, '_>,
     plan: &'s Plan,
-) -> Receiver<Vec<String>> {
+) -> Receiver<Vec<(String, String)>> {
     let (tx, rx) = sync_channel(4);
     scope.spawn(move || {
         for chunk in plan.creates.chunks(ENTRY_BATCH) {
@@ -619,8 +654,9 @@ fn creation_entries<'s>(
     rx
 }
 
-/// The journal entry of new user `n`: the whole record, as JSON.
-fn creation_entry(plan: &Plan, n: &NewUser) -> Option<String> {
+/// The journal entry of new user `n` (the whole record, as JSON) and its
+/// search text.
+fn creation_entry(plan: &Plan, n: &NewUser) -> Option<(String, String)> {
     let members = plan.contacts_of(n);
     let merged;
     let f = match members {
@@ -648,7 +684,14 @@ fn creation_entry(plan: &Plan, n: &NewUser) -> Option<String> {
             .map(|r| format!("{}:{}", plan.source, r.contact_id()))
             .collect(),
     };
-    serde_json::to_string(&record).ok()
+    let text = search_text(
+        n.login.as_str(),
+        f.title,
+        Some(f.email),
+        f.description,
+        f.attributes.iter().map(|(_, v)| *v),
+    );
+    Some((serde_json::to_string(&record).ok()?, text))
 }
 
 /// A string as a JSON text.
@@ -666,9 +709,10 @@ pub struct ApplyReport {
 }
 
 /// Applies `plan` in one transaction; `bulk` writes it as a bulk load (see
-/// [`super::SqliteStore::set_bulk_threshold`]). In a `rehearsal` (an open
-/// transaction the caller rolls back) the plan goes into a savepoint of it and
-/// the journal mode stays as it is.
+/// [`super::SqliteStore::set_bulk_threshold`]). A bulk load's rollback
+/// journal is switched back to WAL however the run ends. In a `rehearsal` (an
+/// open transaction the caller rolls back) the plan goes into a savepoint of
+/// it and the journal mode stays as it is.
 pub fn apply(
     conn: &mut Connection,
     plan: &Plan,
@@ -695,6 +739,23 @@ pub fn apply(
     };
     let journal = journal_mode::switch(conn, wanted);
     debug!(bulk, journal = ?journal, "writing the run");
+    let written = commit_run(conn, plan, run, now, bulk);
+    if journal == Some(JournalMode::Rollback) {
+        // Back to WAL for the readers, whether the run committed or rolled
+        // back; if one holds the file now, the next run (or open) switches.
+        journal_mode::switch(conn, JournalMode::Wal);
+    }
+    written.map(|()| ApplyReport { bulk, journal })
+}
+
+/// The run's transaction: everything in `plan`, its journal and run record.
+fn commit_run(
+    conn: &mut Connection,
+    plan: &Plan,
+    run: &RunRecord,
+    now: i64,
+    bulk: bool,
+) -> Result<(), StoreError> {
     let tx = conn
         .transaction()
         .map_err(q("starting the run's transaction"))?;
@@ -702,12 +763,7 @@ pub fn apply(
     let clock = std::time::Instant::now();
     tx.commit().map_err(q("committing the run"))?;
     debug!(ms = clock.elapsed().as_millis() as u64, "run committed");
-    if journal == Some(JournalMode::Rollback) {
-        // Back to WAL for the readers; if one holds the file now, the next run
-        // (or the next open) switches.
-        journal_mode::switch(conn, JournalMode::Wal);
-    }
-    Ok(ApplyReport { bulk, journal })
+    Ok(())
 }
 
 /// Writes everything `plan` changes, its run record and the source's plan
@@ -743,7 +799,7 @@ fn write_run(
         "users created"
     );
     for u in &plan.updates {
-        w.update_user(u.user, &u.fields)?;
+        w.update_user(u.user, &u.login, &u.fields)?;
         w.journal_changes(u.user, &u.login, &u.changes)?;
     }
     for c in &plan.contacts {
