@@ -9,5 +9,6 @@ mod csv_source;
 mod guard;
 mod lifecycle;
 mod sync_cli;
+mod template_limits;
 mod users_cli;
 mod validate;

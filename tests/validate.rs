@@ -76,3 +76,20 @@ fn usage_errors_exit_two() {
     s.run(&["sync", "--once", "--source", "nope"]).expect(2);
     s.run(&["users", "list", "--status", "enabled"]).expect(2);
 }
+
+#[test]
+fn an_unknown_mail_timezone_fails_validate() {
+    let s = Sandbox::new(&format!(
+        "{}mail:\n  transport: file://mail\n  from: portal@example.com\n  timezone: Europe/Prag\n",
+        crate::common::CONFIG
+    ));
+    let r = s.run(&["validate"]).expect(2);
+    let file = s.config().display().to_string();
+    assert!(
+        r.stderr.starts_with(&format!(
+            "{file}:9:13: mail.timezone: unknown time zone \"Europe/Prag\""
+        )),
+        "{}",
+        r.stderr
+    );
+}

@@ -71,12 +71,17 @@
 //! assert_eq!(contact.account_id(), Some("dvorak-syn"));
 //! ```
 
+mod check;
+mod compare;
 mod context;
 mod draft;
 mod fields;
 mod filters;
+mod limits;
+mod prepare;
 mod standard;
 mod template;
+mod unparse;
 mod when;
 
 #[cfg(test)]
@@ -202,8 +207,8 @@ impl Mapping {
         let mut errors = Vec::new();
         let when = match spec.when.as_deref().map(When::compile).transpose() {
             Ok(when) => when,
-            Err(e) => {
-                errors.push(e);
+            Err(mut e) => {
+                errors.append(&mut e);
                 None
             }
         };
