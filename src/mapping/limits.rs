@@ -45,6 +45,10 @@ pub(crate) const RECURSION_LIMIT: usize = 100;
 /// Whether `value` nests lists or maps more than [`MAX_VALUE_DEPTH`] deep.
 /// Walks with its own stack, so it cannot overflow the thread's.
 pub(crate) fn too_deep_to_print(value: &minijinja::Value) -> bool {
+    // Text, the usual value, is checked without allocating.
+    if value.as_object().is_none() {
+        return false;
+    }
     let mut pending = vec![(value.clone(), 0usize)];
     while let Some((value, depth)) = pending.pop() {
         let Some(object) = value.as_object() else {

@@ -8,8 +8,8 @@
 //! (`x is defined()`: without them, a following `- 1` would be read as the
 //! test's argument), and prints literal text that could be mistaken for a
 //! delimiter, or that ends a template with a newline minijinja would drop, as
-//! a string expression. `tests/unparse.rs` checks that printing then parsing
-//! gives back the same tree and the same output.
+//! a string expression. `tests/unparse.rs` (in this module's tests) checks that
+//! printing then parsing prints the same again and renders as the original.
 
 use minijinja::machinery::ast::{self, BinOpKind, CallArg, Expr, Stmt, UnaryOpKind};
 use minijinja::value::ValueKind;
@@ -153,6 +153,19 @@ fn prec(expr: &Expr<'_>) -> Prec {
     }
 }
 
+/// Whether the innermost receiver of `expr` is a variable named `not`, which
+/// minijinja only reads as the argument of a test written without brackets.
+fn root_is_not(expr: &Expr<'_>) -> bool {
+    match expr {
+        Expr::Var(v) => v.id == "not",
+        Expr::GetAttr(g) => root_is_not(&g.expr),
+        Expr::GetItem(g) => root_is_not(&g.expr),
+        Expr::Slice(s) => root_is_not(&s.expr),
+        Expr::Call(c) => root_is_not(&c.expr),
+        _ => false,
+    }
+}
+
 fn is_negative(value: &Value) -> bool {
     value.kind() == ValueKind::Number
         && f64::try_from(value.clone()).is_ok_and(|f| f.is_sign_negative())
@@ -266,9 +279,19 @@ impl Printer {
                 self.expr(&t.expr, Prec::Unary);
                 self.push(" is ");
                 self.push(t.name);
-                self.push("(");
-                self.args(&t.args);
-                self.push(")");
+                match t.args.as_slice() {
+                    // `x is defined not in y` reads `not` as the test's
+                    // argument; only that form can say it again.
+                    [CallArg::Pos(arg)] if root_is_not(arg) => {
+                        self.push(" ");
+                        self.expr(arg, Prec::Postfix);
+                    }
+                    args => {
+                        self.push("(");
+                        self.args(args);
+                        self.push(")");
+                    }
+                }
             }
             Expr::GetAttr(g) => {
                 self.receiver(&g.expr);

@@ -7,6 +7,10 @@
 //! `when: "{{ portal }}"` keeps a row whose `portal` is `no`: the text `no` is
 //! true. Compare explicitly (`portal == 'yes'`, `portal | lower in ['yes',
 //! 'true', '1']`). A missing attribute is undefined, hence false.
+//!
+//! Comparisons follow the rule of `compare.rs` (`age > 18` compares numbers;
+//! `"unknown" > 18` is a row error), and an evaluation error is the record's
+//! row error quoting the expression: `when: age > 18: cannot compare …`.
 
 use liaison_plugin_api::Record;
 use minijinja::Expression;
