@@ -158,6 +158,18 @@ fn a_deeply_nested_value_is_a_row_error_not_a_stack_overflow() {
 }
 
 #[test]
+fn values_nested_statement_by_statement_are_a_row_error_not_a_crash() {
+    // Each statement nests `x` 70 lists deeper for about as many steps: the
+    // cheapest way to build a deep value, which minijinja drops and prints
+    // recursively.
+    let nest = format!("{{% set x = {}x{} %}}", "[".repeat(70), "]".repeat(70));
+    for tail in ["{{ x ~ '' }}", "{{ x | length }}"] {
+        let message = hostile_row(&format!("{{% set x = [] %}}{}{tail}", nest.repeat(150)));
+        assert!(message.contains("too much work"), "{tail}: {message}");
+    }
+}
+
+#[test]
 fn a_rendered_field_past_the_size_limit_is_a_row_error() {
     let message = hostile_row("{{ name * 10000 }}");
     assert!(message.contains("bytes"), "{message}");
