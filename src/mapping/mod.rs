@@ -140,8 +140,9 @@ fn spec_digest(spec: &MapSpec) -> u64 {
 
 /// Why a `map:` entry or `when:` does not compile.
 ///
-/// For a template that does not parse, `message` ends with the position inside
-/// the template, as `(line L, column C)` (both 1-based).
+/// For a problem inside a template (it does not parse, nests too deeply, names
+/// an unknown filter, …), `message` ends with the position inside the
+/// template as written, as `(line L, column C)` (both 1-based).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {message}")]
 pub struct MapError {
