@@ -12,5 +12,6 @@ mod lifecycle;
 mod regression;
 mod store;
 mod sync_cli;
+mod template_limits;
 mod users_cli;
 mod validate;

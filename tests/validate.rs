@@ -106,3 +106,20 @@ fn a_delimiter_equal_to_the_quote_is_an_error_at_its_key() {
         assert!(lines[0].contains("must differ"), "{keys}: {}", lines[0]);
     }
 }
+
+#[test]
+fn an_unknown_mail_timezone_fails_validate() {
+    let s = Sandbox::new(&format!(
+        "{}mail:\n  transport: file://mail\n  from: portal@example.com\n  timezone: Europe/Prag\n",
+        crate::common::CONFIG
+    ));
+    let r = s.run(&["validate"]).expect(2);
+    let file = s.config().display().to_string();
+    assert!(
+        r.stderr.starts_with(&format!(
+            "{file}:9:13: mail.timezone: unknown time zone \"Europe/Prag\""
+        )),
+        "{}",
+        r.stderr
+    );
+}

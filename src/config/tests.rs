@@ -591,7 +591,7 @@ fn mail_window_and_timezone() {
     assert_eq!(
         errors(&text),
         [
-            r#"6:13: mail.timezone: expected an IANA time zone such as UTC or Europe/Prague, found "Europe Prague""#,
+            r#"6:13: mail.timezone: unknown time zone "Europe Prague"; expected an IANA name such as UTC or Europe/Prague"#,
             r#"8:17: mail.window.days[1]: expected days such as mon, mon-fri or 1-5 (1 = Monday, 7 = Sunday), found "funday""#,
             r#"9:11: mail.window.from: expected a whole hour from 0 to 23 such as 8 or "08:00", found "08:30""#,
             r#"10:9: mail.window.to: expected a whole hour from 1 to 24 such as 8 or "08:00", found 25"#,
@@ -603,6 +603,45 @@ fn mail_window_and_timezone() {
     assert_eq!(
         error(&text),
         "6:26: mail.window.to: the window ends at 8:00, not after it starts at 18:00 (windows across midnight are not supported)"
+    );
+}
+
+#[test]
+fn an_unknown_mail_timezone_is_an_error() {
+    let timezone = |tz: &str| {
+        load(&format!(
+            "{MINIMAL}mail:\n  transport: file://m\n  from: a@example.com\n  timezone: {tz}\n"
+        ))
+    };
+    for known in [
+        "UTC",
+        "Europe/Prague",
+        "America/Argentina/Buenos_Aires",
+        "Etc/GMT+2",
+    ] {
+        let config = timezone(known).unwrap_or_else(|e| panic!("{known}: {e}"));
+        assert_eq!(config.mail.unwrap().timezone, known);
+    }
+    let text = |tz: &str| {
+        format!("{MINIMAL}mail:\n  transport: file://m\n  from: a@example.com\n  timezone: {tz}\n")
+    };
+    assert_eq!(
+        errors(&text("Europe/Prag")),
+        [
+            r#"6:13: mail.timezone: unknown time zone "Europe/Prag"; expected an IANA name such as UTC or Europe/Prague"#
+        ]
+    );
+    assert_eq!(
+        errors(&text("europe/prague")),
+        [
+            r#"6:13: mail.timezone: unknown time zone "europe/prague"; did you mean "Europe/Prague"?"#
+        ]
+    );
+    assert_eq!(
+        errors(&text("Mars/Olympus_Mons")),
+        [
+            r#"6:13: mail.timezone: unknown time zone "Mars/Olympus_Mons"; expected an IANA name such as UTC or Europe/Prague"#
+        ]
     );
 }
 

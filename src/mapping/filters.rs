@@ -52,7 +52,9 @@ pub(crate) fn regex_replace(
     Ok(regex.replace_all(&value, replacement.as_ref()).into_owned())
 }
 
-fn compiled(pattern: &str) -> Result<Arc<Regex>, Error> {
+/// `pattern` compiled (from the cache when it was seen before), or the
+/// error a template gets for it.
+pub(crate) fn compiled(pattern: &str) -> Result<Arc<Regex>, Error> {
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<Regex>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Mutex::default);
     if let Some(regex) = cache

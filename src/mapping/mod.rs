@@ -33,12 +33,25 @@
 //!   `default(x, true)` for both. Booleans print as `True`/`False`.
 //! - Output is not HTML-escaped. A `grants` template that is one expression may
 //!   give a list (`{{ teams | split(",") }}`): one grant per item.
+//! - Compiling checks the whole template, every branch: unknown filters, tests
+//!   and functions, method calls on attributes (`name.upper()`), invalid literal
+//!   `regex_replace` patterns and bad literal arguments of text filters are
+//!   [`MapError`]s. Recursive loops are refused.
+//! - Comparisons (`<`, `<=`, `>`, `>=`, the `gt`/`lt`/… tests, and `==`/`!=`
+//!   with a number) compare numbers when both sides are numbers or text that
+//!   reads as one; text with text compares as text; anything else is the
+//!   record's row error (see `compare.rs`).
+//! - Limits (`limits.rs`): at most 200 levels of nesting (a compile error), a
+//!   work budget per render (minijinja fuel), 64 KiB per rendered field and
+//!   values nested at most 100 deep when printed (row errors).
 //!
 //! # `when:`
 //! A minijinja *expression*, written with or without one surrounding `{{ }}`,
 //! whose value's truth decides (`false`, `none`, undefined, `0`, empty text and
 //! empty lists are false). Nothing is rendered and compared with `"true"`: the
-//! text `no` is true, so compare explicitly (`portal == 'yes'`).
+//! text `no` is true, so compare explicitly (`portal == 'yes'`). `age >= 18`
+//! compares the number in the text; a row whose `age` is not a number is a row
+//! error naming the expression.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -71,12 +84,17 @@
 //! assert_eq!(contact.account_id(), Some("dvorak-syn"));
 //! ```
 
+mod check;
+mod compare;
 mod context;
 mod draft;
 mod fields;
 mod filters;
+mod limits;
+mod prepare;
 mod standard;
 mod template;
+mod unparse;
 mod when;
 
 #[cfg(test)]
@@ -122,8 +140,9 @@ fn spec_digest(spec: &MapSpec) -> u64 {
 
 /// Why a `map:` entry or `when:` does not compile.
 ///
-/// For a template that does not parse, `message` ends with the position inside
-/// the template, as `(line L, column C)` (both 1-based).
+/// For a problem inside a template (it does not parse, nests too deeply, names
+/// an unknown filter, …), `message` ends with the position inside the
+/// template as written, as `(line L, column C)` (both 1-based).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {message}")]
 pub struct MapError {
@@ -202,8 +221,8 @@ impl Mapping {
         let mut errors = Vec::new();
         let when = match spec.when.as_deref().map(When::compile).transpose() {
             Ok(when) => when,
-            Err(e) => {
-                errors.push(e);
+            Err(mut e) => {
+                errors.append(&mut e);
                 None
             }
         };

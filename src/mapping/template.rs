@@ -5,19 +5,31 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use minijinja::{AutoEscape, Environment, Error, Expression, UndefinedBehavior, Value};
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, Expression, UndefinedBehavior, Value};
 
 use super::draft::Draft;
 use super::fields::{valid_keys, Field, Target};
-use super::{context, filters, MapError, Mapped};
+use super::limits::{self, FUEL, MAX_RENDERED_BYTES, MAX_VALUE_DEPTH, RECURSION_LIMIT};
+use super::{compare, context, filters, prepare, MapError, Mapped};
 
-/// A minijinja environment with our settings and filters and no templates.
+/// A minijinja environment with our settings, filters and limits and no
+/// templates.
 pub(crate) fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     // Missing attributes render empty, and so do lookups on them.
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
     env.set_auto_escape_callback(|_| AutoEscape::None);
+    // Each render (and each `when:`) may do this much work and no more.
+    env.set_fuel(Some(FUEL));
+    env.set_recursion_limit(RECURSION_LIMIT);
+    env.set_formatter(|out, state, value| {
+        if limits::too_deep_to_print(value) {
+            return Err(too_deep_value());
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
     filters::register(&mut env);
+    compare::register(&mut env);
     env
 }
 
@@ -64,14 +76,21 @@ impl Templates {
                 errors.push(MapError::new(key, "given more than once"));
                 continue;
             }
-            if let Err(e) = env.add_template_owned(key.clone(), source.clone()) {
+            let text = match prepare::template(key, source) {
+                Ok(text) => text.into_owned(),
+                Err(problems) => {
+                    errors.extend(problems.into_iter().map(|p| MapError::new(key, p)));
+                    continue;
+                }
+            };
+            if let Err(e) = env.add_template_owned(key.clone(), text) {
                 errors.push(MapError::new(key, describe(&e, source, 0)));
                 continue;
             }
             let expression = match (&target, sole_expression(source)) {
-                (Target::Field(Field::Grants), Some(inner)) => {
-                    shared().compile_expression_owned(inner.to_owned()).ok()
-                }
+                (Target::Field(Field::Grants), Some(inner)) => prepare::expression(source, inner)
+                    .ok()
+                    .and_then(|text| shared().compile_expression_owned(text.into_owned()).ok()),
                 _ => None,
             };
             fields.push(Compiled {
@@ -104,9 +123,12 @@ impl Templates {
         let mut problems = Vec::new();
         for field in &self.fields {
             if let Some(expression) = &field.expression {
-                match expression.eval(ctx.clone()) {
-                    Ok(value) => set_value(&mut draft, &field.target, value),
-                    Err(e) => problems.push(format!("{}: {}", field.key, describe_short(&e))),
+                match expression.eval(ctx.clone()).map_err(|e| describe_run(&e)) {
+                    Ok(value) => match set_value(&mut draft, &field.target, value) {
+                        Ok(()) => {}
+                        Err(message) => problems.push(format!("{}: {message}", field.key)),
+                    },
+                    Err(message) => problems.push(format!("{}: {message}", field.key)),
                 }
                 continue;
             }
@@ -134,25 +156,65 @@ impl Templates {
         (!id.is_empty()).then(|| id.to_owned())
     }
 
+    /// Renders template `key`; text longer than [`MAX_RENDERED_BYTES`] is an error.
     fn render(&self, key: &str, ctx: &Value) -> Result<String, String> {
         let template = self.env.get_template(key).map_err(|e| describe_short(&e))?;
-        template.render(ctx).map_err(|e| describe_short(&e))
+        let text = template.render(ctx).map_err(|e| describe_run(&e))?;
+        within_limit(text.len())?;
+        Ok(text)
     }
 }
 
 /// Puts an expression's value: a list (not a string) item by item, anything
-/// else as its text.
-fn set_value(draft: &mut Draft<'_>, target: &Target, value: Value) {
+/// else as its text. More than [`MAX_RENDERED_BYTES`] in all is an error.
+fn set_value(draft: &mut Draft<'_>, target: &Target, value: Value) -> Result<(), String> {
     if value.is_undefined() || value.is_none() {
-        return;
+        return Ok(());
+    }
+    if limits::too_deep_to_print(&value) {
+        return Err(describe_short(&too_deep_value()));
     }
     if value.as_str().is_none() {
         if let Ok(items) = value.try_iter() {
-            draft.add_grants(items.map(|item| item.to_string()));
-            return;
+            let items: Vec<String> = items.map(|item| item.to_string()).collect();
+            within_limit(items.iter().map(String::len).sum())?;
+            draft.add_grants(items);
+            return Ok(());
         }
     }
-    draft.set(target, Cow::Owned(value.to_string()));
+    let text = value.to_string();
+    within_limit(text.len())?;
+    draft.set(target, Cow::Owned(text));
+    Ok(())
+}
+
+/// An error when `len` bytes are more than one field may hold.
+fn within_limit(len: usize) -> Result<(), String> {
+    if len > MAX_RENDERED_BYTES {
+        return Err(format!(
+            "the rendered text is {len} bytes, more than the {MAX_RENDERED_BYTES} a field may hold"
+        ));
+    }
+    Ok(())
+}
+
+fn too_deep_value() -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!("a value nested more than {MAX_VALUE_DEPTH} levels deep cannot be printed"),
+    )
+}
+
+/// A render or evaluation error for a row error: running out of fuel says
+/// what it means.
+pub(crate) fn describe_run(error: &Error) -> String {
+    if error.kind() == ErrorKind::OutOfFuel {
+        return format!(
+            "too much work for one record: the template used up its fuel of {FUEL} steps \
+             (a loop that runs too long, or a value that keeps growing?)"
+        );
+    }
+    describe_short(error)
 }
 
 /// The expression inside one surrounding `{{ … }}` pair (with or without `-`
@@ -195,7 +257,7 @@ pub(crate) fn describe_short(error: &Error) -> String {
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `source`.
-fn line_column(source: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_column(source: &str, offset: usize) -> (usize, usize) {
     let mut end = offset;
     while !source.is_char_boundary(end) {
         end -= 1;

@@ -3,6 +3,7 @@
 mod standard;
 mod templates;
 mod throughput;
+mod unparse;
 mod when;
 
 use std::sync::Arc;

@@ -148,12 +148,13 @@ fn regex_replace_filter() {
     let mapping = compile(
         &[
             ("contact_id", "{{ id }}"),
-            ("name", r#"{{ n | regex_replace("[a-", "") }}"#),
+            ("name", r#"{{ n | regex_replace(pattern, "") }}"#),
             ("email", "a@example.com"),
         ],
         None,
     );
-    let (id, message) = invalid(mapping.apply(&record(&[("id", "7"), ("n", "x")])));
+    let row = [("id", "7"), ("n", "x"), ("pattern", "[a-")];
+    let (id, message) = invalid(mapping.apply(&record(&row)));
     assert_eq!(id.as_deref(), Some("7"));
     assert!(message.starts_with("name: "), "{message}");
     assert!(message.contains("invalid pattern"), "{message}");
@@ -302,19 +303,19 @@ fn render_errors_are_row_errors() {
     let mapping = compile(
         &[
             ("contact_id", "{{ id }}"),
-            ("name", "{{ cn | no_such_filter }}"),
+            ("name", "{{ cn | regex_replace(cn, '') }}"),
             ("email", "{{ mail }}"),
         ],
         None,
     );
     let (id, message) = invalid(mapping.apply(&record(&[
         ("id", "3"),
-        ("cn", "Ann"),
+        ("cn", "Ann("),
         ("mail", "ann@example.com"),
     ])));
     assert_eq!(id.as_deref(), Some("3"));
     assert!(message.starts_with("name: "), "{message}");
-    assert!(message.contains("no_such_filter"), "{message}");
+    assert!(message.contains("invalid pattern \"Ann(\""), "{message}");
 }
 
 #[test]
@@ -428,4 +429,191 @@ fn every_error_is_collected() {
     );
     let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys, ["when", "contact_id", "bogus"], "{errors:?}");
+}
+
+/// The errors of a map whose `description` is `template`.
+fn description_errors(template: &str) -> Vec<String> {
+    compile_err(
+        &[
+            ("contact_id", "x"),
+            ("name", "n"),
+            ("email", "a@example.com"),
+            ("description", template),
+        ],
+        None,
+    )
+    .into_iter()
+    .map(|e| {
+        assert_eq!(e.key, "description");
+        e.message
+    })
+    .collect()
+}
+
+#[test]
+fn unknown_names_are_compile_errors_even_in_branches_never_taken() {
+    for (template, what) in [
+        (
+            "{{ cn | lowr }}",
+            "unknown filter \"lowr\"; did you mean \"lower\"?",
+        ),
+        (
+            "{% if false %}{{ cn | nope }}{% endif %}",
+            "unknown filter \"nope\"",
+        ),
+        (
+            "{% for x in [] %}{{ x | nope }}{% endfor %}",
+            "unknown filter \"nope\"",
+        ),
+        ("{% set y = cn | nope %}{{ y }}", "unknown filter \"nope\""),
+        (
+            "{% filter nope %}x{% endfilter %}",
+            "unknown filter \"nope\"",
+        ),
+        ("{{ cn if cn is nope else '' }}", "unknown test \"nope\""),
+        ("{{ frob(cn) }}", "unknown function \"frob\""),
+        ("{{ cn.upper() }}", "no methods"),
+        ("{{ record.get('cn') }}", "no methods"),
+        ("{{ cn | regex_replace('(', '') }}", "invalid pattern \"(\""),
+        ("{{ cn | regex_replace('(', cn) }}", "invalid pattern \"(\""),
+        ("{{ cn | replace('a') }}", "replace"),
+        ("{{ cn | slug(1) }}", "slug"),
+    ] {
+        let errors = description_errors(template);
+        assert_eq!(errors.len(), 1, "{template}: {errors:?}");
+        assert!(errors[0].contains(what), "{template}: {}", errors[0]);
+        assert!(
+            errors[0].contains("(line 1, column "),
+            "{template}: {}",
+            errors[0]
+        );
+    }
+    let errors = description_errors("line one\n{{ cn | nope }} {{ frob() }}");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].ends_with("(line 2, column 9)"), "{}", errors[0]);
+    assert!(errors[1].ends_with("(line 2, column 20)"), "{}", errors[1]);
+}
+
+#[test]
+fn known_names_and_local_callables_compile() {
+    for template in [
+        "{{ range(3) | join(',') }}",
+        "{% set ns = namespace(x=1) %}{{ ns.x }}",
+        "{% for t in teams | split(',') %}{{ loop.cycle('a', 'b') }}{{ loop.index }}{% endfor %}",
+        "{% set f = range %}{{ f(2) | list | length }}",
+        "{{ cn | regex_replace(pattern, '') }}",
+        "{{ cn is defined and cn is string }}",
+        "{{ dict(a=1).a }}",
+        "{{ cn | default('x', true) | trim | title }}",
+        "{{ cn | d('x') }}",
+    ] {
+        compile(
+            &[
+                ("contact_id", "x"),
+                ("name", "n"),
+                ("email", "a@example.com"),
+                ("description", template),
+            ],
+            None,
+        );
+    }
+}
+
+#[test]
+fn nesting_too_deep_is_a_compile_error_with_its_position() {
+    let deep = [
+        format!("{{{{ cn{} }}}}", " | lower".repeat(300)),
+        format!("{{{{ cn{} }}}}", " ~ cn".repeat(300)),
+        format!("{{{{ {}cn }}}}", "not ".repeat(300)),
+        format!("{{{{ {}1 }}}}", "-".repeat(300)),
+        format!("{{{{ cn{} }}}}", ".a".repeat(300)),
+        format!("x\n{{{{ {}cn{} }}}}", "(".repeat(300), ")".repeat(300)),
+        format!("{{% set x = cn{} %}}", " ~ cn".repeat(300)),
+    ];
+    for template in &deep {
+        let errors = description_errors(template);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("deep"), "{}", errors[0]);
+        assert!(errors[0].contains("(line "), "{}", errors[0]);
+    }
+    // Long but flat is fine: siblings do not nest.
+    let flat = format!("{{{{ [{}] | length }}}}", vec!["cn ~ cn"; 500].join(", "));
+    assert_eq!(render(&flat, &[("cn", "a")]).as_deref(), Some("500"));
+    let long = "{{ cn | lower }}".repeat(1_000);
+    assert_eq!(render(&long, &[("cn", "a")]).map(|s| s.len()), Some(1_000));
+}
+
+#[test]
+fn runaway_work_is_a_row_error() {
+    for template in [
+        "{% set ns = namespace(x=cn) %}{% for i in range(40) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}{{ ns.x }}",
+        "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+        &format!("{{{{ cn{} }}}}", " | replace('a', 'aaaaaaaaaaaaaaaa')".repeat(12)),
+        "{{ (cn * 99999999) | length }}",
+        "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}",
+    ] {
+        let mapping = compile(
+            &[
+                ("contact_id", "x"),
+                ("name", "n"),
+                ("email", "a@example.com"),
+                ("description", template),
+            ],
+            None,
+        );
+        let (id, message) = invalid(mapping.apply(&record(&[("cn", "a")])));
+        assert_eq!(id.as_deref(), Some("x"));
+        assert!(message.starts_with("description: "), "{message}");
+        assert!(message.contains("too much work"), "{template}: {message}");
+    }
+}
+
+#[test]
+fn a_rendered_field_longer_than_the_limit_is_a_row_error() {
+    let at_limit = render("{{ cn * 65536 }}", &[("cn", "a")]);
+    assert_eq!(at_limit.map(|s| s.len()), Some(65_536));
+    let mapping = compile(
+        &[
+            ("contact_id", "x"),
+            ("name", "n"),
+            ("email", "a@example.com"),
+            ("description", "{{ cn * 65537 }}"),
+        ],
+        None,
+    );
+    let (_, message) = invalid(mapping.apply(&record(&[("cn", "a")])));
+    assert_eq!(
+        message,
+        "description: the rendered text is 65537 bytes, more than the 65536 a field may hold"
+    );
+}
+
+#[test]
+fn template_comparisons_of_numeric_text_are_numeric() {
+    let adult = "{% if age >= 18 %}adult{% else %}minor{% endif %}";
+    assert_eq!(render(adult, &[("age", "9")]).as_deref(), Some("minor"));
+    assert_eq!(render(adult, &[("age", "18")]).as_deref(), Some("adult"));
+    assert_eq!(render(adult, &[("age", "100")]).as_deref(), Some("adult"));
+    let mapping = compile(
+        &[
+            ("contact_id", "x"),
+            ("name", "n"),
+            ("email", "a@example.com"),
+            ("description", adult),
+        ],
+        None,
+    );
+    let (_, message) = invalid(mapping.apply(&record(&[("age", "old")])));
+    assert!(message.starts_with("description: "), "{message}");
+    assert!(
+        message.contains("cannot compare \"old\" with 18"),
+        "{message}"
+    );
+}
+
+#[test]
+fn large_fields_fit_the_work_budget() {
+    let big = "Ab ".repeat(20_000);
+    let rendered = render("{{ cn | lower | trim }}", &[("cn", &big)]);
+    assert_eq!(rendered.map(|s| s.len()), Some(big.trim().len()));
 }
