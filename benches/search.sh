@@ -150,7 +150,7 @@ whole processes, the store in the page cache.
 | $(thousands "$USERS") | $OURS | $THEIRS | ${RATIO}× | $ours_rss / $theirs_rss |
 
 The search scans a narrow table of folded texts (\`user_search\`, decision
-record 0008) and folds case and diacritics on both sides (SPEC §5); the naive
+record 0009) and folds case and diacritics on both sides (SPEC §5); the naive
 query reads the whole user rows and folds ASCII case only.
 <!-- search:end -->
 EOF

@@ -209,7 +209,7 @@ fn check_mailbox(text: &str) -> Result<(), String> {
 
 /// An IANA time-zone name such as `UTC` or `Europe/Prague`, known to the
 /// time-zone database built in (chrono-tz, see
-/// `docs/decisions/0008-time-zones.md`). A name that differs from a known one
+/// `docs/decisions/0010-time-zones.md`). A name that differs from a known one
 /// only in case is refused with that one suggested: zone names are
 /// case-sensitive on most systems.
 fn timezone(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<String> {
