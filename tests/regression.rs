@@ -578,7 +578,7 @@ fn retiring_a_source_the_store_never_had_is_an_error_naming_it() {
 /// a writer (the daemon applying a run) holds the store, and must not hold it
 /// against that writer. A rehearsal inside `BEGIN IMMEDIATE` does both.
 #[test]
-#[ignore = "review finding: `plan` over several sources takes the store's write lock (design open)"]
+#[ignore = "known limitation (docs/decisions/0012): a multi-source plan holds SQLite's write lock while it runs"]
 fn plan_over_several_sources_works_while_another_process_writes() {
     let config = "\
 store: sqlite://liaison.db
@@ -661,10 +661,9 @@ sources:
 }
 
 /// The same split as above, when another user already has the address the
-/// unchanged contact keeps: it joins that user (as a split by a changed
-/// e-mail does) instead of making a second user with one e-mail.
+/// unchanged contact keeps: the run loads that user (the holders of every
+/// loaded contact's address), so it never makes a second user with one e-mail.
 #[test]
-#[ignore = "review finding: siblings' e-mails are not looked up (partial state), design open"]
 fn an_unchanged_contact_split_off_its_user_joins_the_user_with_its_address() {
     let config = "\
 store: sqlite://liaison.db
