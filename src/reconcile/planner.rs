@@ -378,7 +378,7 @@ impl<'a> Planner<'a> {
             .collect();
         // Contacts present but not to be touched: unreadable rows and conflicts.
         let mut frozen: BTreeSet<String> = unreadable;
-        if !self.anchors.is_empty() || !self.by_email.is_empty() {
+        if !self.anchors.is_empty() {
             self.read_anchored = self.present_in_read(&groups, &frozen);
         }
 
@@ -794,39 +794,26 @@ impl<'a> Planner<'a> {
         placed
     }
 
-    /// Users a record of this read belongs to: by its anchor (valid,
-    /// unreadable or, later, a conflict), or, for a new contact, by its e-mail.
+    /// Users a record of this read points to by its anchor (valid,
+    /// unreadable or, later, a conflict). A new contact with a user's e-mail
+    /// makes that user present by claiming it (step 2a), unless its group
+    /// belongs to another user by anchor.
     fn present_in_read(
         &self,
         groups: &[Group<'_>],
         unreadable: &BTreeSet<String>,
     ) -> BTreeSet<UserId> {
-        let mut present = BTreeSet::new();
-        for g in groups {
-            let mut new_contact = false;
-            for r in g.records {
-                match self.anchors.get(r.contact_id()) {
-                    Some(a) => {
-                        present.insert(a.user);
-                    }
-                    None => new_contact = true,
-                }
-            }
-            if new_contact {
-                present.extend(self.by_email.get(g.email()).into_iter().flatten().copied());
-            }
-        }
-        present.extend(
-            unreadable
-                .iter()
-                .filter_map(|id| self.anchors.get(id.as_str()).map(|a| a.user)),
-        );
-        present
+        let read = groups
+            .iter()
+            .flat_map(|g| g.records.iter().map(|r| r.contact_id()))
+            .chain(unreadable.iter().map(String::as_str));
+        read.filter_map(|id| self.anchors.get(id).map(|a| a.user))
+            .collect()
     }
 
     /// Users with a contact of this source present in this run — anchoring
     /// any record read (valid, unreadable or a conflict), or assigned a group
-    /// by e-mail: never deleted by the grace period.
+    /// (by e-mail too): never deleted by the grace period.
     fn present(&self, assigned: &BTreeMap<UserId, usize>) -> BTreeSet<UserId> {
         let mut present = self.read_anchored.clone();
         present.extend(assigned.keys().copied());
