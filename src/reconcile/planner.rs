@@ -487,7 +487,7 @@ impl<'a> Planner<'a> {
         let mut touched: BTreeSet<UserId> = assigned.keys().copied().collect();
         touched.extend(self.linked_here.iter().copied());
         let placed = self.placed(&groups, &assigned, &to_create);
-        let present = self.present(&assigned);
+        let present = self.present(&groups, &assigned, &frozen);
         for user in touched {
             let records = assigned
                 .get(&user)
@@ -586,7 +586,7 @@ impl<'a> Planner<'a> {
         tolerated: &BTreeSet<String>,
     ) -> Option<(String, Vec<Holder>)> {
         let placed = self.placed(groups, assigned, to_create);
-        let present = self.present(assigned);
+        let present = self.present(groups, assigned, frozen);
         let mut holders: BTreeMap<&str, Vec<Holder>> = BTreeMap::new();
         for u in self.state.users.values() {
             if self.expires(u, &present) {
@@ -813,10 +813,30 @@ impl<'a> Planner<'a> {
 
     /// Users with a contact of this source present in this run — anchoring
     /// any record read (valid, unreadable or a conflict), or assigned a group
-    /// (by e-mail too): never deleted by the grace period.
-    fn present(&self, assigned: &BTreeMap<UserId, usize>) -> BTreeSet<UserId> {
+    /// (by e-mail too) — and the users whose e-mail a new contact in a
+    /// conflict carries (it could not claim them, it did not go elsewhere):
+    /// never deleted by the grace period.
+    fn present(
+        &self,
+        groups: &[Group<'_>],
+        assigned: &BTreeMap<UserId, usize>,
+        frozen: &BTreeSet<String>,
+    ) -> BTreeSet<UserId> {
         let mut present = self.read_anchored.clone();
         present.extend(assigned.keys().copied());
+        if self.opts.delete_after_ms.is_none() || frozen.is_empty() {
+            return present;
+        }
+        for g in groups {
+            let conflict = frozen.contains(g.first_id());
+            let new_contact = g
+                .records
+                .iter()
+                .any(|r| !self.anchors.contains_key(r.contact_id()));
+            if conflict && new_contact {
+                present.extend(self.by_email.get(g.email()).into_iter().flatten().copied());
+            }
+        }
         present
     }
 

@@ -902,3 +902,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_user_whose_email_a_new_contact_in_a_conflict_carries_is_not_deleted() {
+    // Day 31: one group holds contacts anchored to two users (a conflict) and
+    // a new contact c0 with the expired ann.smith2's address: it stays.
+    let a = "Ann Smith";
+    let mut model = Model::default();
+    let crm = |rows: &[(u8, u8)]| -> Vec<Row> {
+        rows.iter()
+            .map(|&(id, mail)| Row::new(id, a, mail))
+            .collect()
+    };
+    run_rows(&mut model, "crm", &crm(&[(4, 0), (1, 1), (3, 1)]), 0);
+    run_rows(&mut model, "crm", &crm(&[(2, 2)]), 0);
+    assert!(model
+        .users
+        .values()
+        .any(|u| u.login.as_str() == "ann.smith2"));
+    let p = run_rows(&mut model, "crm", &crm(&[(1, 0), (2, 0), (0, 0)]), 31 * DAY);
+    assert!(!p.conflicts.is_empty(), "{p:#?}");
+    assert!(
+        model
+            .users
+            .values()
+            .any(|u| u.login.as_str() == "ann.smith2"),
+        "deleted: {:#?}",
+        p.deprovisions
+    );
+}

@@ -135,6 +135,10 @@ pub struct StateRequest<'a> {
     pub login_bases: BTreeSet<String>,
     /// Load every taken login instead (cheaper for large creations).
     pub all_logins: bool,
+    /// Also load the users a linked contact of `source` with one of `emails`
+    /// belongs to: an unchanged contact sharing a changed record's address
+    /// must be grouped with it, though its user may have another address.
+    pub contacts_by_email: bool,
     /// Also load sync-disabled users without contacts disabled at or before this time.
     pub disabled_before: Option<i64>,
 }

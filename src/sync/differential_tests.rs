@@ -634,3 +634,23 @@ fn plan_over_two_sources_shows_the_second_joining_the_first_by_email() {
         panic!("{e}\n{history:?}");
     }
 }
+
+#[test]
+fn a_new_contact_sharing_the_address_of_an_unchanged_sibling_joins_its_user() {
+    // Partners' c1 (unchanged) has u0, but its user's address is u1 (crm's
+    // c0 wins); partners' new c2 with u0 must be grouped with c1 although no
+    // user has u0 as its own address.
+    check_sync(vec![
+        Step::new(
+            0,
+            &[row(1, "Ann Smith", 3), row(0, "Ann Smith", 2)],
+            &[row(1, "Ann Smith", 2)],
+        ),
+        Step::new(0, &[], &[row(1, "Ann Smith", 0)]),
+        Step::new(
+            31,
+            &[row(0, "Ann Smith", 1)],
+            &[row(2, "Ann Smith", 0), row(1, "Ann Smith", 0)],
+        ),
+    ]);
+}

@@ -216,6 +216,11 @@ impl ReadResult {
         found.copied()
     }
 
+    /// Whether the source had stored contacts when the read began.
+    pub fn has_stored_contacts(&self) -> bool {
+        !self.known.is_empty()
+    }
+
     /// The stored anchor of contact `id`, if it has one.
     pub fn anchor(&self, id: &str) -> Option<Anchor> {
         self.known.anchor(self.known.slot(id)?).copied()

@@ -309,6 +309,9 @@ fn load_state_phase(
     let mut request = StateRequest {
         source: source.name.clone(),
         all_logins: read.changed.len() > opts.all_logins_above,
+        // A changed record may share its address with an unchanged contact
+        // of this source whose user has another one (a first load has none).
+        contacts_by_email: !read.changed.is_empty() && read.has_stored_contacts(),
         disabled_before: config
             .deprovision
             .delete_after
@@ -353,9 +356,11 @@ fn load_state_phase(
 /// two sources need at most two).
 const ADDRESS_ROUNDS: usize = 8;
 
-/// Loads the users holding an address of any loaded contact, with their
-/// contacts, until no new one turns up: a touched user may end the run with
-/// any of its contacts' addresses, and the planner must see who holds it.
+/// Loads the users holding an address of any loaded contact (as their own
+/// address, or a linked contact's of this source), with their contacts, until
+/// no new one turns up: a touched user may end the run with any of its
+/// contacts' addresses, and the planner must see who holds it and group the
+/// contacts sharing it.
 fn close_over_addresses(
     store: &mut dyn Store,
     source: &str,
@@ -380,6 +385,7 @@ fn close_over_addresses(
         let request = StateRequest {
             source: source.to_owned(),
             emails: wanted.iter().map(String::as_str).collect(),
+            contacts_by_email: true,
             ..StateRequest::default()
         };
         let more = store.load_state(&request)?;
