@@ -671,8 +671,25 @@ impl<'a> Planner<'a> {
             }
         }
         // One kind at a time, each settling may leave the next nothing to do:
-        // new users first, then users whose address changes only because they
-        // lost a contact (they keep theirs), last the groups bringing it.
+        // users whose address changes only because they lost a contact keep
+        // theirs (that change vanishes once they are not planned), then new
+        // users are refused, last the groups bringing the address.
+        let changers: Vec<UserId> = existing
+            .iter()
+            .copied()
+            .filter(|u| Some(*u) != owner)
+            .collect();
+        let brings = |u: &UserId| {
+            assigned
+                .get(u)
+                .is_some_and(|gi| groups[*gi].email() == email)
+        };
+        let passive: Vec<UserId> = changers.iter().copied().filter(|u| !brings(u)).collect();
+        let before = keep_email.len();
+        keep_email.extend(passive);
+        if keep_email.len() > before {
+            return true;
+        }
         if !new_groups.is_empty() {
             for gi in new_groups {
                 to_create.retain(|g| *g != gi);
@@ -686,22 +703,6 @@ impl<'a> Planner<'a> {
                 self.conflict(&groups[gi], frozen, msg);
             }
             return true;
-        }
-        let changers: Vec<UserId> = existing
-            .iter()
-            .copied()
-            .filter(|u| Some(*u) != owner)
-            .collect();
-        let brings = |u: &UserId| {
-            assigned
-                .get(u)
-                .is_some_and(|gi| groups[*gi].email() == email)
-        };
-        let passive: Vec<UserId> = changers.iter().copied().filter(|u| !brings(u)).collect();
-        if !passive.is_empty() {
-            let before = keep_email.len();
-            keep_email.extend(passive);
-            return keep_email.len() > before;
         }
         let mut settled = false;
         for u in changers {
