@@ -20,7 +20,7 @@ Properties the benchmark relies on:
 - about 2 % of rows have `portal_access=false` and ~1 % carry an explicit,
   unique `login`; no row is malformed (a bad row would be a product bug);
 - rows average ~125 bytes, so 1,000,000 rows ≈ 124 MB like the reference
-  import in /work/shared/testenv.md.
+  import in ../shared/testenv.md.
 """
 
 from __future__ import annotations

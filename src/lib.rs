@@ -13,4 +13,5 @@ pub mod model;
 pub mod plugins;
 pub mod reconcile;
 pub mod store;
+pub mod suggest;
 pub mod sync;

@@ -10,6 +10,7 @@ use super::ratio::{Ratio, RatioError};
 use super::secret::{self, Secret};
 use super::yaml::{Node, Value};
 use super::{ConfigError, Span};
+use crate::suggest::edit_distance;
 
 /// Looks up an environment variable (the real environment, or a fake in tests).
 pub(super) type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -200,21 +201,6 @@ fn nearest<'k>(key: &str, allowed: &[&'k str]) -> Option<&'k str> {
         .map(|(_, a)| a)
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
-}
-
 /// A string scalar. Secret references are refused here: they resolve only in
 /// the keys read with [`secret`].
 pub(super) fn string(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<String> {
@@ -379,7 +365,6 @@ mod tests {
         ];
         assert_eq!(nearest("max_deprovison", &keys), Some("max_deprovision"));
         assert_eq!(nearest("colour", &keys), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

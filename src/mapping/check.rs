@@ -12,6 +12,7 @@ use minijinja::{ErrorKind, State, Value};
 
 use super::template::{describe_short, shared};
 use super::{compare, filters};
+use crate::suggest::edit_distance;
 
 /// A problem found in a template: where (a byte offset into the text checked)
 /// and what.
@@ -350,21 +351,6 @@ fn nearest<'k>(name: &str, known: &'k [String]) -> Option<&'k str> {
             .max_by_key(|k| k.len())
             .map(String::as_str)
     })
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
 }
 
 /// Every name a template assigns (`set`, `for`, `with` targets), wherever.

@@ -222,23 +222,7 @@ impl Row {
     /// The contact as the standard mapping makes it of a row
     /// `contact_id,name,email` (no other column).
     pub fn fields(&self) -> ContactFields {
-        ContactFields {
-            contact_id: self.contact_id(),
-            name: self.name.into(),
-            email: Email::parse(&self.email()).unwrap(),
-            phone: None,
-            account_id: None,
-            account_name: None,
-            login: None,
-            description: None,
-            locale: None,
-            account_contacts: None,
-            account_tickets: None,
-            external_comments: None,
-            grants: vec![],
-            attributes: Attributes::new(),
-            fingerprint: 0,
-        }
+        rec(&self.contact_id(), self.name, &self.email())
     }
 }
 
@@ -352,4 +336,25 @@ pub(crate) fn arb_history(
     steps: std::ops::RangeInclusive<usize>,
 ) -> impl Strategy<Value = History> {
     prop::collection::vec(arb_step(), steps).prop_map(History)
+}
+
+/// A contact with only the required fields set.
+pub fn rec(id: &str, name: &str, email: &str) -> ContactFields {
+    ContactFields {
+        contact_id: id.into(),
+        name: name.into(),
+        email: Email::parse(email).unwrap(),
+        phone: None,
+        account_id: None,
+        account_name: None,
+        login: None,
+        description: None,
+        locale: None,
+        account_contacts: None,
+        account_tickets: None,
+        external_comments: None,
+        grants: vec![],
+        attributes: Attributes::new(),
+        fingerprint: 0,
+    }
 }

@@ -7,32 +7,12 @@ use std::collections::BTreeSet;
 
 use proptest::prelude::*;
 
-use super::testing::{arb_history, Model, Row, Step, DAY, DELETE_AFTER_DAYS, SOURCES};
+use super::testing::{arb_history, rec, Model, Row, Step, DAY, DELETE_AFTER_DAYS, SOURCES};
 use super::*;
 use crate::model::{
     Attributes, ContactFields, ContactRecord, DisabledBy, Email, ExternalUser, Flags, Login,
     Origin, Status, UserId,
 };
-
-fn rec(id: &str, name: &str, email: &str) -> ContactFields {
-    ContactFields {
-        contact_id: id.into(),
-        name: name.into(),
-        email: Email::parse(email).unwrap(),
-        phone: None,
-        account_id: None,
-        account_name: None,
-        login: None,
-        description: None,
-        locale: None,
-        account_contacts: None,
-        account_tickets: None,
-        external_comments: None,
-        grants: vec![],
-        attributes: Attributes::new(),
-        fingerprint: 0,
-    }
-}
 
 fn input(source: &str, records: Vec<ContactFields>) -> SourceInput {
     SourceInput {
