@@ -70,6 +70,9 @@ fn too_many_bad_rows_fail_the_read_and_apply_nothing() {
         r["failure"].as_str().unwrap().contains("1 of 2 rows"),
         "{r}"
     );
+    // Bad data stays bad until someone fixes it: no point retrying.
+    assert_eq!(r["failure_kind"], "bad_rows", "{r}");
+    assert_eq!(r["retryable"], false, "{r}");
     assert_eq!(r["errors"].as_array().unwrap().len(), 1);
     assert!(s.users().is_empty());
 }

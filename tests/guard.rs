@@ -117,6 +117,9 @@ fn a_failing_source_deprovisions_nobody() {
         r["failure"].as_str().unwrap().contains("partners.csv"),
         "{r}"
     );
+    // Typed: a missing file is the source's fault, and may be back next time.
+    assert_eq!(r["failure_kind"], "source_unreachable", "{r}");
+    assert_eq!(r["retryable"], true, "{r}");
     assert!(s.users().iter().all(|u| u["status"] == "active"));
     let human = s.run(&["sync", "--once"]).expect(1);
     assert!(

@@ -738,7 +738,7 @@ sources:
         ..RunOptions::default()
     };
     store.begin_rehearsal().unwrap();
-    let a = run_source(&config, &config.sources[0], &mut store, opts).unwrap();
+    let a = run_source(&config, &config.sources[0], &mut store, opts.clone()).unwrap();
     let b = run_source(&config, &config.sources[1], &mut store, opts).unwrap();
     store.end_rehearsal().unwrap();
     assert_eq!(

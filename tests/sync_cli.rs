@@ -253,6 +253,7 @@ fn read_again(s: &Sandbox) -> liaison::sync::ReadResult {
         &mapping,
         known,
         liaison::config::Ratio::percent(50),
+        &liaison::sync::Cancel::new(),
     )
     .unwrap()
 }

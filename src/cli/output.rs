@@ -85,7 +85,9 @@ fn report_json(r: &RunReport) -> Value {
         })).collect::<Vec<_>>(),
     });
     if let Some(f) = &r.failure {
-        v["failure"] = json!(f);
+        v["failure"] = json!(f.message);
+        v["failure_kind"] = json!(f.kind.as_str());
+        v["retryable"] = json!(f.retryable);
     }
     v
 }
@@ -119,7 +121,12 @@ fn summary(out: &mut impl Write, r: &RunReport) -> io::Result<()> {
     let c = r.counts;
     let source = visible(&r.source);
     match &r.failure {
-        Some(f) => writeln!(out, "{source}: failed, nothing applied: {}", visible(f))?,
+        Some(f) => writeln!(
+            out,
+            "{source}: failed, nothing applied ({}): {}",
+            f.kind,
+            visible(&f.message)
+        )?,
         None => writeln!(
             out,
             "{}: {} — {} created, {} updated, {} disabled, {} enabled, {} deleted, {} unchanged{}",

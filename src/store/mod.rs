@@ -161,12 +161,14 @@ pub struct RunRecord {
     /// The digest of the plan settings the run was planned with
     /// ([`crate::sync::plan_settings_digest`]); stored by an applied run.
     pub settings: u64,
+    /// Why the run failed, when it did.
+    pub failure: Option<crate::sync::RunFailure>,
 }
 
 /// Persistence of users, links, journal and runs. Implementations apply a plan
 /// atomically: either everything in it is written, with its journal and run
 /// record, or nothing is.
-pub trait Store {
+pub trait Store: Send {
     /// Calls `visit` with every anchor of `source` and its contact id, without
     /// collecting them (a big source has a million).
     fn for_each_anchor(

@@ -92,6 +92,7 @@ impl Sandbox {
             allow_mass_deprovision: true,
             now_ms,
             all_logins_above: self.all_logins_above,
+            ..RunOptions::default()
         };
         let s = &self.config.sources[source];
         run_source(&self.config, s, &mut self.store, opts)
@@ -106,6 +107,7 @@ impl Sandbox {
             allow_mass_deprovision: true,
             now_ms,
             all_logins_above: self.all_logins_above,
+            ..RunOptions::default()
         };
         let sources: Vec<&SourceConfig> = self.config.sources.iter().collect();
         run_sources(&self.config, &sources, &mut self.store, opts)

@@ -4,6 +4,8 @@
 //! the one stored for its anchor, so an unchanged record costs a hash and a map
 //! lookup; only changed records, and the users they touch, reach the planner.
 
+mod cancel;
+mod failure;
 mod read;
 mod run;
 mod settings;
@@ -11,6 +13,8 @@ mod settings;
 #[cfg(test)]
 mod differential_tests;
 
+pub use cancel::Cancel;
+pub use failure::{FailureKind, RunFailure};
 pub use read::{read_source, ReadFailure, ReadResult, RowError, Seen, SeenState, StoredContacts};
 pub use run::{
     retire_source, run_source, run_sources, RunOptions, RunReport, RunStatus, SourceRunError,

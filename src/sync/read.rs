@@ -10,6 +10,7 @@ use hashbrown::HashTable;
 use liaison_plugin_api::{Connector, Item, Location};
 use serde::Serialize;
 
+use super::cancel::Cancel;
 use crate::config::Ratio;
 use crate::mapping::{Mapped, Mapping};
 use crate::model::ContactRecord;
@@ -435,6 +436,9 @@ pub enum ReadFailure {
         /// The row errors, each with its location.
         errors: Vec<RowError>,
     },
+    /// The run was cancelled while it read.
+    #[error("the read was cancelled")]
+    Cancelled,
 }
 
 /// Reads the whole source, mapping every new or changed record; `known` are
@@ -444,6 +448,7 @@ pub fn read_source(
     mapping: &Mapping,
     known: StoredContacts,
     max_bad_row_ratio: Ratio,
+    cancel: &Cancel,
 ) -> Result<ReadResult, ReadFailure> {
     let stream = connector.read()?;
     let mut out = ReadResult {
@@ -452,7 +457,7 @@ pub fn read_source(
     };
     let consumed = std::thread::scope(|scope| {
         let rx = read_ahead(scope, stream, mapping);
-        consume(&mut out, rx, mapping, &known)
+        consume(&mut out, rx, mapping, &known, cancel)
     });
     out.known = known;
     consumed?;
@@ -534,8 +539,27 @@ fn consume(
     rx: Receiver<Vec<Digested>>,
     mapping: &Mapping,
     known: &StoredContacts,
+    cancel: &Cancel,
 ) -> Result<(), ReadFailure> {
-    for digested in rx.into_iter().flatten() {
+    for batch in rx {
+        // Between batches is a safe point: nothing is written while reading.
+        // Returning drops the receiver, which stops the parsing thread.
+        if cancel.is_cancelled() {
+            return Err(ReadFailure::Cancelled);
+        }
+        consume_batch(out, batch, mapping, known)?;
+    }
+    Ok(())
+}
+
+/// Sorts one batch of [`consume`].
+fn consume_batch(
+    out: &mut ReadResult,
+    batch: Vec<Digested>,
+    mapping: &Mapping,
+    known: &StoredContacts,
+) -> Result<(), ReadFailure> {
+    for digested in batch {
         let (item, fingerprint) = digested?;
         out.rows += 1;
         let mut slot = None;
@@ -734,7 +758,7 @@ mod tests {
                 .map(|(i, _)| format!("t.csv:{}", i + 2))
                 .collect();
 
-            let result = read_source(&Items(items), &mapping, known, Ratio::percent(100));
+            let result = read_source(&Items(items), &mapping, known, Ratio::percent(100), &crate::sync::Cancel::new());
             let read = match result {
                 Ok(read) => read,
                 Err(ReadFailure::TooManyBadRows { bad, rows, .. }) => {
@@ -794,9 +818,21 @@ mod tests {
             Items(all.collect())
         };
         let limit = Ratio::parse("0.29").unwrap();
-        let at = read_source(&items(29), &mapping, StoredContacts::default(), limit);
+        let at = read_source(
+            &items(29),
+            &mapping,
+            StoredContacts::default(),
+            limit,
+            &crate::sync::Cancel::new(),
+        );
         assert_eq!(at.unwrap().bad_rows, 29);
-        let over = read_source(&items(30), &mapping, StoredContacts::default(), limit);
+        let over = read_source(
+            &items(30),
+            &mapping,
+            StoredContacts::default(),
+            limit,
+            &crate::sync::Cancel::new(),
+        );
         assert!(
             matches!(
                 over,

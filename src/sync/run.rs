@@ -7,6 +7,8 @@ use std::collections::HashSet;
 use serde::Serialize;
 use tracing::{debug, debug_span, info, info_span, warn};
 
+use super::cancel::Cancel;
+use super::failure::{FailureKind, RunFailure};
 use super::read::{read_source, ReadFailure, ReadResult, RowError, SeenState, StoredContacts};
 use super::settings::plan_settings_digest;
 use crate::config::{Config, SourceConfig};
@@ -21,7 +23,7 @@ use crate::store::{RunRecord, StateRequest, Store, StoreError};
 pub const ALL_LOGINS_THRESHOLD: usize = 20_000;
 
 /// How a run should behave.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Plan only; write nothing at all (inside a store rehearsal, the plan is
     /// applied to the rehearsal, so the next source plans on top of it).
@@ -33,6 +35,9 @@ pub struct RunOptions {
     /// Above this many changed records every taken login is loaded at once;
     /// [`ALL_LOGINS_THRESHOLD`] by default, settable so tests cover both paths.
     pub all_logins_above: usize,
+    /// Set from another thread to stop the run at its next safe point; a
+    /// cancelled run applies nothing.
+    pub cancel: Cancel,
 }
 
 impl Default for RunOptions {
@@ -42,6 +47,7 @@ impl Default for RunOptions {
             allow_mass_deprovision: false,
             now_ms: 0,
             all_logins_above: ALL_LOGINS_THRESHOLD,
+            cancel: Cancel::default(),
         }
     }
 }
@@ -86,7 +92,7 @@ pub struct RunReport {
     /// Row errors and conflicts.
     pub errors: Vec<RowError>,
     /// Why the run failed, if it did.
-    pub failure: Option<String>,
+    pub failure: Option<RunFailure>,
 }
 
 /// Runs one source: reads it, plans, guards and (unless a dry run) applies.
@@ -98,24 +104,34 @@ pub fn run_source(
     opts: RunOptions,
 ) -> Result<RunReport, StoreError> {
     let _run = info_span!("run", source = %source.name).entered();
+    let opts = &opts;
     let mapping = match compile_mapping(source) {
         Ok(m) => m,
-        Err(msg) => return fail(store, &source.name, opts, Vec::new(), msg),
+        Err(msg) => {
+            let failure = RunFailure::new(FailureKind::Config, msg);
+            return fail(store, &source.name, opts, Vec::new(), failure);
+        }
     };
     let settings = plan_settings_digest(config);
     let known = load_anchors(store, &source.name, settings)?;
-    let mut read = match read_phase(config, source, &mapping, known) {
+    let mut read = match read_phase(config, source, &mapping, known, &opts.cancel) {
         Ok(r) => r,
-        Err((errors, msg)) => return fail(store, &source.name, opts, errors, msg),
+        Err((errors, failure)) => return fail(store, &source.name, opts, errors, failure),
     };
     // Emptiness is judged by the records kept (`when:` may drop every row).
     let source_empty = read.read_as(|_| true).next().is_none();
+    if opts.cancel.is_cancelled() {
+        return cancelled(store, &source.name, opts);
+    }
     let mut state = load_state_phase(config, source, store, &read, opts)?;
     let all_logins = read.changed.len() > opts.all_logins_above;
     let (input, skipped, first_sibling) = siblings(&mut read, &state, &source.name);
     if !all_logins {
         let siblings = input.records.get(first_sibling..).unwrap_or_default();
         load_sibling_logins(store, &source.name, siblings, &mut state)?;
+    }
+    if opts.cancel.is_cancelled() {
+        return cancelled(store, &source.name, opts);
     }
     let mut plan = plan_phase(config, input, &state, opts);
     plan.unchanged += skipped;
@@ -124,6 +140,9 @@ pub fn run_source(
     let held = guard_phase(config, &source.name, store, &mut plan, source_empty, opts)?;
     let errors = row_errors(read, &plan, &source.name);
     drop(state);
+    if opts.cancel.is_cancelled() {
+        return cancelled(store, &source.name, opts);
+    }
     commit(store, &source.name, plan, errors, held, settings, opts)
 }
 
@@ -159,7 +178,7 @@ pub fn run_sources(
     let mut reports = Vec::with_capacity(sources.len());
     let mut outcome = Ok(());
     for s in sources {
-        match run_source(config, s, store, opts) {
+        match run_source(config, s, store, opts.clone()) {
             Ok(report) => reports.push(report),
             Err(error) => {
                 outcome = Err(SourceRunError {
@@ -191,6 +210,7 @@ pub fn retire_source(
     opts: RunOptions,
 ) -> Result<RunReport, StoreError> {
     let _run = info_span!("retire", source).entered();
+    let opts = &opts;
     let settings = plan_settings_digest(config);
     let mut request = StateRequest {
         source: source.to_owned(),
@@ -259,13 +279,14 @@ fn read_phase(
     source: &SourceConfig,
     mapping: &Mapping,
     known: StoredContacts,
-) -> Result<ReadResult, (Vec<RowError>, String)> {
+    cancel: &Cancel,
+) -> Result<ReadResult, (Vec<RowError>, RunFailure)> {
     let _phase = debug_span!("read").entered();
     let connector = crate::plugins::build(&source.connector);
     let ratio = source
         .max_bad_row_ratio
         .unwrap_or(config.safety.max_bad_row_ratio);
-    match read_source(connector.as_ref(), mapping, known, ratio) {
+    match read_source(connector.as_ref(), mapping, known, ratio, cancel) {
         Ok(read) => {
             info!(
                 rows = read.rows,
@@ -282,16 +303,16 @@ fn read_phase(
             errors,
         }) => {
             // The row errors are the useful part: keep them in the report.
-            let msg = ReadFailure::TooManyBadRows {
+            let failure = RunFailure::from_read(&ReadFailure::TooManyBadRows {
                 bad,
                 rows,
                 limit,
                 errors: Vec::new(),
-            }
-            .to_string();
-            Err((errors, msg))
+            });
+            Err((errors, failure))
         }
-        Err(e) => Err((Vec::new(), e.to_string())),
+        Err(ReadFailure::Cancelled) => Err((Vec::new(), RunFailure::cancelled())),
+        Err(e) => Err((Vec::new(), RunFailure::from_read(&e))),
     }
 }
 
@@ -303,7 +324,7 @@ fn load_state_phase(
     source: &SourceConfig,
     store: &mut dyn Store,
     read: &ReadResult,
-    opts: RunOptions,
+    opts: &RunOptions,
 ) -> Result<State, StoreError> {
     let _phase = debug_span!("load_state").entered();
     let mut request = StateRequest {
@@ -481,7 +502,7 @@ fn load_sibling_logins(
 }
 
 /// Phase 5: the pure planner.
-fn plan_phase(config: &Config, input: SourceInput, state: &State, opts: RunOptions) -> Plan {
+fn plan_phase(config: &Config, input: SourceInput, state: &State, opts: &RunOptions) -> Plan {
     let _phase = debug_span!("plan", records = input.records.len()).entered();
     let plan_opts = PlanOptions {
         source_order: config.sources.iter().map(|s| s.name.clone()).collect(),
@@ -508,7 +529,7 @@ fn guard_phase(
     store: &mut dyn Store,
     plan: &mut Plan,
     source_empty: bool,
-    opts: RunOptions,
+    opts: &RunOptions,
 ) -> Result<bool, StoreError> {
     let _phase = debug_span!("guard").entered();
     let limits = GuardLimits {
@@ -554,7 +575,7 @@ fn commit(
     errors: Vec<RowError>,
     held: bool,
     settings: u64,
-    opts: RunOptions,
+    opts: &RunOptions,
 ) -> Result<RunReport, StoreError> {
     let _phase = debug_span!("commit").entered();
     let status = match (opts.dry_run, held) {
@@ -572,6 +593,7 @@ fn commit(
             counts,
             errors: errors.len(),
             settings,
+            failure: None,
         };
         store.apply(&plan, &run, opts.now_ms)?;
         debug!(
@@ -599,15 +621,24 @@ fn commit(
     })
 }
 
+/// A run stopped at a safe point by [`RunOptions::cancel`]: nothing applied.
+fn cancelled(
+    store: &mut dyn Store,
+    source: &str,
+    opts: &RunOptions,
+) -> Result<RunReport, StoreError> {
+    fail(store, source, opts, Vec::new(), RunFailure::cancelled())
+}
+
 /// A run that applied nothing; recorded in the run history unless it was a dry run.
 fn fail(
     store: &mut dyn Store,
     source: &str,
-    opts: RunOptions,
+    opts: &RunOptions,
     errors: Vec<RowError>,
-    failure: String,
+    failure: RunFailure,
 ) -> Result<RunReport, StoreError> {
-    warn!(error = %failure, "source run failed; nothing applied");
+    warn!(kind = %failure.kind, error = %failure, "source run failed; nothing applied");
     if !opts.dry_run {
         store.record_run(&RunRecord {
             source: source.to_owned(),
@@ -617,6 +648,7 @@ fn fail(
             counts: PlanCounts::default(),
             errors: errors.len(),
             settings: 0,
+            failure: Some(failure.clone()),
         })?;
     }
     Ok(RunReport {
