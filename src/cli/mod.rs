@@ -3,7 +3,8 @@
 
 mod args;
 mod commands;
-mod output;
+mod interrupt;
+pub(crate) mod output;
 mod text;
 
 pub use args::Cli;
