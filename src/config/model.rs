@@ -120,7 +120,7 @@ impl Default for WatchConfig {
 }
 
 /// Settings per connector type. Only plugins compiled into this build appear.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ConnectorConfig {
     /// `type: csv`.
     #[cfg(feature = "csv")]
