@@ -15,3 +15,4 @@ pub mod reconcile;
 pub mod store;
 pub mod suggest;
 pub mod sync;
+pub mod telemetry;
