@@ -4,6 +4,7 @@
 //! The data path is `plugins → mapping → reconcile (pure Plan) → store`; see the
 //! README's architecture section for where each concept lives.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
