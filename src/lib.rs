@@ -4,6 +4,7 @@
 //! The data path is `plugins → mapping → reconcile (pure Plan) → store`; see the
 //! README's architecture section for where each concept lives.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -16,3 +17,4 @@ pub mod reconcile;
 pub mod store;
 pub mod suggest;
 pub mod sync;
+pub mod telemetry;

@@ -9,6 +9,7 @@ mod csv_source;
 mod errors_cli;
 mod guard;
 mod lifecycle;
+mod metrics;
 mod regression;
 mod store;
 mod sync_cli;

@@ -1,6 +1,9 @@
 //! A sandbox per test: a temp dir holding a config, source files and the store,
 //! and a runner for the real binary.
 
+pub mod http;
+pub mod prometheus;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
