@@ -6,7 +6,7 @@
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::codec::search_text_of_row;
-use crate::store::StoreError;
+use crate::store::{DriverError, StoreError};
 
 /// `PRAGMA application_id` of a Liaison store ("LIAS"): tells our databases
 /// from other programs'. Stores of schema version 1 predate it and get it with
@@ -52,7 +52,10 @@ pub enum Schema {
 }
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |source| StoreError::Query { what, source }
+    move |source| StoreError::Query {
+        what,
+        source: DriverError::new(source),
+    }
 }
 
 /// Reads what the database is, writing nothing; refuses what must not be

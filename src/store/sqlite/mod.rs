@@ -18,8 +18,8 @@ pub use journal_mode::JournalMode;
 pub use write::ApplyReport;
 
 use super::{
-    Anchor, LockHolder, RunRecord, StateRequest, Store, StoreError, UserDetail, UserFilter,
-    UserView,
+    Anchor, DriverError, LockHolder, RunRecord, StateRequest, Store, StoreError, UserDetail,
+    UserFilter, UserView,
 };
 use crate::reconcile::{Plan, State};
 use lock::FileLock;
@@ -101,7 +101,7 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let open_err = |source| StoreError::Open {
             path: path.display().to_string(),
-            source,
+            source: DriverError::new(source),
         };
         let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
         conn.execute_batch("PRAGMA busy_timeout = 5000;")
@@ -203,7 +203,7 @@ impl Store for SqliteStore {
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|source| StoreError::Query {
                 what: "starting a rehearsal",
-                source,
+                source: DriverError::new(source),
             })?;
         self.rehearsing = true;
         Ok(())
@@ -217,7 +217,7 @@ impl Store for SqliteStore {
             .execute_batch("ROLLBACK")
             .map_err(|source| StoreError::Query {
                 what: "ending a rehearsal",
-                source,
+                source: DriverError::new(source),
             })
     }
 
@@ -257,7 +257,7 @@ impl Store for SqliteStore {
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let open_error = |source| StoreError::Open {
         path: path.display().to_string(),
-        source,
+        source: DriverError::new(source),
     };
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE

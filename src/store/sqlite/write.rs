@@ -17,10 +17,13 @@ use super::journal_mode::{self, JournalMode};
 use crate::model::{ContactRecord, Flags, Login, UserId};
 use crate::reconcile::{ContactChange, DeprovisionAction, FieldChange, NewUser, Plan, UserFields};
 use crate::store::search::search_text;
-use crate::store::{RunRecord, StoreError};
+use crate::store::{DriverError, RunRecord, StoreError};
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |source| StoreError::Query { what, source }
+    move |source| StoreError::Query {
+        what,
+        source: DriverError::new(source),
+    }
 }
 
 /// Secondary indexes dropped and rebuilt around bulk loads: those whose keys
