@@ -14,7 +14,9 @@ use std::time::Duration;
 
 pub use error::{DriverError, StoreError};
 pub use lock::LockHolder;
-pub use sqlite::{ApplyReport, JournalMode, SqliteStore, BULK_THRESHOLD, SCAN_THRESHOLD};
+pub use sqlite::{
+    ApplyReport, DaemonLock, JournalMode, SqliteStore, BULK_THRESHOLD, SCAN_THRESHOLD,
+};
 pub use views::{HistoryEntry, LinkedContact, UserDetail, UserFilter, UserView};
 
 use crate::model::UserId;

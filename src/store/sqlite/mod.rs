@@ -2,6 +2,7 @@
 
 mod batch;
 mod codec;
+mod daemon;
 mod journal_mode;
 mod lock;
 mod migrations;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tracing::info;
 
+pub use daemon::DaemonLock;
 pub use journal_mode::JournalMode;
 pub use write::ApplyReport;
 
@@ -148,6 +150,20 @@ impl SqliteStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Takes the daemon lock of the store at `db` (one `liaison run` per
+    /// store), held until the [`DaemonLock`] is dropped; another daemon
+    /// holding it is [`StoreError::DaemonRunning`], naming it. Writers never
+    /// take it: it excludes only other daemons.
+    pub fn lock_daemon(db: &Path) -> Result<DaemonLock, StoreError> {
+        daemon::lock_daemon(db)
+    }
+
+    /// Who holds the daemon lock of the store at `db` now, without keeping
+    /// it; `None` when no daemon runs on it.
+    pub fn daemon_holder(db: &Path) -> Result<Option<LockHolder>, StoreError> {
+        daemon::daemon_holder(db)
     }
 }
 
