@@ -4,6 +4,7 @@
 
 mod error;
 pub mod lock;
+mod runs;
 pub mod search;
 mod sqlite;
 mod views;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 pub use error::{DriverError, StoreError};
 pub use lock::LockHolder;
+pub use runs::{succeeded, RunRow, RunSummary};
 pub use sqlite::{
     ApplyReport, DaemonLock, JournalMode, SqliteStore, BULK_THRESHOLD, SCAN_THRESHOLD,
 };
@@ -117,6 +119,10 @@ pub trait Store: Send {
 
     /// Records a run that applied nothing because it failed.
     fn record_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;
+
+    /// Each source's run history in brief ([`RunSummary`]), one per source
+    /// that has runs, by source name: what `status` and readiness show.
+    fn run_summaries(&mut self) -> Result<Vec<RunSummary>, StoreError>;
 
     /// The plan-settings digest ([`RunRecord::settings`]) of `source`'s last
     /// applied run; `None` if it has none.

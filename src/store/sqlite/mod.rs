@@ -7,6 +7,7 @@ mod journal_mode;
 mod lock;
 mod migrations;
 mod read;
+mod runs;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -207,6 +208,10 @@ impl Store for SqliteStore {
 
     fn record_run(&mut self, run: &RunRecord) -> Result<(), StoreError> {
         write::record_run(&self.conn, run).map(|_| ())
+    }
+
+    fn run_summaries(&mut self) -> Result<Vec<super::RunSummary>, StoreError> {
+        runs::run_summaries(&self.conn)
     }
 
     fn plan_settings(&mut self, source: &str) -> Result<Option<u64>, StoreError> {
