@@ -129,6 +129,15 @@ pub enum StoreError {
     /// The apply was cancelled before it committed: its transaction rolled back.
     #[error("cancelled; nothing applied")]
     Cancelled,
+    /// The daemon's state file could not be read or written.
+    #[error("cannot use the daemon state file {path}")]
+    StateFile {
+        /// The state file.
+        path: String,
+        /// The file-system error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The writer lock could not be used at all (its file cannot be created, say).
     #[error("cannot use the lock file {path}")]
     Lock {

@@ -2,6 +2,7 @@
 //! run history. [`Store`] is the seam a PostgreSQL implementation joins; SQLite is
 //! the embedded default.
 
+pub mod daemon_state;
 mod error;
 pub mod lock;
 mod runs;
@@ -13,6 +14,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
+pub use daemon_state::DaemonState;
 pub use error::{DriverError, StoreError};
 pub use lock::LockHolder;
 pub use runs::{succeeded, RunRow, RunSummary};
