@@ -488,3 +488,38 @@ fn key_scenarios_agree_through_both_paths_of_every_threshold() {
     assert_eq!(logins(domain), ["eva.mala", "lukasz.nowak"]);
     assert_eq!(nova[0]["contacts"], serde_json::json!(["c2", "c4"]));
 }
+
+#[test]
+fn a_second_daemon_is_refused_naming_the_first_and_writers_are_not() {
+    let s = Sandbox::new(CONFIG);
+    s.write("partners.csv", &contacts(3));
+    let db = s.path().join("liaison.db");
+    assert!(SqliteStore::daemon_holder(&db).unwrap().is_none());
+    assert!(
+        !s.path().join("liaison.db.daemon").exists(),
+        "looking creates nothing"
+    );
+    let daemon = SqliteStore::lock_daemon(&db).unwrap();
+    let holder = SqliteStore::daemon_holder(&db).unwrap().expect("held");
+    assert_eq!(holder.pid, Some(std::process::id()));
+    assert!(holder.since_ms.is_some() && holder.command.is_some());
+
+    let err = SqliteStore::lock_daemon(&db).unwrap_err();
+    let said = err.to_string();
+    assert!(
+        said.starts_with(&format!(
+            "another Liaison daemon holds the store {}: process {}",
+            db.display(),
+            std::process::id()
+        )),
+        "{said}"
+    );
+
+    // Writers take the writer lock per transaction and never this one.
+    assert_eq!(s.sync(0)["created"], 3);
+    s.run(&["users", "list"]).expect(0);
+
+    drop(daemon);
+    assert!(SqliteStore::daemon_holder(&db).unwrap().is_none());
+    drop(SqliteStore::lock_daemon(&db).unwrap());
+}

@@ -5,6 +5,8 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use crate::store::DriverError;
+
 /// `text` with every character that would act on a terminal instead of being
 /// shown written as an escape: control characters (C0, DEL, C1; `\t`, `\n`,
 /// `\r` by name, the rest as `\u{1b}`, the form Rust's `{:?}` quoting uses in
@@ -56,11 +58,12 @@ pub fn error_chain(error: &anyhow::Error) -> String {
     for cause in error.chain() {
         // rusqlite's source is the bare result code, restating its message.
         let restates_code = after_sqlite && cause.is::<rusqlite::ffi::Error>();
-        after_sqlite = cause.is::<rusqlite::Error>();
+        let sqlite = sqlite_error(cause);
+        after_sqlite = sqlite.is_some();
         if restates_code {
             continue;
         }
-        let text = match cause.downcast_ref::<rusqlite::Error>() {
+        let text = match sqlite {
             Some(e) => sqlite_text(e, &said),
             None => cause.to_string(),
         };
@@ -73,6 +76,15 @@ pub fn error_chain(error: &anyhow::Error) -> String {
         said.push_str(&text);
     }
     said
+}
+
+/// `cause` as rusqlite's error, whether bare or wrapped by the store as its
+/// backend-neutral [`DriverError`].
+fn sqlite_error<'e>(cause: &'e (dyn std::error::Error + 'static)) -> Option<&'e rusqlite::Error> {
+    match cause.downcast_ref::<DriverError>() {
+        Some(driver) => driver.inner().downcast_ref::<rusqlite::Error>(),
+        None => cause.downcast_ref::<rusqlite::Error>(),
+    }
 }
 
 /// rusqlite's message, without the statement it quotes after a syntax error
@@ -172,6 +184,18 @@ mod tests {
         let e = conn.execute_batch("SELEC 1").unwrap_err();
         let said = error_chain(&anyhow::Error::new(e).context("reading"));
         assert_eq!(said, "reading: near \"SELEC\": syntax error");
+    }
+
+    #[test]
+    fn an_sqlite_failure_wrapped_by_the_store_is_said_once() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let e = conn.execute_batch("SELEC 1").unwrap_err();
+        let e = crate::store::StoreError::Query {
+            what: "reading",
+            source: DriverError::new(e),
+        };
+        let said = error_chain(&anyhow::Error::new(e));
+        assert_eq!(said, "store: reading: near \"SELEC\": syntax error");
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! run history. [`Store`] is the seam a PostgreSQL implementation joins; SQLite is
 //! the embedded default.
 
+pub mod daemon_state;
+mod error;
 pub mod lock;
+mod runs;
 pub mod search;
 mod sqlite;
 mod views;
@@ -11,99 +14,17 @@ use std::collections::{BTreeSet, HashSet};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
+pub use daemon_state::DaemonState;
+pub use error::{DriverError, StoreError};
 pub use lock::LockHolder;
-pub use sqlite::{ApplyReport, JournalMode, SqliteStore, BULK_THRESHOLD, SCAN_THRESHOLD};
+pub use runs::{succeeded, RunRow, RunSummary};
+pub use sqlite::{
+    ApplyReport, DaemonLock, JournalMode, SqliteStore, BULK_THRESHOLD, SCAN_THRESHOLD,
+};
 pub use views::{HistoryEntry, LinkedContact, UserDetail, UserFilter, UserView};
 
 use crate::model::UserId;
 use crate::reconcile::{Plan, PlanCounts, State};
-
-/// Why the store failed. Carries the operation, so a message says what was being done.
-/// The driver's error is the `source`, not part of the text: print the chain
-/// (`{:#}` or the CLI's error printer) to see it, once.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database could not be opened.
-    #[error("cannot open store {path}")]
-    Open {
-        /// The database location.
-        path: String,
-        /// Driver error.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// The database's folder could not be created.
-    #[error("cannot create the folder of store {path}")]
-    Folder {
-        /// The database location.
-        path: String,
-        /// The file-system error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The database was written by a newer Liaison.
-    #[error("store schema version {found} is newer than this build knows ({known}); refusing to downgrade")]
-    Downgrade {
-        /// Version in the database.
-        found: i64,
-        /// Latest version this build knows.
-        known: i64,
-    },
-    /// A query failed.
-    #[error("store: {what}")]
-    Query {
-        /// What was being done.
-        what: &'static str,
-        /// Driver error.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// Stored data could not be decoded.
-    #[error("store: corrupt {what}: {detail}")]
-    Corrupt {
-        /// Which value.
-        what: &'static str,
-        /// Details.
-        detail: String,
-    },
-    /// The database's folder does not exist (a typo must not start an empty store).
-    #[error("the folder {folder} of store {path} does not exist")]
-    MissingFolder {
-        /// The database location.
-        path: String,
-        /// The missing folder.
-        folder: String,
-    },
-    /// The database is some other program's (or no schema Liaison wrote).
-    #[error("{path} is not a Liaison store ({detail}); refusing to change it")]
-    Foreign {
-        /// The database location.
-        path: String,
-        /// What gave it away.
-        detail: String,
-    },
-    /// Another process held the store's writer lock for longer than we would wait.
-    #[error(
-        "the store {path} is busy: its writer lock is held by {holder}; gave up after {waited_s} s"
-    )]
-    Locked {
-        /// The database location.
-        path: String,
-        /// Who holds the lock, as it said.
-        holder: LockHolder,
-        /// How long we waited.
-        waited_s: u64,
-    },
-    /// The writer lock could not be used at all (its file cannot be created, say).
-    #[error("cannot use the lock file {path}")]
-    Lock {
-        /// The lock file.
-        path: String,
-        /// The file-system error.
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 /// A stored anchor in compact form: enough to tell unchanged records from changed ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +121,10 @@ pub trait Store: Send {
 
     /// Records a run that applied nothing because it failed.
     fn record_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;
+
+    /// Each source's run history in brief ([`RunSummary`]), one per source
+    /// that has runs, by source name: what `status` and readiness show.
+    fn run_summaries(&mut self) -> Result<Vec<RunSummary>, StoreError>;
 
     /// The plan-settings digest ([`RunRecord::settings`]) of `source`'s last
     /// applied run; `None` if it has none.

@@ -4,7 +4,7 @@
 use rusqlite::types::ToSqlOutput;
 use rusqlite::{Connection, Statement};
 
-use crate::store::StoreError;
+use crate::store::{DriverError, StoreError};
 
 /// Rows bound to one statement; 64 rows of the widest table stay far below
 /// SQLite's limit of 32,766 parameters.
@@ -58,7 +58,10 @@ impl<'t, 'p> BatchInsert<'t, 'p> {
     pub fn new(tx: &'t Connection, sql: Sql, what: &'static str) -> Result<Self, StoreError> {
         let full = tx
             .prepare(&sql.with_rows(ROWS))
-            .map_err(|source| StoreError::Query { what, source })?;
+            .map_err(|source| StoreError::Query {
+                what,
+                source: DriverError::new(source),
+            })?;
         Ok(BatchInsert {
             tx,
             sql,
@@ -75,7 +78,7 @@ impl<'t, 'p> BatchInsert<'t, 'p> {
         if self.pending.len() == ROWS * self.sql.width {
             let err = |source| StoreError::Query {
                 what: self.what,
-                source,
+                source: DriverError::new(source),
             };
             run(&mut self.full, &mut self.pending).map_err(err)?;
         }
@@ -88,7 +91,10 @@ impl<'t, 'p> BatchInsert<'t, 'p> {
             return Ok(());
         }
         let what = self.what;
-        let err = |source| StoreError::Query { what, source };
+        let err = |source| StoreError::Query {
+            what,
+            source: DriverError::new(source),
+        };
         let rows = self.pending.len() / self.sql.width;
         let mut stmt = self.tx.prepare(&self.sql.with_rows(rows)).map_err(err)?;
         run(&mut stmt, &mut self.pending).map_err(err)

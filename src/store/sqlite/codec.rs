@@ -6,7 +6,7 @@ use crate::model::{
     Attributes, ContactFields, ContactRecord, DisabledBy, Email, ExternalUser, Flags, Login,
     Origin, Status, UserId,
 };
-use crate::store::StoreError;
+use crate::store::{DriverError, StoreError};
 
 /// Columns of `users` in the order [`user_from_row`] reads them.
 pub const USER_COLUMNS: &str = "id, login, title, description, email, locale, status, \
@@ -59,7 +59,7 @@ fn parse_attributes(s: &str) -> Result<Attributes, StoreError> {
 fn sql(e: rusqlite::Error) -> StoreError {
     StoreError::Query {
         what: "reading a row",
-        source: e,
+        source: DriverError::new(e),
     }
 }
 

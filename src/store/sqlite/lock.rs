@@ -1,5 +1,6 @@
-//! The SQLite store's writer lock: an advisory lock (`flock`) on a file beside
-//! the database (`liaison.db.lock`). The operating system drops it when its
+//! The SQLite store's locks: advisory locks (`flock`) on files beside the
+//! database — the writer lock (`liaison.db.lock`) and the daemon lock
+//! (`liaison.db.daemon`, one daemon per store). The operating system drops it when its
 //! holder exits or dies, so a crashed run never leaves a store locked. The
 //! file's text says who holds it (pid, since, command line) for the message of
 //! whoever waits; it is not the lock itself, so stale text is harmless.
@@ -18,13 +19,44 @@ pub struct FileLock {
 }
 
 impl FileLock {
-    /// The lock of the database at `db` (nothing is created yet).
+    /// The writer lock of the database at `db` (nothing is created yet).
     pub fn new(db: &Path) -> Self {
+        Self::with_suffix(db, WRITER_SUFFIX)
+    }
+
+    /// The lock in the file named as `db` plus `suffix` (nothing is created yet).
+    pub fn with_suffix(db: &Path, suffix: &str) -> Self {
         let mut name = db.as_os_str().to_owned();
-        name.push(".lock");
+        name.push(suffix);
         FileLock {
             path: PathBuf::from(name),
             held: None,
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Who holds the lock now, without taking it for longer than the look
+    /// (a shared lock, dropped at once); `None` when nobody does or the file
+    /// does not exist. Creates nothing. A process trying to take the lock in
+    /// the same microseconds finds it busy, so takers try more than once
+    /// ([`TAKE_TRIES`]).
+    pub fn holder(&self) -> Result<Option<LockHolder>, StoreError> {
+        if self.held.is_some() {
+            return Ok(Some(LockHolder::this_process()));
+        }
+        let mut file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.error(e)),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => Ok(None),
+            Err(TryLockError::WouldBlock) => Ok(Some(read_holder(&mut file))),
+            Err(TryLockError::Error(e)) => Err(self.error(e)),
         }
     }
 
@@ -57,12 +89,7 @@ impl FileLock {
                 self.held = Some(file);
                 Ok(None)
             }
-            Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                // Only for the message: an unreadable text is an unknown holder.
-                let _ = file.read_to_string(&mut text);
-                Ok(Some(LockHolder::from_text(&text)))
-            }
+            Err(TryLockError::WouldBlock) => Ok(Some(read_holder(&mut file))),
             Err(TryLockError::Error(e)) => Err(self.error(e)),
         }
     }
@@ -88,6 +115,27 @@ impl FileLock {
     }
 }
 
+/// The writer lock's file: the database's name plus this.
+pub const WRITER_SUFFIX: &str = ".lock";
+
+/// The daemon lock's file: the database's name plus this.
+pub const DAEMON_SUFFIX: &str = ".daemon";
+
+/// How many times a taker tries a lock that a [`FileLock::holder`] look may
+/// hold for an instant, [`TAKE_PAUSE`] apart.
+pub const TAKE_TRIES: u32 = 5;
+
+/// The pause between two of [`TAKE_TRIES`].
+pub const TAKE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The holder's text in a busy lock file (only for messages: an unreadable
+/// text is an unknown holder).
+fn read_holder(file: &mut File) -> LockHolder {
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    LockHolder::from_text(&text)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -107,5 +155,28 @@ mod tests {
         assert!(b.try_acquire().unwrap().is_none());
         drop(b);
         assert!(a.try_acquire().unwrap().is_none(), "dropping releases");
+    }
+
+    #[test]
+    fn a_look_at_the_holder_takes_nothing_and_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        let look = FileLock::with_suffix(&db, DAEMON_SUFFIX);
+        assert!(look.holder().unwrap().is_none());
+        assert!(!look.path().exists());
+        let mut daemon = FileLock::with_suffix(&db, DAEMON_SUFFIX);
+        assert!(daemon.try_acquire().unwrap().is_none());
+        let holder = look.holder().unwrap().expect("held");
+        assert_eq!(holder.pid, Some(std::process::id()));
+        assert!(
+            FileLock::new(&db).try_acquire().unwrap().is_none(),
+            "the writer lock is another file"
+        );
+        daemon.release().unwrap();
+        assert!(look.holder().unwrap().is_none());
+        assert!(
+            daemon.try_acquire().unwrap().is_none(),
+            "a look leaves it free"
+        );
     }
 }

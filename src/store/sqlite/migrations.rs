@@ -6,7 +6,7 @@
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::codec::search_text_of_row;
-use crate::store::StoreError;
+use crate::store::{DriverError, StoreError};
 
 /// `PRAGMA application_id` of a Liaison store ("LIAS"): tells our databases
 /// from other programs'. Stores of schema version 1 predate it and get it with
@@ -33,6 +33,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0002_search.sql"),
         fill: Some(fill_search),
     },
+    Migration {
+        sql: include_str!("migrations/0003_run_failures.sql"),
+        fill: None,
+    },
 ];
 
 /// The latest schema version this build knows.
@@ -52,7 +56,10 @@ pub enum Schema {
 }
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |source| StoreError::Query { what, source }
+    move |source| StoreError::Query {
+        what,
+        source: DriverError::new(source),
+    }
 }
 
 /// Reads what the database is, writing nothing; refuses what must not be
@@ -216,5 +223,26 @@ mod tests {
             .query_row("PRAGMA application_id", [], |r| r.get(0))
             .unwrap();
         assert_eq!(app, APPLICATION_ID);
+    }
+
+    #[test]
+    fn a_version_2_stores_runs_read_back_without_a_failure() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0].sql).unwrap();
+        conn.execute_batch(MIGRATIONS[1].sql).unwrap();
+        conn.execute_batch(
+            "PRAGMA user_version = 2;
+             INSERT INTO runs (source, started_at, finished_at, status, counts, errors)
+             VALUES ('crm', 1, 2, 'failed', '{\"created\":0}', 0);",
+        )
+        .unwrap();
+        migrate(&mut conn, "m").unwrap();
+        let got = super::super::runs::run_summaries(&conn).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].last.status.as_str(), got[0].failed_in_a_row),
+            ("failed", 1)
+        );
+        assert_eq!(got[0].last.failure, None);
     }
 }

@@ -2,10 +2,12 @@
 
 mod batch;
 mod codec;
+mod daemon;
 mod journal_mode;
 mod lock;
 mod migrations;
 mod read;
+mod runs;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -14,12 +16,13 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tracing::info;
 
+pub use daemon::DaemonLock;
 pub use journal_mode::JournalMode;
 pub use write::ApplyReport;
 
 use super::{
-    Anchor, LockHolder, RunRecord, StateRequest, Store, StoreError, UserDetail, UserFilter,
-    UserView,
+    Anchor, DriverError, LockHolder, RunRecord, StateRequest, Store, StoreError, UserDetail,
+    UserFilter, UserView,
 };
 use crate::reconcile::{Plan, State};
 use lock::FileLock;
@@ -101,7 +104,7 @@ impl SqliteStore {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let open_err = |source| StoreError::Open {
             path: path.display().to_string(),
-            source,
+            source: DriverError::new(source),
         };
         let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
         conn.execute_batch("PRAGMA busy_timeout = 5000;")
@@ -149,6 +152,20 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Takes the daemon lock of the store at `db` (one `liaison run` per
+    /// store), held until the [`DaemonLock`] is dropped; another daemon
+    /// holding it is [`StoreError::DaemonRunning`], naming it. Writers never
+    /// take it: it excludes only other daemons.
+    pub fn lock_daemon(db: &Path) -> Result<DaemonLock, StoreError> {
+        daemon::lock_daemon(db)
+    }
+
+    /// Who holds the daemon lock of the store at `db` now, without keeping
+    /// it; `None` when no daemon runs on it.
+    pub fn daemon_holder(db: &Path) -> Result<Option<LockHolder>, StoreError> {
+        daemon::daemon_holder(db)
+    }
 }
 
 impl Store for SqliteStore {
@@ -193,6 +210,10 @@ impl Store for SqliteStore {
         write::record_run(&self.conn, run).map(|_| ())
     }
 
+    fn run_summaries(&mut self) -> Result<Vec<super::RunSummary>, StoreError> {
+        runs::run_summaries(&self.conn)
+    }
+
     fn plan_settings(&mut self, source: &str) -> Result<Option<u64>, StoreError> {
         read::plan_settings(&self.conn, source)
     }
@@ -203,7 +224,7 @@ impl Store for SqliteStore {
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(|source| StoreError::Query {
                 what: "starting a rehearsal",
-                source,
+                source: DriverError::new(source),
             })?;
         self.rehearsing = true;
         Ok(())
@@ -217,7 +238,7 @@ impl Store for SqliteStore {
             .execute_batch("ROLLBACK")
             .map_err(|source| StoreError::Query {
                 what: "ending a rehearsal",
-                source,
+                source: DriverError::new(source),
             })
     }
 
@@ -257,7 +278,7 @@ impl Store for SqliteStore {
 fn connect(path: &Path) -> Result<Connection, StoreError> {
     let open_error = |source| StoreError::Open {
         path: path.display().to_string(),
-        source,
+        source: DriverError::new(source),
     };
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE

@@ -14,11 +14,15 @@ use crate::model::{ExternalUser, UserId};
 use crate::reconcile::{State, StoredContact};
 use crate::store::search;
 use crate::store::{
-    Anchor, HistoryEntry, LinkedContact, StateRequest, StoreError, UserDetail, UserFilter, UserView,
+    Anchor, DriverError, HistoryEntry, LinkedContact, StateRequest, StoreError, UserDetail,
+    UserFilter, UserView,
 };
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |source| StoreError::Query { what, source }
+    move |source| StoreError::Query {
+        what,
+        source: DriverError::new(source),
+    }
 }
 
 pub fn for_each_anchor(

@@ -17,10 +17,13 @@ use super::journal_mode::{self, JournalMode};
 use crate::model::{ContactRecord, Flags, Login, UserId};
 use crate::reconcile::{ContactChange, DeprovisionAction, FieldChange, NewUser, Plan, UserFields};
 use crate::store::search::search_text;
-use crate::store::{RunRecord, StoreError};
+use crate::store::{DriverError, RunRecord, StoreError};
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
-    move |source| StoreError::Query { what, source }
+    move |source| StoreError::Query {
+        what,
+        source: DriverError::new(source),
+    }
 }
 
 /// Secondary indexes dropped and rebuilt around bulk loads: those whose keys
@@ -95,17 +98,21 @@ const INSERT_JOURNAL: &str = "INSERT INTO journal (run_id, source, user_id, logi
 
 pub fn record_run(conn: &Connection, run: &RunRecord) -> Result<i64, StoreError> {
     conn.prepare_cached(
-        "INSERT INTO runs (source, started_at, finished_at, status, counts, errors) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO runs (source, started_at, finished_at, status, counts, errors, \
+         failure, failure_kind, retryable) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .and_then(|mut s| {
+        let failure = run.failure.as_ref();
         s.execute(params![
             run.source,
             run.started_ms,
             run.finished_ms,
             run.status,
             serde_json::to_string(&run.counts).unwrap_or_default(),
-            run.errors as i64
+            run.errors as i64,
+            failure.map(|f| f.message.as_str()),
+            failure.map(|f| f.kind.as_str()),
+            failure.map(|f| f.retryable),
         ])
     })
     .map_err(q("recording the run"))?;
