@@ -6,6 +6,7 @@ mod common;
 
 mod bulk_load;
 mod csv_source;
+mod daemon;
 mod errors_cli;
 mod guard;
 mod lifecycle;

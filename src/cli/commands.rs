@@ -21,6 +21,7 @@ use crate::sync::{
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let code = match &cli.command {
+        Command::Run => crate::daemon::run(&cli.config),
         Command::Validate => validate(&cli),
         Command::Plan { source, format } => {
             with_config(&cli, |c| plan(c, source.as_deref(), *format))

@@ -6,3 +6,10 @@
 pub mod notify;
 pub mod signals;
 pub mod watch;
+pub mod readiness;
+pub mod runner;
+pub mod scheduler;
+mod service;
+pub mod status;
+
+pub use service::run;

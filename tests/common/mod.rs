@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod daemon;
+
 /// A temp dir with a config file and helpers to run `liaison` against it.
 pub struct Sandbox {
     dir: tempfile::TempDir,
