@@ -269,7 +269,16 @@ impl Daemon {
         for line in diff.lines() {
             info!(change = %line, "configuration changed");
         }
-        for key in diff.restart_needed() {
+        let restart = diff.restart_needed();
+        if restart.contains(&"store") {
+            // Runs would write to a store this daemon holds no lock on.
+            error!(
+                "the new configuration names another store; refused, still running the previous one \
+                 (restart the daemon to move to it)"
+            );
+            return;
+        }
+        for key in restart {
             warn!(key, "this change takes effect at the next restart");
         }
         let new = Arc::new(new);
