@@ -457,3 +457,33 @@ fn the_rescan_finds_a_file_in_a_folder_that_could_not_be_watched_at_start() {
     s.write("later/partners.csv", &csv_of(2));
     daemon.wait_for_log(&["run finished", "created=2"], 1);
 }
+
+#[test]
+fn the_daemon_creates_a_missing_store_folder_beside_its_config_as_sync_does() {
+    let config = daemon_config("partners.csv", &[], &[])
+        .replace("sqlite://liaison.db", "sqlite://state/liaison.db");
+    let s = Sandbox::new(&config);
+    s.write("partners.csv", &csv_of(1));
+    let daemon = Daemon::start(&s, &[]);
+    daemon.wait_for_log(&["run finished", "created=1"], 1);
+    assert!(s.path().join("state/liaison.db.daemon").exists());
+}
+
+#[test]
+fn rows_a_run_skips_are_logged_with_their_location() {
+    let s = Sandbox::new(&daemon_config(
+        "partners.csv",
+        &["max_bad_row_ratio: 0.5"],
+        &[],
+    ));
+    let mut text = csv_of(3);
+    text.push_str("c-bad,Bad Row,not-an-address,a1,Company,portal\n");
+    s.write("partners.csv", &text);
+    let daemon = Daemon::start(&s, &[]);
+    let log = daemon.wait_for_log(&["run finished", "created=3", "errors=1"], 1);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("row skipped") && l.contains("partners.csv:5")),
+        "{log}"
+    );
+}

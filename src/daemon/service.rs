@@ -46,7 +46,6 @@ pub fn run(path: &Path) -> u8 {
         Ok(claimed) => claimed,
         Err(e) => {
             error!("{e:#}");
-            crate::cli::output::error(&e);
             return exit::FAILURE;
         }
     };
@@ -74,8 +73,10 @@ fn claim_store(config: &Config) -> anyhow::Result<(PathBuf, DaemonLock)> {
     let StoreLocation::Sqlite(db) = &config.store else {
         anyhow::bail!("the PostgreSQL store is not part of this build yet; use sqlite://");
     };
-    let lock = SqliteStore::lock_daemon(db)?;
+    // Opening first creates the store's folder (as `sync --once` does) for
+    // the lock file beside the database.
     drop(crate::cli::open_store(config)?);
+    let lock = SqliteStore::lock_daemon(db)?;
     Ok((db.clone(), lock))
 }
 
