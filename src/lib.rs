@@ -4,9 +4,11 @@
 //! The data path is `plugins → mapping → reconcile (pure Plan) → store`; see the
 //! README's architecture section for where each concept lives.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod logging;
 pub mod mapping;
 pub mod model;
@@ -15,3 +17,4 @@ pub mod reconcile;
 pub mod store;
 pub mod suggest;
 pub mod sync;
+pub mod telemetry;

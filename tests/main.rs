@@ -6,9 +6,11 @@ mod common;
 
 mod bulk_load;
 mod csv_source;
+mod daemon;
 mod errors_cli;
 mod guard;
 mod lifecycle;
+mod metrics;
 mod regression;
 mod store;
 mod sync_cli;

@@ -49,6 +49,9 @@ pub enum ListFormat {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The daemon: sources on their schedules and file watches, reloads on
+    /// SIGHUP or a config change, health and metrics on `api.listen`.
+    Run,
     /// Check the config; errors as FILE:LINE:COLUMN: message, exit 2.
     Validate,
     /// Show what a sync would change, without changing it.

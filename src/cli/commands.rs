@@ -8,15 +8,20 @@ use anyhow::{bail, Context};
 
 use super::args::{Cli, Command, Format, ListArgs, SyncArgs, UsersCommand};
 use super::exit;
+use super::interrupt::Interrupts;
 use super::output;
 use super::text::{quoted, visible};
 use crate::config::{self, Config, SourceConfig, StoreLocation};
 use crate::store::{SqliteStore, Store, UserFilter};
-use crate::sync::{retire_source, run_sources, RunOptions, RunReport, RunStatus};
+use crate::sync::{
+    lock_writer_cancellable, retire_source, run_sources, Cancel, FailureKind, RunOptions,
+    RunReport, RunStatus,
+};
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     let code = match &cli.command {
+        Command::Run => crate::daemon::run(&cli.config),
         Command::Validate => validate(&cli),
         Command::Plan { source, format } => {
             with_config(&cli, |c| plan(c, source.as_deref(), *format))
@@ -71,7 +76,7 @@ fn note_removed_sources(config: &Config) {
     }
 }
 
-fn print_config_errors(errors: &config::ConfigErrors) {
+pub(crate) fn print_config_errors(errors: &config::ConfigErrors) {
     for e in errors.iter() {
         output::error_line(&e.to_string());
     }
@@ -97,7 +102,7 @@ fn with_config(cli: &Cli, f: impl FnOnce(&Config) -> anyhow::Result<u8>) -> u8 {
     }
 }
 
-fn open_store(config: &Config) -> anyhow::Result<Box<dyn Store>> {
+pub(crate) fn open_store(config: &Config) -> anyhow::Result<Box<dyn Store>> {
     match &config.store {
         StoreLocation::Sqlite(path) => {
             create_state_folder(config, path)?;
@@ -174,16 +179,38 @@ fn knob(name: &str) -> anyhow::Result<Option<usize>> {
 }
 
 /// Takes the store's writer lock for a run that applies, waiting (and saying
-/// who holds it) for as long as [`LOCK_WAIT_VAR`] allows.
-fn lock_for_run(store: &mut dyn Store) -> anyhow::Result<()> {
-    let wait = knob(LOCK_WAIT_VAR)?.map_or(LOCK_WAIT_DEFAULT, |s| Duration::from_secs(s as u64));
-    store.lock_writer(wait, &mut |holder| {
-        output::error_line(&format!(
+/// who holds it) for as long as [`LOCK_WAIT_VAR`] allows; `false` when a
+/// signal stopped the wait.
+fn lock_for_run(store: &mut dyn Store, cancel: &Cancel) -> anyhow::Result<bool> {
+    let wait = lock_wait()?;
+    Ok(lock_writer_cancellable(
+        store,
+        wait,
+        cancel,
+        &mut |holder| {
+            output::error_line(&format!(
             "waiting for the store's writer lock, held by {holder} (up to {} s, {LOCK_WAIT_VAR})",
             wait.as_secs()
         ));
-    })?;
-    Ok(())
+        },
+    )?)
+}
+
+/// How long a writer waits for the store's writer lock ([`LOCK_WAIT_VAR`]).
+pub(crate) fn lock_wait() -> anyhow::Result<Duration> {
+    Ok(knob(LOCK_WAIT_VAR)?.map_or(LOCK_WAIT_DEFAULT, |s| Duration::from_secs(s as u64)))
+}
+
+/// The exit code a signal asks for, if one stopped the command.
+fn interrupted(interrupts: &Interrupts) -> Option<u8> {
+    interrupts.exit_code()
+}
+
+fn was_cancelled(report: &RunReport) -> bool {
+    report
+        .failure
+        .as_ref()
+        .is_some_and(|f| f.kind == FailureKind::Cancelled)
 }
 
 /// The sources a command runs on: one by name, or all in config order.
@@ -245,14 +272,17 @@ fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
         output::error_line("sync needs --once (the daemon is `liaison run`)");
         return Ok(exit::INVALID);
     }
+    let interrupts = Interrupts::install();
     let opts = RunOptions {
         dry_run: args.dry_run,
         allow_mass_deprovision: args.allow_mass_deprovision,
         now_ms: crate::clock::now_ms(),
+        cancel: interrupts.cancel(),
         ..RunOptions::default()
     };
     if let Some(name) = &args.retire_source {
-        return retire(config, name, opts, args.format);
+        let code = retire(config, name, opts, args.format)?;
+        return Ok(interrupted(&interrupts).unwrap_or(code));
     }
     let sources = match select(config, args.source.as_deref()) {
         Ok(s) => s,
@@ -262,8 +292,8 @@ fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
     // One applying run per store: the lock is taken before the first run
     // reads what it plans against and held until the last has applied. A
     // dry run writes nothing and takes none.
-    if !opts.dry_run {
-        lock_for_run(store.as_mut())?;
+    if !opts.dry_run && !lock_for_run(store.as_mut(), &opts.cancel)? {
+        return Ok(interrupted(&interrupts).unwrap_or(exit::FAILURE));
     }
     let reports = run_sources(config, &sources, store.as_mut(), opts)?;
     store.unlock_writer()?;
@@ -271,7 +301,11 @@ fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
     if let Err(e) = warn_about_removed_sources(config, store.as_mut()) {
         output::error_line(&format!("note: removed sources were not checked: {e:#}"));
     }
-    let code = exit_code(&reports);
+    let code = if reports.iter().any(was_cancelled) {
+        interrupted(&interrupts).unwrap_or(exit::FAILURE)
+    } else {
+        exit_code(&reports)
+    };
     // A one-shot process: the OS reclaims a million-user plan faster than
     // dropping it piece by piece would.
     std::mem::forget(reports);
@@ -299,8 +333,8 @@ fn retire(config: &Config, name: &str, opts: RunOptions, format: Format) -> anyh
         ));
         return Ok(exit::INVALID);
     }
-    if !opts.dry_run {
-        lock_for_run(store.as_mut())?;
+    if !opts.dry_run && !lock_for_run(store.as_mut(), &opts.cancel)? {
+        return Ok(exit::FAILURE);
     }
     let report = retire_source(config, name, store.as_mut(), opts)
         .with_context(|| format!("retiring source {name}"))?;

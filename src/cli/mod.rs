@@ -3,11 +3,13 @@
 
 mod args;
 mod commands;
-mod output;
+mod interrupt;
+pub(crate) mod output;
 mod text;
 
 pub use args::Cli;
 pub use commands::run;
+pub(crate) use commands::{lock_wait, open_store, print_config_errors};
 
 /// Process exit codes (SPEC §5).
 pub mod exit {

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use super::model::{
-    ApiConfig, Config, DeprovisionConfig, LogConfig, LogFormat, PortalConfig, SafetyConfig,
-    StoreLocation,
+    ApiConfig, Config, DeprovisionConfig, LogConfig, LogFormat, PortalConfig, ReadinessConfig,
+    RetryConfig, SafetyConfig, StoreLocation,
 };
 use super::walk::{self, Ctx, EnvLookup, Section};
 use super::yaml::{self, quote, Node};
@@ -15,10 +15,14 @@ const TOP_KEYS: &[&str] = &[
     "store",
     "portal",
     "default_locale",
+    "schedule_timezone",
+    "run_on_start",
     "sources",
     "safety",
     "deprovision",
     "mail",
+    "readiness",
+    "retry",
     "api",
     "log",
 ];
@@ -29,6 +33,8 @@ const SAFETY_KEYS: &[&str] = &[
     "max_bad_row_ratio",
 ];
 const DEPROVISION_KEYS: &[&str] = &["delete_after"];
+const READINESS_KEYS: &[&str] = &["max_failed_runs"];
+const RETRY_KEYS: &[&str] = &["initial", "max"];
 const API_KEYS: &[&str] = &["listen", "token"];
 const LOG_KEYS: &[&str] = &["format", "level"];
 
@@ -79,9 +85,19 @@ fn walk_root(ctx: &mut Ctx<'_>, file: &Path, root: &Node) -> Option<Config> {
         Some(n) => locale(ctx, "default_locale", n).unwrap_or_default(),
         None => "en".to_owned(),
     };
+    let defaults = source::Defaults {
+        timezone: top
+            .get("schedule_timezone")
+            .and_then(|n| walk::timezone(ctx, "schedule_timezone", n))
+            .unwrap_or(chrono_tz::UTC),
+        run_on_start: top
+            .get("run_on_start")
+            .and_then(|n| walk::boolean(ctx, "run_on_start", n))
+            .unwrap_or(true),
+    };
     let sources = top
         .require(ctx, "sources")
-        .and_then(|n| source::sources(ctx, n));
+        .and_then(|n| source::sources(ctx, n, &defaults));
     let safety = top
         .section(ctx, "safety")
         .map(|s| safety(ctx, &s))
@@ -90,7 +106,17 @@ fn walk_root(ctx: &mut Ctx<'_>, file: &Path, root: &Node) -> Option<Config> {
         .section(ctx, "deprovision")
         .map(|s| deprovision(ctx, &s))
         .unwrap_or_default();
-    let mail = top.section(ctx, "mail").and_then(|s| mail::mail(ctx, &s));
+    let mail = top
+        .section(ctx, "mail")
+        .and_then(|s| mail::mail(ctx, &s, defaults.timezone));
+    let readiness = top
+        .section(ctx, "readiness")
+        .map(|s| readiness(ctx, &s))
+        .unwrap_or_default();
+    let retry = top
+        .section(ctx, "retry")
+        .map(|s| retry(ctx, &s))
+        .unwrap_or_default();
     let api = top.section(ctx, "api").and_then(|s| api(ctx, &s));
     let log = top
         .section(ctx, "log")
@@ -102,10 +128,14 @@ fn walk_root(ctx: &mut Ctx<'_>, file: &Path, root: &Node) -> Option<Config> {
         store: store?,
         portal,
         default_locale,
+        schedule_timezone: defaults.timezone,
+        run_on_start: defaults.run_on_start,
         sources: sources?,
         safety,
         deprovision,
         mail,
+        readiness,
+        retry,
         api,
         log,
     })
@@ -290,13 +320,72 @@ fn api(ctx: &mut Ctx<'_>, section: &Section<'_>) -> Option<ApiConfig> {
             }
         }
     });
-    let token = section
-        .require(ctx, "token")
-        .and_then(|n| walk::secret(ctx, "api.token", n));
+    // Absent: the admin API and SCIM are off (SPEC §7). Given but unusable
+    // (an unset variable, empty): an error, never silently off.
+    let token = match section.get("token") {
+        Some(n) => Some(walk::secret(ctx, "api.token", n)?),
+        None if section.key_span("token").is_some() => {
+            let span = section.key_span("token").unwrap_or(section.span);
+            let message = "a value is required (leave the key out to turn the admin API off)";
+            ctx.error(span, "api.token", message);
+            return None;
+        }
+        None => None,
+    };
     Some(ApiConfig {
         listen: listen?,
-        token: token?,
+        token,
     })
+}
+
+fn readiness(ctx: &mut Ctx<'_>, section: &Section<'_>) -> ReadinessConfig {
+    let mut readiness = ReadinessConfig::default();
+    section.deny_unknown(ctx, READINESS_KEYS, "");
+    if let Some(n) = section.get("max_failed_runs") {
+        if let Some(v) = walk::unsigned(ctx, "readiness.max_failed_runs", n) {
+            readiness.max_failed_runs = v;
+        }
+    }
+    readiness
+}
+
+fn retry(ctx: &mut Ctx<'_>, section: &Section<'_>) -> RetryConfig {
+    let mut retry = RetryConfig::default();
+    section.deny_unknown(ctx, RETRY_KEYS, "");
+    let initial = section
+        .get("initial")
+        .map(|n| walk::positive_duration(ctx, "retry.initial", n));
+    let max = section
+        .get("max")
+        .map(|n| walk::positive_duration(ctx, "retry.max", n));
+    if let Some(Some(d)) = initial {
+        retry.initial = d;
+    }
+    if let Some(Some(d)) = max {
+        retry.max = d;
+    }
+    // Compare only values that were read; report at the key that was given
+    // (the later one when both were).
+    let valid = !matches!(initial, Some(None)) && !matches!(max, Some(None));
+    if valid && retry.initial > retry.max {
+        let span = section
+            .get("max")
+            .or_else(|| section.get("initial"))
+            .map(|n| n.span)
+            .unwrap_or(section.span);
+        let (path, message) = if section.get("max").is_some() {
+            ("retry.max", "must be at least retry.initial")
+        } else {
+            ("retry.initial", "must be at most retry.max (default 15m)")
+        };
+        let message = format!(
+            "{message} ({} > {})",
+            duration::format_duration(retry.initial),
+            duration::format_duration(retry.max)
+        );
+        ctx.error(span, path, message);
+    }
+    retry
 }
 
 fn log(ctx: &mut Ctx<'_>, section: &Section<'_>) -> LogConfig {

@@ -24,7 +24,13 @@ const WINDOW_KEYS: &[&str] = &["days", "from", "to"];
 /// The dispatcher's schedule when `mail.schedule` is not given: every minute.
 pub const DEFAULT_MAIL_SCHEDULE: &str = "* * * * *";
 
-pub(super) fn mail(ctx: &mut Ctx<'_>, section: &Section<'_>) -> Option<MailConfig> {
+/// `default_timezone`: the zone when `mail.timezone` is absent (the top-level
+/// `schedule_timezone`, itself UTC by default).
+pub(super) fn mail(
+    ctx: &mut Ctx<'_>,
+    section: &Section<'_>,
+    default_timezone: chrono_tz::Tz,
+) -> Option<MailConfig> {
     section.deny_unknown(ctx, MAIL_KEYS, "");
     let transport = section
         .require(ctx, "transport")
@@ -56,8 +62,8 @@ pub(super) fn mail(ctx: &mut Ctx<'_>, section: &Section<'_>) -> Option<MailConfi
     };
     let window = section.section(ctx, "window").and_then(|s| window(ctx, &s));
     let timezone = match section.get("timezone") {
-        Some(n) => timezone(ctx, "mail.timezone", n),
-        None => Some("UTC".to_owned()),
+        Some(n) => walk::timezone(ctx, "mail.timezone", n).map(|tz| tz.name().to_owned()),
+        None => Some(default_timezone.name().to_owned()),
     };
     let templates = section
         .get("templates")
@@ -205,31 +211,6 @@ fn check_mailbox(text: &str) -> Result<(), String> {
         None => text,
     };
     Email::parse(address).map(|_| ()).map_err(|e| e.to_string())
-}
-
-/// An IANA time-zone name such as `UTC` or `Europe/Prague`, known to the
-/// time-zone database built in (chrono-tz, see
-/// `docs/decisions/0010-time-zones.md`). A name that differs from a known one
-/// only in case is refused with that one suggested: zone names are
-/// case-sensitive on most systems.
-fn timezone(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<String> {
-    let text = walk::string(ctx, path, node)?;
-    if text.parse::<chrono_tz::Tz>().is_ok() {
-        return Some(text);
-    }
-    let same_but_case = chrono_tz::TZ_VARIANTS
-        .iter()
-        .find(|tz| tz.name().eq_ignore_ascii_case(&text));
-    let hint = match same_but_case {
-        Some(tz) => format!("did you mean {}?", quote(tz.name())),
-        None => "expected an IANA name such as UTC or Europe/Prague".to_owned(),
-    };
-    ctx.error(
-        node.span,
-        path,
-        format!("unknown time zone {}; {hint}", quote(&text)),
-    );
-    None
 }
 
 fn window(ctx: &mut Ctx<'_>, section: &Section<'_>) -> Option<SendWindow> {

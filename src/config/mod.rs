@@ -14,8 +14,11 @@
 //! - `${env:NAME}` and `${file:PATH}` resolve in `store`, `mail.transport` and
 //!   `api.token` into [`Secret`]s, which never print themselves; `$${` is a
 //!   literal `${`;
-//! - cron expressions ([`Schedule`]), durations, URLs, addresses and `map:`
-//!   templates are checked; source data is never read.
+//! - cron expressions ([`Schedule`]), time zones, durations, URLs, addresses
+//!   and `map:` templates are checked; source data is never read.
+//!
+//! [`diff`] compares two loaded configs for a reload ([`ConfigDiff`]: what to
+//! log, what needs a restart, which sources changed).
 //!
 //! ```
 //! # use std::path::Path;
@@ -27,6 +30,7 @@
 //! assert_eq!(errors.to_string().lines().count(), 3);
 //! ```
 
+mod diff;
 mod duration;
 mod error;
 mod load;
@@ -44,6 +48,7 @@ mod tests;
 
 use std::path::Path;
 
+pub use diff::{diff, ConfigDiff};
 pub use error::{ConfigError, ConfigErrors, Span};
 pub use mail::DEFAULT_MAIL_SCHEDULE;
 pub use model::*;

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::{Ratio, Schedule, Secret, Span};
 use crate::mapping::MapSpec;
@@ -18,6 +19,13 @@ pub struct Config {
     pub portal: Option<PortalConfig>,
     /// Locale of users whose source gives none.
     pub default_locale: String,
+    /// `schedule_timezone`: the zone source schedules are read in unless a
+    /// source names its own (default UTC); already resolved into each
+    /// [`SourceConfig::timezone`].
+    pub schedule_timezone: chrono_tz::Tz,
+    /// `run_on_start`: whether sources run once when the daemon starts
+    /// (default true); already resolved into each [`SourceConfig::run_on_start`].
+    pub run_on_start: bool,
     /// Source instances in config order (which is also attribute precedence).
     pub sources: Vec<SourceConfig>,
     /// Mass-deprovision and bad-row limits.
@@ -26,6 +34,10 @@ pub struct Config {
     pub deprovision: DeprovisionConfig,
     /// Outgoing e-mail; `None` sends nothing.
     pub mail: Option<MailConfig>,
+    /// When `/readyz` says the daemon is not ready.
+    pub readiness: ReadinessConfig,
+    /// Backoff of failed runs.
+    pub retry: RetryConfig,
     /// Optional HTTP listener.
     pub api: Option<ApiConfig>,
     /// Logging.
@@ -72,8 +84,14 @@ pub struct SourceConfig {
     pub connector: ConnectorConfig,
     /// Optional cron schedule.
     pub schedule: Option<Schedule>,
-    /// Sync when the source file changes.
-    pub watch: bool,
+    /// The zone `schedule` is read in: the source's `schedule_timezone`, else
+    /// the top-level one, else UTC.
+    pub timezone: chrono_tz::Tz,
+    /// Run once when the daemon starts: the source's `run_on_start`, else the
+    /// top-level one, else true.
+    pub run_on_start: bool,
+    /// Sync when the source's files change (`watch:`); `None` = no watch.
+    pub watch: Option<WatchConfig>,
     /// `map:` and `when:`; `None` means the standard layout. A `when:` without
     /// `map:` gives empty `fields`: the standard layout, filtered by `when`.
     pub map: Option<MapSpec>,
@@ -81,8 +99,28 @@ pub struct SourceConfig {
     pub max_bad_row_ratio: Option<Ratio>,
 }
 
+/// `watch: true` or `watch: {quiet: 2s, rescan: 60s}` on a source that reads files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchConfig {
+    /// A file must have had no events for this long before it is read, so a
+    /// file still being written is not read half-written (default 2s).
+    pub quiet: Duration,
+    /// Files are also checked this often, for file systems that send no
+    /// events (default 60s).
+    pub rescan: Duration,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            quiet: Duration::from_secs(2),
+            rescan: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Settings per connector type. Only plugins compiled into this build appear.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ConnectorConfig {
     /// `type: csv`.
     #[cfg(feature = "csv")]
@@ -110,11 +148,43 @@ impl Default for SafetyConfig {
     }
 }
 
+/// `readiness:` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadinessConfig {
+    /// `/readyz` fails while a source has failed more runs in a row than
+    /// this (default 3; 0 = any failed run).
+    pub max_failed_runs: u32,
+}
+
+impl Default for ReadinessConfig {
+    fn default() -> Self {
+        ReadinessConfig { max_failed_runs: 3 }
+    }
+}
+
+/// `retry:` section: capped exponential backoff of a failed run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// Wait before the first retry (default 30s; > 0).
+    pub initial: Duration,
+    /// Longest wait between retries (default 15m; at least `initial`).
+    pub max: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial: Duration::from_secs(30),
+            max: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
 /// `deprovision:` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DeprovisionConfig {
     /// Delete sync-disabled users after this long; `None` = never.
-    pub delete_after: Option<std::time::Duration>,
+    pub delete_after: Option<Duration>,
 }
 
 /// `mail:` section.
@@ -128,9 +198,8 @@ pub struct MailConfig {
     pub schedule: Schedule,
     /// Optional send window, e.g. weekdays 08–18.
     pub window: Option<SendWindow>,
-    /// Time zone of `schedule` and `window` (IANA name, default `UTC`). The
-    /// loader checks its form only (`Area/City`, letters, digits, `_+-`), not
-    /// that the zone exists: that needs a zone database where it is used.
+    /// Time zone of `schedule` and `window`: an IANA name known to chrono-tz
+    /// (default: the top-level `schedule_timezone`, else `UTC`).
     pub timezone: String,
     /// A folder whose templates override the built-in ones.
     pub templates: Option<PathBuf>,
@@ -187,8 +256,9 @@ pub enum SmtpTls {
 pub struct ApiConfig {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Bearer token for the admin API and SCIM.
-    pub token: Secret,
+    /// Bearer token for the admin API and SCIM; while `None` those are off
+    /// (`/healthz`, `/readyz` and `/metrics` never need it).
+    pub token: Option<Secret>,
 }
 
 /// `log:` section.

@@ -1,4 +1,5 @@
-//! Cron schedules in the standard 5-field crontab form, evaluated by croner.
+//! Cron schedules in the standard 5-field crontab form (or 6 fields with
+//! seconds first), evaluated by croner.
 //!
 //! See `docs/decisions/0002-cron.md` for why croner and not the `cron` crate.
 
@@ -9,11 +10,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 
-/// A parsed cron schedule: `minute hour day-of-month month day-of-week`, POSIX
-/// weekdays (0 or 7 = Sunday, 1 = Monday), names (`mon`, `jan`), ranges, steps,
-/// lists, croner's `L`/`W`/`#`, and `@hourly`, `@daily`, `@weekly`, `@monthly`,
-/// `@yearly`/`@annually`. A seconds or year field is refused: a 6-field line
-/// means different things to different tools, and Liaison schedules by minute.
+/// A parsed cron schedule: `minute hour day-of-month month day-of-week`, or
+/// `second minute hour day-of-month month day-of-week` (seconds first, as
+/// croner and most 6-field tools read it: for tests and sub-minute schedules),
+/// POSIX weekdays (0 or 7 = Sunday, 1 = Monday), names (`mon`, `jan`), ranges,
+/// steps, lists, croner's `L`/`W`/`#`, and `@hourly`, `@daily`, `@weekly`,
+/// `@monthly`, `@yearly`/`@annually`. A year field (7 fields) is refused.
 ///
 /// `Display` gives the text as written.
 #[derive(Clone)]
@@ -28,7 +30,8 @@ pub struct Schedule {
 pub struct ScheduleError(String);
 
 impl Schedule {
-    /// Parses a 5-field crontab expression or an `@nickname`.
+    /// Parses a 5-field crontab expression, a 6-field one with seconds first,
+    /// or an `@nickname`.
     pub fn parse(text: &str) -> Result<Self, ScheduleError> {
         let trimmed = text.trim();
         if trimmed.is_empty() {
@@ -36,12 +39,13 @@ impl Schedule {
         }
         if !trimmed.starts_with('@') {
             let fields = trimmed.split_whitespace().count();
-            if fields != 5 {
+            if fields != 5 && fields != 6 {
                 return Err(ScheduleError(format!(
-                    "expected 5 fields (minute hour day-of-month month day-of-week), found {fields}"
+                    "expected 5 fields (minute hour day-of-month month day-of-week) \
+                     or 6 with seconds first, found {fields}"
                 )));
             }
-            check_ranges(trimmed)?;
+            check_ranges(trimmed, fields == 6)?;
         } else if !NICKNAMES.contains(&trimmed.to_ascii_lowercase().as_str()) {
             return Err(ScheduleError(format!(
                 "unknown nickname (known: {})",
@@ -49,7 +53,7 @@ impl Schedule {
             )));
         }
         let parser = CronParser::builder()
-            .seconds(Seconds::Disallowed)
+            .seconds(Seconds::Optional)
             .year(Year::Disallowed)
             .build();
         let cron = parser
@@ -78,28 +82,47 @@ impl Schedule {
     }
 
     /// The first fire time strictly after `t`, reading the fields in `t`'s time
-    /// zone (DST gaps and repeats handled by croner: a time skipped by
-    /// spring-forward fires once at the next valid instant, a repeated hour once).
+    /// zone. DST as croner does it (pinned by the tests below): a fixed time
+    /// skipped by spring-forward fires once, at the first instant after the
+    /// gap (02:30 in Europe/Prague on that day fires at 03:00 CEST); a fixed
+    /// time in the repeated fall-back hour fires once, at its first instance.
+    /// A schedule whose second, minute or hour field is not one value
+    /// (`*/15 * * * *`, `45 * * * *`) follows real time: it fires in both
+    /// instances of the repeated hour and not in the gap.
     pub fn next_after_in<Tz: TimeZone>(&self, t: DateTime<Tz>) -> Option<DateTime<Tz>> {
         self.cron.find_next_occurrence(&t, false).ok()
+    }
+
+    /// The first fire time strictly after `t`, reading the fields in the zone
+    /// `tz` (DST handled as in [`Schedule::next_after_in`]), given in UTC.
+    pub fn next_after_tz(&self, t: DateTime<Utc>, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+        self.next_after_in(t.with_timezone(&tz))
+            .map(|next| next.with_timezone(&Utc))
     }
 }
 
 /// Reports a number outside its field's range by name (croner only says
 /// "Number out of bounds"). Steps, names and `L`/`W`/`#` are left to croner.
-fn check_ranges(expression: &str) -> Result<(), ScheduleError> {
-    const FIELDS: [(&str, u32, u32); 5] = [
+/// `with_seconds`: the first of the fields is the second.
+fn check_ranges(expression: &str, with_seconds: bool) -> Result<(), ScheduleError> {
+    const FIELDS: [(&str, u32, u32); 6] = [
+        ("second", 0, 59),
         ("minute", 0, 59),
         ("hour", 0, 23),
         ("day of month", 1, 31),
         ("month", 1, 12),
         ("day of week", 0, 7),
     ];
-    for (field, (name, low, high)) in expression.split_whitespace().zip(FIELDS) {
+    let fields = if with_seconds {
+        &FIELDS[..]
+    } else {
+        &FIELDS[1..]
+    };
+    for (field, (name, low, high)) in expression.split_whitespace().zip(fields) {
         for item in field.split(',') {
             let range = item.split('/').next().unwrap_or(item);
             for number in range.split('-').filter_map(|t| t.parse::<u32>().ok()) {
-                if !(low..=high).contains(&number) {
+                if !(*low..=*high).contains(&number) {
                     return Err(ScheduleError(format!(
                         "{name} {number} is out of range {low}-{high}"
                     )));
@@ -151,6 +174,7 @@ impl PartialEq for Schedule {
 mod tests {
     use super::*;
     use chrono::{Datelike, FixedOffset, Timelike, Weekday};
+    use chrono_tz::Tz;
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
@@ -220,9 +244,72 @@ mod tests {
     }
 
     #[test]
-    fn six_fields_and_garbage_are_refused_without_panicking() {
-        let six = Schedule::parse("0 */15 * * * *").unwrap_err();
-        assert!(six.to_string().contains("found 6"), "{six}");
+    fn six_fields_put_seconds_first() {
+        let s = Schedule::parse("*/2 * * * * *").unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 3, 2, 10, 7, 1).unwrap();
+        let next = s.next_after(t).unwrap();
+        assert_eq!(next, Utc.with_ymd_and_hms(2026, 3, 2, 10, 7, 2).unwrap());
+        let after = s.next_after(next).unwrap();
+        assert_eq!(after, Utc.with_ymd_and_hms(2026, 3, 2, 10, 7, 4).unwrap());
+        // Five fields still mean second 0 of the minute.
+        let minutely = Schedule::parse("* * * * *").unwrap();
+        assert_eq!(
+            minutely.next_after(t).unwrap(),
+            Utc.with_ymd_and_hms(2026, 3, 2, 10, 8, 0).unwrap()
+        );
+        let e = Schedule::parse("60 * * * * *").unwrap_err();
+        assert_eq!(e.to_string(), "second 60 is out of range 0-59");
+        let e = Schedule::parse("0 60 * * * *").unwrap_err();
+        assert_eq!(e.to_string(), "minute 60 is out of range 0-59");
+    }
+
+    fn prague(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> chrono::LocalResult<DateTime<Tz>> {
+        chrono_tz::Europe::Prague.with_ymd_and_hms(y, mo, d, h, mi, 0)
+    }
+
+    #[test]
+    fn spring_forward_fires_a_skipped_time_at_the_end_of_the_gap() {
+        // 2026-03-29 in Prague: 02:00 CET jumps to 03:00 CEST (01:00 UTC).
+        let tz = chrono_tz::Europe::Prague;
+        let daily = Schedule::parse("30 2 * * *").unwrap();
+        let before = utc(2026, 3, 28, 23, 0);
+        let next = daily.next_after_tz(before, tz).unwrap();
+        assert_eq!(next, utc(2026, 3, 29, 1, 0), "03:00 CEST, once");
+        let following = daily.next_after_tz(next, tz).unwrap();
+        assert_eq!(following, prague(2026, 3, 30, 2, 30).unwrap());
+        // A step job follows real time: 01:45 CET, then 03:00 CEST.
+        let quarterly = Schedule::parse("*/15 * * * *").unwrap();
+        let at = prague(2026, 3, 29, 1, 45).unwrap().with_timezone(&Utc);
+        assert_eq!(
+            quarterly.next_after_tz(at, tz).unwrap(),
+            utc(2026, 3, 29, 1, 0)
+        );
+    }
+
+    #[test]
+    fn fall_back_fires_a_repeated_time_once() {
+        // 2026-10-25 in Prague: 03:00 CEST falls back to 02:00 CET.
+        let tz = chrono_tz::Europe::Prague;
+        let daily = Schedule::parse("30 2 * * *").unwrap();
+        let before = utc(2026, 10, 24, 22, 0);
+        let first = daily.next_after_tz(before, tz).unwrap();
+        assert_eq!(first, utc(2026, 10, 25, 0, 30), "02:30 CEST");
+        let second = daily.next_after_tz(first, tz).unwrap();
+        assert_eq!(second, prague(2026, 10, 26, 2, 30).unwrap());
+        // A step job runs through both instances of the hour.
+        let hourly_quarter = Schedule::parse("45 * * * *").unwrap();
+        let at = utc(2026, 10, 25, 0, 50); // 02:50 CEST
+        assert_eq!(
+            hourly_quarter.next_after_tz(at, tz).unwrap(),
+            utc(2026, 10, 25, 1, 45),
+            "02:45 CET, the repeated hour"
+        );
+    }
+
+    #[test]
+    fn seven_fields_and_garbage_are_refused_without_panicking() {
+        let seven = Schedule::parse("0 0 */15 * * * 2026").unwrap_err();
+        assert!(seven.to_string().contains("found 7"), "{seven}");
         for bad in [
             "",
             "   ",

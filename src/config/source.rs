@@ -8,9 +8,9 @@ use crate::plugins::{BUILT_IN as BUILT_IN_CONNECTORS, KNOWN as KNOWN_CONNECTORS}
 
 #[cfg(feature = "csv")]
 use super::model::ConnectorConfig;
-use super::model::SourceConfig;
+use super::model::{SourceConfig, WatchConfig};
 use super::walk::{self, Ctx, Section};
-use super::yaml::{quote, Node};
+use super::yaml::{quote, Node, Value};
 use super::{Schedule, Span};
 
 /// Keys every source accepts, whatever its type.
@@ -19,19 +19,39 @@ const COMMON_KEYS: &[&str] = &[
     "name",
     "type",
     "schedule",
+    "schedule_timezone",
+    "run_on_start",
     "watch",
     "max_bad_row_ratio",
     "map",
     "when",
 ];
 
+const WATCH_KEYS: &[&str] = &["quiet", "rescan"];
+
+/// Connector types whose sources read files, and so can be watched.
+const FILE_CONNECTORS: &[&str] = &["csv"];
+
+/// Top-level values a source inherits unless it sets its own.
+pub(super) struct Defaults {
+    /// `schedule_timezone` (UTC when absent).
+    pub timezone: chrono_tz::Tz,
+    /// `run_on_start` (true when absent).
+    pub run_on_start: bool,
+}
+
 /// Reads `sources:` (a list, possibly empty). Sources with errors are left out.
-pub(super) fn sources(ctx: &mut Ctx<'_>, node: &Node) -> Option<Vec<SourceConfig>> {
+pub(super) fn sources(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    defaults: &Defaults,
+) -> Option<Vec<SourceConfig>> {
     let items = walk::list(ctx, "sources", node)?;
     let mut names: HashMap<String, Span> = HashMap::new();
     let mut out = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        if let Some(source) = source(ctx, &format!("sources[{i}]"), item, &mut names) {
+        let path = format!("sources[{i}]");
+        if let Some(source) = source(ctx, &path, item, &mut names, defaults) {
             out.push(source);
         }
     }
@@ -43,6 +63,7 @@ fn source(
     path: &str,
     node: &Node,
     names: &mut HashMap<String, Span>,
+    defaults: &Defaults,
 ) -> Option<SourceConfig> {
     let section = Section::new(ctx, path, node)?;
     let name = section
@@ -75,10 +96,15 @@ fn source(
             }
         }
     });
-    let watch = section
-        .get("watch")
-        .and_then(|n| walk::boolean(ctx, &section.child("watch"), n))
-        .unwrap_or(false);
+    let timezone = section
+        .get("schedule_timezone")
+        .and_then(|n| walk::timezone(ctx, &section.child("schedule_timezone"), n))
+        .unwrap_or(defaults.timezone);
+    let run_on_start = section
+        .get("run_on_start")
+        .and_then(|n| walk::boolean(ctx, &section.child("run_on_start"), n))
+        .unwrap_or(defaults.run_on_start);
+    let watch = watch(ctx, &section, kind);
     let max_bad_row_ratio = section
         .get("max_bad_row_ratio")
         .and_then(|n| walk::ratio(ctx, &section.child("max_bad_row_ratio"), n));
@@ -94,10 +120,55 @@ fn source(
         span: section.span,
         connector: connector?,
         schedule,
+        timezone,
+        run_on_start,
         watch,
         map,
         max_bad_row_ratio,
     })
+}
+
+/// `watch: true`/`false` or `watch: {quiet: 2s, rescan: 60s}` (each key
+/// optional), on a source whose connector reads files.
+fn watch(ctx: &mut Ctx<'_>, section: &Section<'_>, kind: Option<&str>) -> Option<WatchConfig> {
+    let node = section.get("watch")?;
+    let path = section.child("watch");
+    let watch = if matches!(node.value, Value::Map(_)) {
+        let map = section.section(ctx, "watch")?;
+        map.deny_unknown(ctx, WATCH_KEYS, "");
+        let mut watch = WatchConfig::default();
+        if let Some(n) = map.get("quiet") {
+            watch.quiet = walk::positive_duration(ctx, &map.child("quiet"), n)?;
+        }
+        if let Some(n) = map.get("rescan") {
+            watch.rescan = walk::positive_duration(ctx, &map.child("rescan"), n)?;
+        }
+        Some(watch)
+    } else {
+        match node.value {
+            Value::Bool(b) => b.then(WatchConfig::default),
+            _ => {
+                let message = format!(
+                    "expected true, false or a mapping such as {{quiet: 2s, rescan: 60s}}, found {}",
+                    node.describe()
+                );
+                ctx.error(node.span, &path, message);
+                return None;
+            }
+        }
+    };
+    match kind {
+        Some(kind) if watch.is_some() && !FILE_CONNECTORS.contains(&kind) => {
+            let message = format!(
+                "only sources that read files can be watched ({}), not type {}",
+                FILE_CONNECTORS.join(", "),
+                quote(kind)
+            );
+            ctx.error(node.span, &path, message);
+            None
+        }
+        _ => watch,
+    }
 }
 
 fn source_name(

@@ -124,7 +124,7 @@ log:
         partners.schedule.as_ref().unwrap().to_string(),
         "*/15 * * * *"
     );
-    assert!(partners.watch);
+    assert_eq!(partners.watch, Some(WatchConfig::default()));
     assert!(partners.map.is_none());
     assert_eq!(partners.max_bad_row_ratio, None);
     assert_eq!(
@@ -139,7 +139,7 @@ log:
         }
     );
     let vendors = &config.sources[1];
-    assert!(!vendors.watch);
+    assert_eq!(vendors.watch, None);
     assert!(vendors.schedule.is_none());
     assert_eq!(vendors.max_bad_row_ratio, Some(Ratio::percent(20)));
     assert_eq!(
@@ -192,7 +192,7 @@ log:
 
     let api = config.api.as_ref().unwrap();
     assert_eq!(api.listen, "127.0.0.1:8080".parse().unwrap());
-    assert_eq!(api.token.expose(), "tok-123-secret");
+    assert_eq!(api.token.as_ref().unwrap().expose(), "tok-123-secret");
     assert_eq!(
         config.log,
         LogConfig {
@@ -259,15 +259,14 @@ log:
             r#"1:8: store: unsupported scheme "mysql" (expected sqlite:// or postgres://)"#,
             r#"3:8: portal.url: invalid URL "not a url": relative URL without a base"#,
             r#"8:15: sources[0].schedule: invalid cron expression "61 * * * *": minute 61 is out of range 0-59"#,
-            r#"9:12: sources[0].watch: expected true or false, found "yes""#,
+            r#"9:12: sources[0].watch: expected true, false or a mapping such as {quiet: 2s, rescan: 60s}, found "yes""#,
             r#"10:11: sources[1].name: duplicate source name "partners" (first at line 5)"#,
             r#"11:11: sources[1].type: connector "ldap" is not in this build (built in: csv)"#,
             r#"12:5: sources[2]: missing required key "path""#,
             r#"12:11: sources[2].name: a source name is 1 to 64 of the characters A-Z a-z 0-9 _ -, found "bad name!""#,
             r#"15:20: safety.max_deprovision: expected a non-negative integer, found "fifty""#,
             r#"16:26: safety.max_deprovision_ratio: expected a number between 0 and 1 (0.10 = 10 %), found 1.5"#,
-            r#"18:17: deprovision.delete_after: unknown unit "w": use s, m, h or d (e.g. 30d), found "30w""#,
-            r#"19:1: api: missing required key "token""#,
+            r#"18:17: deprovision.delete_after: unknown unit "w": use ms, s, m, h or d (e.g. 30d), found "30w""#,
             r#"20:11: api.listen: expected an IP address and port such as 127.0.0.1:8080 or [::1]:8080, found "localhost""#,
             r#"22:11: log.format: expected human or json, found "xml""#,
         ]
@@ -327,7 +326,7 @@ fn every_section_refuses_unknown_keys() {
          log:\n  levle: info\n",
     );
     let mut expected = vec![
-        r#"2:1: colour: unknown key (known keys: store, portal, default_locale, sources, safety, deprovision, mail, api, log)"#.to_owned(),
+        r#"2:1: colour: unknown key (known keys: store, portal, default_locale, schedule_timezone, run_on_start, sources, safety, deprovision, mail, readiness, retry, api, log)"#.to_owned(),
         r#"5:3: portal.urll: unknown key; did you mean "url"?"#.to_owned(),
         r#"7:3: safety.max_deprovison: unknown key; did you mean "max_deprovision"?"#.to_owned(),
         r#"9:3: deprovision.delete_afer: unknown key; did you mean "delete_after"?"#.to_owned(),
@@ -467,7 +466,14 @@ fn secrets_resolve_and_never_show_in_debug_or_errors() {
     assert_eq!(user.as_deref(), Some("mailer"));
     assert_eq!(password.as_ref().unwrap().expose(), "smtp-secret");
     assert_eq!(
-        config.api.as_ref().unwrap().token.expose(),
+        config
+            .api
+            .as_ref()
+            .unwrap()
+            .token
+            .as_ref()
+            .unwrap()
+            .expose(),
         "tok-123-secret"
     );
 
@@ -516,7 +522,7 @@ fn secret_files_resolve_relative_to_the_config_folder() {
     std::fs::write(&file, text).unwrap();
     let config = super::load(&file).unwrap();
     let api = config.api.unwrap();
-    assert_eq!(api.token.expose(), "file-token");
+    assert_eq!(api.token.as_ref().unwrap().expose(), "file-token");
     assert_eq!(api.listen, "[::1]:9000".parse().unwrap());
 }
 
@@ -591,7 +597,7 @@ fn mail_window_and_timezone() {
     assert_eq!(
         errors(&text),
         [
-            r#"6:13: mail.timezone: unknown time zone "Europe Prague"; expected an IANA name such as UTC or Europe/Prague"#,
+            r#"6:13: mail.timezone: unknown time zone "Europe Prague"; did you mean "Europe/Prague"?"#,
             r#"8:17: mail.window.days[1]: expected days such as mon, mon-fri or 1-5 (1 = Monday, 7 = Sunday), found "funday""#,
             r#"9:11: mail.window.from: expected a whole hour from 0 to 23 such as 8 or "08:00", found "08:30""#,
             r#"10:9: mail.window.to: expected a whole hour from 1 to 24 such as 8 or "08:00", found 25"#,
@@ -627,9 +633,7 @@ fn an_unknown_mail_timezone_is_an_error() {
     };
     assert_eq!(
         errors(&text("Europe/Prag")),
-        [
-            r#"6:13: mail.timezone: unknown time zone "Europe/Prag"; expected an IANA name such as UTC or Europe/Prague"#
-        ]
+        [r#"6:13: mail.timezone: unknown time zone "Europe/Prag"; did you mean "Europe/Prague"?"#]
     );
     assert_eq!(
         errors(&text("europe/prague")),
@@ -660,7 +664,7 @@ fn durations_in_deprovision() {
     assert_eq!(delete_after("15m").unwrap(), Some(Duration::from_secs(900)));
     assert_eq!(
         error(&format!("{MINIMAL}deprovision:\n  delete_after: 30\n")),
-        r#"4:17: deprovision.delete_after: missing unit: add s, m, h or d (e.g. 30d), found "30""#
+        r#"4:17: deprovision.delete_after: missing unit: add ms, s, m, h or d (e.g. 30d), found "30""#
     );
     assert_eq!(
         error(&format!("{MINIMAL}deprovision:\n  delete_after: 0d\n")),
@@ -859,5 +863,265 @@ mod never_panics {
     #[test]
     fn the_seed_file_is_valid() {
         load_ok(VALID);
+    }
+}
+
+/// Keys the daemon reads: schedule time zones, run_on_start, watch,
+/// readiness, retry, an optional api.token.
+mod daemon_keys {
+    use super::*;
+
+    #[cfg(feature = "csv")]
+    fn source(extra: &str) -> String {
+        format!(
+            "store: sqlite://l.db\nsources:\n  - name: a\n    type: csv\n    path: a.csv\n{extra}"
+        )
+    }
+
+    #[test]
+    #[cfg(feature = "csv")]
+    fn defaults_for_the_daemon() {
+        let config = load_ok(&source(""));
+        assert_eq!(config.schedule_timezone, chrono_tz::UTC);
+        assert!(config.run_on_start);
+        assert_eq!(config.readiness, ReadinessConfig { max_failed_runs: 3 });
+        assert_eq!(
+            config.retry,
+            RetryConfig {
+                initial: Duration::from_secs(30),
+                max: Duration::from_secs(900)
+            }
+        );
+        let a = &config.sources[0];
+        assert_eq!(a.timezone, chrono_tz::UTC);
+        assert!(a.run_on_start);
+        assert_eq!(a.watch, None);
+    }
+
+    #[test]
+    #[cfg(feature = "csv")]
+    fn schedule_timezone_and_run_on_start_are_inherited_and_overridden() {
+        let text = "store: sqlite://l.db\nschedule_timezone: Europe/Prague\nrun_on_start: false\nsources:\n  - name: a\n    type: csv\n    path: a.csv\n    schedule: \"*/2 * * * * *\"\n  - name: b\n    type: csv\n    path: b.csv\n    schedule_timezone: America/New_York\n    run_on_start: true\n";
+        let config = load_ok(text);
+        assert_eq!(config.schedule_timezone, chrono_tz::Europe::Prague);
+        assert!(!config.run_on_start);
+        let (a, b) = (&config.sources[0], &config.sources[1]);
+        assert_eq!(a.timezone, chrono_tz::Europe::Prague);
+        assert!(!a.run_on_start);
+        assert_eq!(a.schedule.as_ref().unwrap().as_str(), "*/2 * * * * *");
+        assert_eq!(b.timezone, chrono_tz::America::New_York);
+        assert!(b.run_on_start);
+    }
+
+    #[test]
+    fn mail_timezone_defaults_to_the_schedule_timezone() {
+        let mail = "mail:\n  transport: file://m\n  from: a@example.com\n";
+        let config = load_ok(&format!(
+            "schedule_timezone: Europe/Prague\n{MINIMAL}{mail}"
+        ));
+        assert_eq!(config.mail.unwrap().timezone, "Europe/Prague");
+        let config = load_ok(&format!(
+            "schedule_timezone: Europe/Prague\n{MINIMAL}{mail}  timezone: UTC\n"
+        ));
+        assert_eq!(config.mail.unwrap().timezone, "UTC");
+    }
+
+    #[test]
+    #[cfg(feature = "csv")]
+    fn unknown_time_zones_are_located_with_a_suggestion() {
+        assert_eq!(
+            error(&format!("schedule_timezone: Europe/Prag\n{MINIMAL}")),
+            r#"1:20: schedule_timezone: unknown time zone "Europe/Prag"; did you mean "Europe/Prague"?"#
+        );
+        assert_eq!(
+            error(&format!("schedule_timezone: Nowhere\n{MINIMAL}")),
+            r#"1:20: schedule_timezone: unknown time zone "Nowhere"; expected an IANA name such as UTC or Europe/Prague"#
+        );
+        assert_eq!(
+            error(&source("    schedule_timezone: europe/prague\n")),
+            r#"6:24: sources[0].schedule_timezone: unknown time zone "europe/prague"; did you mean "Europe/Prague"?"#
+        );
+        assert_eq!(
+            error(&format!("schedule_timezone: 1\n{MINIMAL}")),
+            "1:20: schedule_timezone: expected a string, found 1"
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "csv")]
+    fn run_on_start_is_a_strict_boolean() {
+        assert_eq!(
+            error(&format!("run_on_start: yes\n{MINIMAL}")),
+            r#"1:15: run_on_start: expected true or false, found "yes""#
+        );
+        assert_eq!(
+            error(&source("    run_on_start: 0\n")),
+            "6:19: sources[0].run_on_start: expected true or false, found 0"
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "csv")]
+    fn watch_true_false_or_a_mapping() {
+        let watch =
+            |value: &str| load_ok(&source(&format!("    watch: {value}\n"))).sources[0].watch;
+        assert_eq!(watch("true"), Some(WatchConfig::default()));
+        assert_eq!(
+            WatchConfig::default(),
+            WatchConfig {
+                quiet: Duration::from_secs(2),
+                rescan: Duration::from_secs(60)
+            }
+        );
+        assert_eq!(watch("false"), None);
+        assert_eq!(
+            watch("{quiet: 500ms, rescan: 5m}"),
+            Some(WatchConfig {
+                quiet: Duration::from_millis(500),
+                rescan: Duration::from_secs(300)
+            })
+        );
+        assert_eq!(
+            watch("{rescan: 10s}"),
+            Some(WatchConfig {
+                quiet: Duration::from_secs(2),
+                rescan: Duration::from_secs(10)
+            })
+        );
+        assert_eq!(watch("{}"), Some(WatchConfig::default()));
+    }
+
+    #[test]
+    #[cfg(feature = "csv")]
+    fn watch_errors_are_located() {
+        assert_eq!(
+            error(&source("    watch: on\n")),
+            r#"6:12: sources[0].watch: expected true, false or a mapping such as {quiet: 2s, rescan: 60s}, found "on""#
+        );
+        assert_eq!(
+            error(&source("    watch:\n      quiet: 0s\n")),
+            "7:14: sources[0].watch.quiet: must be longer than zero"
+        );
+        assert_eq!(
+            error(&source("    watch:\n      rescan: 60\n")),
+            r#"7:15: sources[0].watch.rescan: missing unit: add ms, s, m, h or d (e.g. 30d), found "60""#
+        );
+        assert_eq!(
+            error(&source("    watch:\n      rescan: never\n")),
+            "7:15: sources[0].watch.rescan: expected a duration such as 500ms, 30s or 15m (never is not allowed here)"
+        );
+        assert_eq!(
+            error(&source("    watch:\n      quite: 1s\n")),
+            r#"7:7: sources[0].watch.quite: unknown key; did you mean "quiet"?"#
+        );
+    }
+
+    #[test]
+    fn readiness_and_its_errors() {
+        let config = load_ok(&format!("{MINIMAL}readiness:\n  max_failed_runs: 0\n"));
+        assert_eq!(config.readiness.max_failed_runs, 0);
+        assert_eq!(
+            error(&format!("{MINIMAL}readiness:\n  max_failed_runs: -1\n")),
+            "4:20: readiness.max_failed_runs: expected a non-negative integer, found -1"
+        );
+        assert_eq!(
+            error(&format!("{MINIMAL}readiness:\n  max_faild_runs: 1\n")),
+            r#"4:3: readiness.max_faild_runs: unknown key; did you mean "max_failed_runs"?"#
+        );
+    }
+
+    #[test]
+    fn retry_and_its_errors() {
+        let retry = |body: &str| format!("{MINIMAL}retry:\n{body}");
+        let config = load_ok(&retry("  initial: 250ms\n  max: 2s\n"));
+        assert_eq!(
+            config.retry,
+            RetryConfig {
+                initial: Duration::from_millis(250),
+                max: Duration::from_secs(2)
+            }
+        );
+        let config = load_ok(&retry("  initial: 15m\n"));
+        assert_eq!(config.retry.initial, config.retry.max);
+        assert_eq!(
+            error(&retry("  initial: 0s\n")),
+            "4:12: retry.initial: must be longer than zero"
+        );
+        assert_eq!(
+            error(&retry("  max: never\n")),
+            "4:8: retry.max: expected a duration such as 500ms, 30s or 15m (never is not allowed here)"
+        );
+        assert_eq!(
+            error(&retry("  initial: 1m\n  max: 30s\n")),
+            "5:8: retry.max: must be at least retry.initial (1m > 30s)"
+        );
+        assert_eq!(
+            error(&retry("  initial: 1h\n")),
+            "4:12: retry.initial: must be at most retry.max (default 15m) (1h > 15m)"
+        );
+        assert_eq!(
+            error(&retry("  max: 10s\n")),
+            "4:8: retry.max: must be at least retry.initial (30s > 10s)"
+        );
+        assert_eq!(
+            error(&retry("  intial: 1s\n")),
+            r#"4:3: retry.intial: unknown key; did you mean "initial"?"#
+        );
+    }
+
+    #[test]
+    fn api_token_is_optional_but_not_empty() {
+        let config = load_ok(&format!("{MINIMAL}api:\n  listen: 127.0.0.1:9464\n"));
+        let api = config.api.unwrap();
+        assert_eq!(api.listen.to_string(), "127.0.0.1:9464");
+        assert!(api.token.is_none());
+        assert_eq!(
+            error(&format!(
+                "{MINIMAL}api:\n  token: ${{env:LIAISON_API_TOKEN}}\n"
+            )),
+            r#"3:1: api: missing required key "listen""#
+        );
+        assert_eq!(
+            error(&format!(
+                "{MINIMAL}api:\n  listen: 127.0.0.1:9464\n  token:\n"
+            )),
+            "5:3: api.token: a value is required (leave the key out to turn the admin API off)"
+        );
+        assert_eq!(
+            error(&format!(
+                "{MINIMAL}api:\n  listen: 127.0.0.1:9464\n  token: \"\"\n"
+            )),
+            "5:10: api.token: must not be empty"
+        );
+    }
+
+    #[test]
+    fn six_field_schedules_and_seven_refused_with_location() {
+        let mail = |schedule: &str| {
+            format!("{MINIMAL}mail:\n  transport: file://m\n  from: a@example.com\n  schedule: \"{schedule}\"\n")
+        };
+        let config = load_ok(&mail("*/2 * * * * *"));
+        assert_eq!(config.mail.unwrap().schedule.as_str(), "*/2 * * * * *");
+        assert_eq!(
+            error(&mail("0 0 0 * * * 2026")),
+            r#"6:13: mail.schedule: invalid cron expression "0 0 0 * * * 2026": expected 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, found 7"#
+        );
+        assert_eq!(
+            error(&mail("61 * * * * *")),
+            r#"6:13: mail.schedule: invalid cron expression "61 * * * * *": second 61 is out of range 0-59"#
+        );
+    }
+
+    #[test]
+    fn public_load_str_reports_file_line_column() {
+        let errors = load_str(
+            "store: sqlite://l.db\nsources: []\nretry:\n  initial: 0s\n",
+            Path::new("conf/l.yaml"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors.to_string().trim_end(),
+            "conf/l.yaml:4:12: retry.initial: must be longer than zero"
+        );
     }
 }

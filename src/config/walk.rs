@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::ratio::{Ratio, RatioError};
 use super::secret::{self, Secret};
-use super::yaml::{Node, Value};
+use super::yaml::{quote, Node, Value};
 use super::{ConfigError, Span};
 use crate::suggest::edit_distance;
 
@@ -340,6 +340,77 @@ pub(super) fn list<'n>(ctx: &mut Ctx<'_>, path: &str, node: &'n Node) -> Option<
         _ => {
             let found = node.describe();
             ctx.error(node.span, path, format!("expected a list, found {found}"));
+            None
+        }
+    }
+}
+
+/// An IANA time-zone name such as `UTC` or `Europe/Prague`, known to the
+/// time-zone database built in (chrono-tz, see
+/// `docs/decisions/0010-time-zones.md`). An unknown name is refused with the
+/// nearest known one suggested (same but for case, else a few edits away):
+/// zone names are case-sensitive on most systems.
+pub(super) fn timezone(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<chrono_tz::Tz> {
+    let text = string(ctx, path, node)?;
+    if let Ok(tz) = text.parse::<chrono_tz::Tz>() {
+        return Some(tz);
+    }
+    let hint = match nearest_zone(&text) {
+        Some(name) => format!("did you mean {}?", quote(name)),
+        None => "expected an IANA name such as UTC or Europe/Prague".to_owned(),
+    };
+    ctx.error(
+        node.span,
+        path,
+        format!("unknown time zone {}; {hint}", quote(&text)),
+    );
+    None
+}
+
+/// The known zone `text` most likely meant: one equal but for case, else the
+/// closest by edit distance if at most 2 edits (3 for names over 12 characters).
+fn nearest_zone(text: &str) -> Option<&'static str> {
+    let names = || chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
+    if let Some(same_but_case) = names().find(|name| name.eq_ignore_ascii_case(text)) {
+        return Some(same_but_case);
+    }
+    let limit = if text.len() > 12 { 3 } else { 2 };
+    names()
+        .map(|name| (edit_distance(text, name), name))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, name)| name)
+}
+
+/// A duration longer than zero in the config syntax (`500ms`, `30s`, `15m`,
+/// `2h`, `1d`; not `never`). A bare number is read as text so the message
+/// says the unit is missing.
+pub(super) fn positive_duration(
+    ctx: &mut Ctx<'_>,
+    path: &str,
+    node: &Node,
+) -> Option<std::time::Duration> {
+    let text = match &node.value {
+        Value::Str(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        _ => string(ctx, path, node)?,
+    };
+    match super::duration::parse_duration(&text) {
+        Ok(Some(d)) if !d.is_zero() => Some(d),
+        Ok(Some(_)) => {
+            ctx.error(node.span, path, "must be longer than zero");
+            None
+        }
+        Ok(None) => {
+            ctx.error(
+                node.span,
+                path,
+                "expected a duration such as 500ms, 30s or 15m (never is not allowed here)",
+            );
+            None
+        }
+        Err(e) => {
+            ctx.error(node.span, path, format!("{e}, found {}", quote(&text)));
             None
         }
     }

@@ -13,7 +13,7 @@ mod settings;
 #[cfg(test)]
 mod differential_tests;
 
-pub use cancel::Cancel;
+pub use cancel::{lock_writer_cancellable, Cancel};
 pub use failure::{FailureKind, RunFailure};
 pub use read::{read_source, ReadFailure, ReadResult, RowError, Seen, SeenState, StoredContacts};
 pub use run::{

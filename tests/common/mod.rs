@@ -1,10 +1,15 @@
 //! A sandbox per test: a temp dir holding a config, source files and the store,
 //! and a runner for the real binary.
 
+pub mod http;
+pub mod prometheus;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+
+pub mod daemon;
 
 /// A temp dir with a config file and helpers to run `liaison` against it.
 pub struct Sandbox {

@@ -1,0 +1,383 @@
+//! `liaison run`: start-up, the main loop (signals, reloads, watchdog,
+//! status) and shutdown. Start-up and reload share one path: load, validate,
+//! build, swap — a config that fails any step is refused and the running one
+//! stays.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Notify};
+use tracing::{error, info, warn};
+
+use super::notify::Notifier;
+use super::readiness::StoreReadiness;
+use super::scheduler::{Board, Shared, SourceTask};
+use super::signals::{Signal, Signals};
+use super::status::status_line;
+use super::watch::{watch_files, FileWatch, WatchOptions};
+use crate::cli::exit;
+use crate::config::{self, Config, ConnectorConfig, SourceConfig, StoreLocation};
+use crate::store::{DaemonLock, DaemonState, SqliteStore};
+use crate::telemetry::Metrics;
+
+/// How long shutdown waits for runs to reach a safe point (an apply that is
+/// committing finishes first); `TimeoutStopSec=45` in the unit leaves room.
+const DRAIN: Duration = Duration::from_secs(30);
+/// The config file counts as changed once it has been quiet this long.
+const CONFIG_QUIET: Duration = Duration::from_millis(500);
+/// How often the config file is checked without an event.
+const CONFIG_RESCAN: Duration = Duration::from_secs(30);
+
+/// Runs the daemon on the config at `path` until SIGTERM or SIGINT; returns
+/// the exit code (0 after a clean stop, 1 when start-up failed, 2 for an
+/// invalid config).
+pub fn run(path: &Path) -> u8 {
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(errors) => {
+            crate::cli::print_config_errors(&errors);
+            return exit::INVALID;
+        }
+    };
+    crate::logging::init_daemon(&config.log);
+    let (db, _lock) = match claim_store(&config) {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            error!("{e:#}");
+            crate::cli::output::error(&e);
+            return exit::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("liaison")
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error!(error = %e, "cannot start the runtime");
+            return exit::FAILURE;
+        }
+    };
+    let code = runtime.block_on(serve(config, db));
+    // A run stuck past the drain must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+/// Opens (creating or migrating) the store and takes its daemon lock: one
+/// daemon per store; one-shot writers are not excluded by it.
+fn claim_store(config: &Config) -> anyhow::Result<(PathBuf, DaemonLock)> {
+    let StoreLocation::Sqlite(db) = &config.store else {
+        anyhow::bail!("the PostgreSQL store is not part of this build yet; use sqlite://");
+    };
+    let lock = SqliteStore::lock_daemon(db)?;
+    drop(crate::cli::open_store(config)?);
+    Ok((db.clone(), lock))
+}
+
+/// The running daemon's parts.
+struct Daemon {
+    path: PathBuf,
+    db: PathBuf,
+    started_ms: i64,
+    config: Arc<Config>,
+    config_tx: watch::Sender<Arc<Config>>,
+    stop_tx: watch::Sender<bool>,
+    shared: Arc<Shared>,
+    notifier: Notifier,
+    sources: BTreeMap<String, Running>,
+}
+
+/// A source's task and its file watch.
+struct Running {
+    task: SourceTask,
+    watch: Option<FileWatch>,
+}
+
+async fn serve(config: Config, db: PathBuf) -> u8 {
+    let mut signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot install signal handlers");
+            return exit::FAILURE;
+        }
+    };
+    let notifier = Notifier::from_env().unwrap_or_else(|e| {
+        warn!(error = %e, "NOTIFY_SOCKET is set but unusable; not notifying systemd");
+        Notifier::disabled()
+    });
+    let path = config.file.clone();
+    let config = Arc::new(config);
+    let (config_tx, _) = watch::channel(Arc::clone(&config));
+    let (stop_tx, _) = watch::channel(false);
+    let metrics = Arc::new(Metrics::new());
+    let shared = Arc::new(Shared {
+        cancel: crate::sync::Cancel::new(),
+        metrics: Arc::clone(&metrics),
+        lock_wait: crate::cli::lock_wait().unwrap_or(Duration::from_secs(300)),
+        board: Mutex::new(Board::default()),
+        board_changed: Notify::new(),
+    });
+    let mut daemon = Daemon {
+        path,
+        db,
+        started_ms: crate::clock::now_ms(),
+        config,
+        config_tx,
+        stop_tx,
+        shared,
+        notifier,
+        sources: BTreeMap::new(),
+    };
+    if let Err(e) = daemon.start_api().await {
+        error!("{e:#}");
+        return exit::FAILURE;
+    }
+    let (reload_tx, mut reload_rx) = mpsc::channel(1);
+    let _config_watch = watch_files(
+        daemon.path.clone(),
+        WatchOptions {
+            quiet: CONFIG_QUIET,
+            rescan: CONFIG_RESCAN,
+        },
+        reload_tx,
+    );
+    let sources: Vec<SourceConfig> = daemon.config.sources.clone();
+    daemon.start_sources(&sources);
+    info!(
+        config = %daemon.path.display(),
+        sources = daemon.sources.len(),
+        pid = std::process::id(),
+        "daemon started"
+    );
+    let status = daemon.publish_status();
+    daemon.tell("READY", daemon.notifier.ready(&status));
+    let mut watchdog = daemon
+        .notifier
+        .watchdog_interval()
+        .map(tokio::time::interval);
+    loop {
+        tokio::select! {
+            signal = signals.next() => match signal {
+                Signal::Reload => daemon.reload("SIGHUP"),
+                Signal::Terminate | Signal::Interrupt => {
+                    info!(signal = ?signal, "stopping");
+                    break;
+                }
+            },
+            Some(()) = reload_rx.recv() => daemon.reload("the config file changed"),
+            () = daemon.shared.board_changed.notified() => {
+                daemon.publish_status();
+            }
+            _ = tick(&mut watchdog) => daemon.tell("WATCHDOG", daemon.notifier.watchdog()),
+        }
+    }
+    daemon.stop().await;
+    exit::OK
+}
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+impl Daemon {
+    /// Starts the HTTP listener when `api.listen` is set. A port that cannot
+    /// be bound fails start-up: a half-started daemon would look healthy.
+    async fn start_api(&self) -> anyhow::Result<()> {
+        let Some(api) = &self.config.api else {
+            return Ok(());
+        };
+        let listener = crate::api::bind(api.listen).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {} (api.listen): {e}", api.listen)
+        })?;
+        let state = crate::api::ApiState {
+            metrics: Arc::clone(&self.shared.metrics),
+            readiness: Arc::new(StoreReadiness {
+                db: self.db.clone(),
+                max_failed_runs: self.config.readiness.max_failed_runs,
+            }),
+        };
+        let mut stop = self.stop_tx.subscribe();
+        let shutdown = async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        };
+        info!(listen = %api.listen, "serving /healthz, /readyz and /metrics");
+        tokio::spawn(async move {
+            if let Err(e) = crate::api::serve(listener, state, shutdown).await {
+                error!(error = %e, "the HTTP listener stopped");
+            }
+        });
+        Ok(())
+    }
+
+    /// Starts a task (and a file watch) for each of `sources`, and queues
+    /// the start-up run of those that want one.
+    fn start_sources(&mut self, sources: &[SourceConfig]) {
+        for source in sources {
+            self.shared.metrics.source_configured(&source.name);
+            let task = SourceTask::spawn(
+                source.name.clone(),
+                self.config_tx.subscribe(),
+                self.stop_tx.subscribe(),
+                Arc::clone(&self.shared),
+            );
+            let watch = file_watch(source, &task);
+            if source.run_on_start {
+                let _ = task.trigger.try_send(());
+            }
+            self.sources
+                .insert(source.name.clone(), Running { task, watch });
+        }
+    }
+
+    /// Reload: the same load and validation as start-up; only a config that
+    /// passes replaces the running one. Runs in progress finish on theirs.
+    fn reload(&mut self, why: &str) {
+        self.tell("RELOADING", self.notifier.reloading());
+        info!(reason = why, "reloading the configuration");
+        match config::load(&self.path) {
+            Err(errors) => {
+                for e in errors.iter() {
+                    error!("{e}");
+                }
+                error!(
+                    errors = errors.iter().count(),
+                    "the new configuration is invalid; still running the previous one"
+                );
+            }
+            Ok(new) => self.swap(new),
+        }
+        let status = self.publish_status();
+        self.tell("READY", self.notifier.ready(&status));
+    }
+
+    fn swap(&mut self, new: Config) {
+        let diff = config::diff(&self.config, &new);
+        if diff.is_empty() {
+            info!("the configuration is unchanged");
+            return;
+        }
+        for line in diff.lines() {
+            info!(change = %line, "configuration changed");
+        }
+        for key in diff.restart_needed() {
+            warn!(key, "this change takes effect at the next restart");
+        }
+        let new = Arc::new(new);
+        self.config = Arc::clone(&new);
+        // Tasks of removed sources see the new config and end themselves.
+        self.config_tx.send_replace(new);
+        let changed = diff.sources_changed();
+        self.sources.retain(|name, running| {
+            let keep = self.config.sources.iter().any(|s| &s.name == name);
+            if keep && changed.contains(name) {
+                running.watch = None;
+            }
+            keep
+        });
+        let sources: Vec<SourceConfig> = self.config.sources.clone();
+        let added: Vec<SourceConfig> = sources
+            .iter()
+            .filter(|s| !self.sources.contains_key(&s.name))
+            .cloned()
+            .collect();
+        for source in &sources {
+            if let Some(running) = self.sources.get_mut(&source.name) {
+                if running.watch.is_none() {
+                    running.watch = file_watch(source, &running.task);
+                }
+            }
+        }
+        self.start_sources(&added);
+    }
+
+    /// `STATUS=` for systemd and the state file `liaison status` reads;
+    /// returns the status line.
+    fn publish_status(&self) -> String {
+        let board = match self.shared.board.lock() {
+            Ok(b) => b.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let line = status_line(&board);
+        self.tell("STATUS", self.notifier.status(&line));
+        let state = DaemonState {
+            pid: std::process::id(),
+            started_ms: self.started_ms,
+            config: self.path.clone(),
+            next_runs: board
+                .sources
+                .iter()
+                .filter_map(|(name, s)| Some((name.clone(), s.next_run_ms?)))
+                .collect(),
+            updated_ms: crate::clock::now_ms(),
+        };
+        if let Err(e) = state.write(&self.db) {
+            warn!(error = %e, "the daemon state for `liaison status` was not written");
+        }
+        line
+    }
+
+    /// Logs a notification systemd did not get (it is not fatal: systemd
+    /// times the unit out if READY never arrives).
+    fn tell(&self, what: &str, sent: std::io::Result<()>) {
+        if let Err(e) = sent {
+            warn!(error = %e, what, "systemd was not notified");
+        }
+    }
+
+    /// Stops scheduling, asks runs to stop at a safe point, waits for them
+    /// within [`DRAIN`], and leaves.
+    async fn stop(mut self) {
+        self.tell("STOPPING", self.notifier.stopping());
+        let _ = self.stop_tx.send(true);
+        self.shared.cancel.cancel();
+        let tasks: Vec<SourceTask> = std::mem::take(&mut self.sources)
+            .into_values()
+            .map(|r| r.task)
+            .collect();
+        let drained = tokio::time::timeout(DRAIN, async {
+            for task in tasks {
+                task.join().await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                drain_s = DRAIN.as_secs(),
+                "runs did not reach a safe point in time; leaving (an uncommitted transaction rolls back)"
+            );
+        }
+        if let Err(e) = DaemonState::remove(&self.db) {
+            warn!(error = %e, "the daemon state file was not removed");
+        }
+        info!("stopped");
+    }
+}
+
+/// The file watch of a `watch:` source, feeding its task's trigger.
+fn file_watch(source: &SourceConfig, task: &SourceTask) -> Option<FileWatch> {
+    let options = source.watch.as_ref()?;
+    let path = match &source.connector {
+        #[cfg(feature = "csv")]
+        ConnectorConfig::Csv(csv) => csv.path.clone(),
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    };
+    Some(watch_files(
+        path,
+        WatchOptions {
+            quiet: options.quiet,
+            rescan: options.rescan,
+        },
+        task.trigger.clone(),
+    ))
+}
