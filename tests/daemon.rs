@@ -1,8 +1,8 @@
 //! The daemon and the one-shot commands under signals, through the real binary.
 
-
-use crate::common::daemon::{free_port, http_get, write_atomically, Daemon, PATIENCE};
-use crate::common::prometheus;
+use crate::common::daemon::{free_port, write_atomically, Daemon, PATIENCE};
+use crate::common::http;
+use crate::common::prometheus::Scrape;
 use crate::common::{csv_config, Sandbox, HEADER};
 
 /// `n` standard-layout rows, contact ids `c0…`, one account per 100.
@@ -41,14 +41,15 @@ fn sync_once_stopped_by_sigterm_applies_nothing_and_exits_143() {
 fn sync_once_stopped_by_sigint_exits_130_and_the_next_run_converges() {
     let s = Sandbox::new(&csv_config("big.csv", &[], &[]));
     s.write("big.csv", &rows(20_000));
-    let mut run = Daemon::command(
-        &s,
-        &["sync", "--once"],
-        &[("RUST_LOG", "liaison=debug")],
-    );
+    let mut run = Daemon::command(&s, &["sync", "--once"], &[("RUST_LOG", "liaison=debug")]);
     run.wait_for_log(&["anchors loaded"], 1);
     run.signal("INT");
-    assert_eq!(run.wait_exit(PATIENCE).code(), Some(130), "log:\n{}", run.log());
+    assert_eq!(
+        run.wait_exit(PATIENCE).code(),
+        Some(130),
+        "log:\n{}",
+        run.log()
+    );
     let report = s.sync(0);
     assert_eq!(report["created"], 20_000, "{report}");
 }
@@ -176,7 +177,7 @@ fn sighup_with_a_broken_config_keeps_the_old_one_running() {
     s.write("partners.csv", &csv_of(2));
     let daemon = Daemon::start(&s, &[]);
     daemon.wait_for_log(&["run finished"], 1);
-    // Line 4 names an unknown key.
+    // `type` misspelt: the entry that starts on line 3 lacks it.
     s.write(
         "liaison.yaml",
         "store: sqlite://liaison.db\nsources:\n  - name: partners\n    tipe: csv\n    path: partners.csv\n",
@@ -184,7 +185,7 @@ fn sighup_with_a_broken_config_keeps_the_old_one_running() {
     daemon.signal("HUP");
     let log = daemon.wait_for_log(&["still running the previous one"], 1);
     assert!(
-        log.contains("liaison.yaml:4:5"),
+        log.contains("liaison.yaml:3:5: sources[0]: missing required key"),
         "the refusal names FILE:LINE:COLUMN; the log:\n{log}"
     );
     // Still serving the old config: its schedule keeps firing.
@@ -228,7 +229,10 @@ fn sigterm_during_a_200k_row_sync_exits_0_and_the_next_run_converges() {
     let users: i64 = db
         .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
         .expect("count");
-    assert!(users == 0 || users == 200_000, "{users} users: half-applied");
+    assert!(
+        users == 0 || users == 200_000,
+        "{users} users: half-applied"
+    );
     drop(db);
     let report = s.sync(0);
     assert_eq!(
@@ -245,16 +249,14 @@ fn notify_socket_hears_ready_reloading_and_stopping() {
     s.write("partners.csv", &csv_of(1));
     let socket_path = s.path().join("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind");
-    socket
-        .set_read_timeout(Some(PATIENCE))
-        .expect("timeout");
+    socket.set_read_timeout(Some(PATIENCE)).expect("timeout");
     let socket_env = socket_path.to_string_lossy().into_owned();
     let mut daemon = Daemon::start(
         &s,
         &[("NOTIFY_SOCKET", &socket_env), ("WATCHDOG_USEC", "1000000")],
     );
     let mut heard = Vec::new();
-    let mut hear_until = |wanted: &str, heard: &mut Vec<String>| {
+    let hear_until = |wanted: &str, heard: &mut Vec<String>| {
         let mut buf = [0u8; 4096];
         while !heard.iter().any(|m| m.contains(wanted)) {
             let n = socket.recv(&mut buf).unwrap_or_else(|e| {
@@ -303,26 +305,35 @@ fn the_daemon_serves_health_readiness_and_metrics_that_parse() {
     s.write("partners.csv", &csv_of(3));
     let daemon = Daemon::start(&s, &[]);
     daemon.wait_for_log(&["run finished"], 1);
-    let addr = format!("127.0.0.1:{port}");
-    let health = http_get(&addr, "/healthz");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let health = http::get(addr, "/healthz");
     assert_eq!(health.status, 200, "{}", daemon.log());
-    assert_eq!(http_get(&addr, "/readyz").status, 200);
-    let metrics = http_get(&addr, "/metrics");
+    assert_eq!(http::get(addr, "/readyz").status, 200);
+    let metrics = http::get(addr, "/metrics");
     assert_eq!(metrics.status, 200);
-    let parsed = prometheus::parse(&metrics.body);
+    let parsed = Scrape::parse(&metrics.body);
     assert_eq!(
-        parsed.value("liaison_runs_total", &[("source", "partners"), ("outcome", "applied")]),
-        Some(1.0),
+        parsed.value(
+            "liaison_runs_total",
+            &[("source", "partners"), ("outcome", "applied")]
+        ),
+        1.0,
         "{}",
         metrics.body
     );
     assert_eq!(
-        parsed.value("liaison_changes_total", &[("source", "partners"), ("kind", "created")]),
-        Some(3.0)
+        parsed.value(
+            "liaison_changes_total",
+            &[("source", "partners"), ("kind", "created")]
+        ),
+        3.0
     );
     assert_eq!(
-        parsed.value("liaison_run_duration_seconds_count", &[("source", "partners")]),
-        Some(1.0)
+        parsed.value(
+            "liaison_run_duration_seconds_count",
+            &[("source", "partners")]
+        ),
+        1.0
     );
 }
 
@@ -348,7 +359,9 @@ fn status_reads_the_running_daemon_from_the_store() {
     assert_eq!(partners["last_run"]["status"], "applied", "{status}");
     assert_eq!(partners["last_run"]["created"], 2);
     assert!(
-        partners["next_run"].as_str().is_some_and(|t| t.contains("T03:00:00")),
+        partners["next_run"]
+            .as_str()
+            .is_some_and(|t| t.contains("T03:00:00")),
         "{status}"
     );
 }
@@ -373,7 +386,10 @@ fn secrets_in_the_config_never_appear_in_anything_the_daemon_prints() {
     s.write("partners.csv", &csv_of(2));
     let mut daemon = Daemon::start(&s, &[("LIAISON_TEST_TOKEN", SECRET)]);
     daemon.wait_for_log(&["run finished"], 1);
-    let _ = http_get(&format!("127.0.0.1:{port}"), "/metrics");
+    let _ = http::get(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        "/metrics",
+    );
     // A reload that changes the secret-holding keys, then a broken one.
     write_atomically(
         &s.config(),

@@ -4,12 +4,12 @@
 //! calls, on blocking threads, cancellable at safe points.
 
 pub mod notify;
-pub mod signals;
-pub mod watch;
 pub mod readiness;
 pub mod runner;
 pub mod scheduler;
 mod service;
+pub mod signals;
 pub mod status;
+pub mod watch;
 
 pub use service::run;

@@ -139,7 +139,14 @@ fn finish(
         }
         Ok(report) => {
             let failure = report.failure.clone().unwrap_or_else(RunFailure::cancelled);
-            failed(name, failure, report.errors.len(), elapsed, finished_ms, shared)
+            failed(
+                name,
+                failure,
+                report.errors.len(),
+                elapsed,
+                finished_ms,
+                shared,
+            )
         }
         Err(failure) => failed(name, failure, 0, elapsed, finished_ms, shared),
     }

@@ -96,7 +96,11 @@ async fn source_loop(
     loop {
         let current = Arc::clone(&config.borrow_and_update());
         let Some(source) = current.sources.iter().find(|s| s.name == name) else {
-            shared.board.lock().map(|mut b| b.sources.remove(&name)).ok();
+            shared
+                .board
+                .lock()
+                .map(|mut b| b.sources.remove(&name))
+                .ok();
             info!(source = %name, "source removed; its schedule stopped");
             return;
         };

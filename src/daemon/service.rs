@@ -196,9 +196,9 @@ impl Daemon {
         let Some(api) = &self.config.api else {
             return Ok(());
         };
-        let listener = crate::api::bind(api.listen).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on {} (api.listen): {e}", api.listen)
-        })?;
+        let listener = crate::api::bind(api.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {} (api.listen): {e}", api.listen))?;
         let state = crate::api::ApiState {
             metrics: Arc::clone(&self.shared.metrics),
             readiness: Arc::new(StoreReadiness {

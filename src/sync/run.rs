@@ -288,7 +288,7 @@ fn read_phase(
         .unwrap_or(config.safety.max_bad_row_ratio);
     match read_source(connector.as_ref(), mapping, known, ratio, cancel) {
         Ok(read) => {
-            info!(
+            debug!(
                 rows = read.rows,
                 changed = read.changed.len(),
                 bad = read.bad_rows,
@@ -601,7 +601,7 @@ fn commit(
             peak_mb = crate::clock::peak_rss_mb(),
             "applied"
         );
-        info!(
+        debug!(
             status = status.as_str(),
             created = counts.created,
             updated = counts.updated,
