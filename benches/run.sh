@@ -334,10 +334,12 @@ EOF
 }
 
 write_report() {
-  local tables=$1 commit search_section
+  local tables=$1 commit search_section readers_section
   commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
   # The search section is benches/search.sh's: kept as it is.
   search_section=$(sed -n '/<!-- search:begin -->/,/<!-- search:end -->/p' "$REPORT" 2>/dev/null || true)
+  # The readers section is written by hand (no script measures it): kept too.
+  readers_section=$(sed -n '/<!-- readers:begin -->/,/<!-- readers:end -->/p' "$REPORT" 2>/dev/null || true)
   {
     cat <<EOF
 # Benchmarks
@@ -373,6 +375,8 @@ $tables
   newlines. No malformed rows: any row error above is a finding.
 ${search_section:+
 $search_section
+}${readers_section:+
+$readers_section
 }
 ## Machine
 

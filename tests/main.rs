@@ -12,6 +12,7 @@ mod guard;
 mod lifecycle;
 mod metrics;
 mod regression;
+mod status_cli;
 mod store;
 mod sync_cli;
 mod template_limits;

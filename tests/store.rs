@@ -523,3 +523,50 @@ fn a_second_daemon_is_refused_naming_the_first_and_writers_are_not() {
     assert!(SqliteStore::daemon_holder(&db).unwrap().is_none());
     drop(SqliteStore::lock_daemon(&db).unwrap());
 }
+
+#[test]
+fn readers_do_not_wait_for_a_write_transaction_in_progress() {
+    let s = Sandbox::new(CONFIG);
+    s.write("partners.csv", &contacts(3));
+    s.sync(0);
+    let db = s.path().join("liaison.db");
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (done, done_rx) = std::sync::mpsc::channel::<()>();
+    let writer_db = db.clone();
+    let writer = std::thread::spawn(move || {
+        let mut conn = Connection::open(&writer_db).unwrap();
+        // A small page cache: the writes spill to the file (to the WAL; in a
+        // rollback journal they would lock every reader out) before commit.
+        conn.execute_batch("PRAGMA cache_size = 10;").unwrap();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        tx.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+             INSERT INTO runs (source, started_at, finished_at, status, counts, errors)
+             SELECT 'bulk', i, i, 'applied', printf('{\"pad\": \"%.*c\"}', 2000, 'x'), 0 FROM n;
+             UPDATE users SET title = 'changed';",
+        )
+        .unwrap();
+        started_tx.send(()).unwrap();
+        // Commits only once the reader is done (or after a minute, and the
+        // reader's assertions fail): a reader that waited would time out.
+        let _ = done_rx.recv_timeout(Duration::from_secs(60));
+        tx.commit().unwrap();
+    });
+    started.recv().unwrap();
+    let mut reader = SqliteStore::open_read_only(&db).unwrap();
+    let users = reader.list_users(&UserFilter::default()).unwrap();
+    let runs = reader.run_summaries().unwrap();
+    done.send(()).unwrap();
+    writer.join().unwrap();
+    assert_eq!(users.len(), 3);
+    assert!(
+        users.iter().all(|u| u.title != "changed"),
+        "sees the last commit"
+    );
+    let sources: Vec<&str> = runs.iter().map(|r| r.source.as_str()).collect();
+    assert_eq!(sources, ["partners"]);
+    let mut after = SqliteStore::open_read_only(&db).unwrap();
+    assert_eq!(after.run_summaries().unwrap().len(), 2, "then the commit");
+}

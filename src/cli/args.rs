@@ -52,6 +52,13 @@ pub enum Command {
     /// The daemon: sources on their schedules and file watches, reloads on
     /// SIGHUP or a config change, health and metrics on `api.listen`.
     Run,
+    /// What the store and a running daemon know: each source's last run,
+    /// failures in a row, last success, next run; whether a daemon runs.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Check the config; errors as FILE:LINE:COLUMN: message, exit 2.
     Validate,
     /// Show what a sync would change, without changing it.

@@ -22,6 +22,7 @@ use crate::sync::{
 pub fn run(cli: Cli) -> ExitCode {
     let code = match &cli.command {
         Command::Run => crate::daemon::run(&cli.config),
+        Command::Status { format } => with_config(&cli, |c| status(c, *format)),
         Command::Validate => validate(&cli),
         Command::Plan { source, format } => {
             with_config(&cli, |c| plan(c, source.as_deref(), *format))
@@ -30,6 +31,18 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Users { command } => with_config(&cli, |c| users(c, command)),
     };
     ExitCode::from(code)
+}
+
+/// `status`: reads the store read-only (creating nothing, taking no lock),
+/// so it works while a daemon runs and applies.
+fn status(config: &Config, format: Format) -> anyhow::Result<u8> {
+    let StoreLocation::Sqlite(path) = &config.store else {
+        bail!("the PostgreSQL store is not part of this build yet; use sqlite://");
+    };
+    let view = super::status::gather(config, path, chrono::Utc::now())
+        .map_err(|e| naming_the_store(e.into(), &path.display().to_string()))?;
+    output::status(&view, format)?;
+    Ok(exit::OK)
 }
 
 fn validate(cli: &Cli) -> u8 {

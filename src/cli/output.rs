@@ -9,9 +9,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::args::{Format, ListFormat};
+use super::status::{self, SourceStatus, StatusView};
 use super::text::{error_chain, quoted, visible};
 use crate::reconcile::{ContactChange, DeprovisionAction, Plan};
-use crate::store::{UserDetail, UserView};
+use crate::store::{RunRow, UserDetail, UserView};
 use crate::sync::RunReport;
 
 /// One line to stdout.
@@ -552,6 +553,199 @@ fn shown(text: String) -> String {
         Cow::Borrowed(_) => text,
         Cow::Owned(escaped) => escaped,
     }
+}
+
+/// `status` output.
+pub fn status(view: &StatusView, format: Format) -> io::Result<()> {
+    for note in &view.notes {
+        error_line(note);
+    }
+    reader_left(write_status(view, format))
+}
+
+fn write_status(view: &StatusView, format: Format) -> io::Result<()> {
+    if format == Format::Json {
+        return json_out(&status_json(view));
+    }
+    let mut out = BufWriter::new(io::stdout().lock());
+    match &view.daemon {
+        Some(d) => {
+            let mut said = format!("daemon: running, {}", d.holder);
+            if let Some(config) = &d.config {
+                said.push_str(&format!(", config {}", config.display()));
+            }
+            writeln!(out, "{}", visible(&said))?;
+        }
+        None => writeln!(out, "daemon: not running")?,
+    }
+    if !view.store_exists {
+        writeln!(
+            out,
+            "no runs yet: the store {} does not exist (a sync or the daemon creates it)",
+            visible(&view.store.display().to_string())
+        )?;
+    }
+    status_table(&mut out, &view.sources)?;
+    for s in &view.sources {
+        if let Some(f) = s.runs.as_ref().and_then(|r| r.last.failure.as_ref()) {
+            writeln!(
+                out,
+                "{}: failed ({}, {}): {}",
+                visible(&s.source),
+                f.kind,
+                if f.retryable {
+                    "retryable"
+                } else {
+                    "not retryable"
+                },
+                visible(&f.message)
+            )?;
+        }
+    }
+    out.flush()
+}
+
+/// One row per source: when, how, what changed, failures, next run.
+fn status_table(out: &mut impl Write, sources: &[SourceStatus]) -> io::Result<()> {
+    let time = |ms: Option<i64>| ms.and_then(status::rfc3339).unwrap_or_else(|| "-".into());
+    let rows: Vec<[String; 8]> = sources
+        .iter()
+        .map(|s| {
+            let name = if s.configured {
+                shown(s.source.clone())
+            } else {
+                format!("{} (not in config)", visible(&s.source))
+            };
+            let (when, how, changes, errors) = match &s.runs {
+                Some(r) => (
+                    time(Some(r.last.started_ms)),
+                    r.last.status.clone(),
+                    changes_text(&r.last.counts),
+                    r.last.errors.to_string(),
+                ),
+                None => ("-".into(), "never run".into(), "-".into(), "-".into()),
+            };
+            let failed = s.runs.as_ref().map_or(0, |r| r.failed_in_a_row);
+            let success = time(s.runs.as_ref().and_then(|r| r.last_success_ms));
+            [
+                name,
+                when,
+                how,
+                changes,
+                errors,
+                failed.to_string(),
+                success,
+                time(s.next_run_ms),
+            ]
+        })
+        .collect();
+    let header = [
+        "SOURCE",
+        "LAST RUN",
+        "STATUS",
+        "CHANGES",
+        "ERRORS",
+        "FAILED IN A ROW",
+        "LAST SUCCESS",
+        "NEXT RUN",
+    ];
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 8]| {
+        let mut text = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        text
+    };
+    writeln!(out, "{}", line(header))?;
+    for row in &rows {
+        writeln!(out, "{}", line(row.each_ref().map(String::as_str)))?;
+    }
+    Ok(())
+}
+
+/// The kinds of change a run made, or `none`.
+fn changes_text(c: &crate::reconcile::PlanCounts) -> String {
+    let parts: Vec<String> = [
+        (c.created, "created"),
+        (c.updated, "updated"),
+        (c.disabled, "disabled"),
+        (c.enabled, "enabled"),
+        (c.deleted, "deleted"),
+        (c.held, "held"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The `status --format json` object.
+fn status_json(view: &StatusView) -> Value {
+    let daemon = match &view.daemon {
+        Some(d) => json!({
+            "running": true,
+            "pid": d.holder.pid,
+            "since": d.since_ms.and_then(status::rfc3339),
+            "config": d.config.as_ref().map(|c| c.display().to_string()),
+        }),
+        None => json!({"running": false, "pid": null, "since": null, "config": null}),
+    };
+    let sources: Vec<Value> = view
+        .sources
+        .iter()
+        .map(|s| {
+            let runs = s.runs.as_ref();
+            json!({
+                "source": s.source,
+                "configured": s.configured,
+                "last_run": runs.map(|r| last_run_json(&r.last)),
+                "failed_in_a_row": runs.map_or(0, |r| r.failed_in_a_row),
+                "last_success": runs.and_then(|r| r.last_success_ms).and_then(status::rfc3339),
+                "next_run": s.next_run_ms.and_then(status::rfc3339),
+            })
+        })
+        .collect();
+    json!({
+        "store": view.store.display().to_string(),
+        "daemon": daemon,
+        "sources": sources,
+    })
+}
+
+fn last_run_json(r: &RunRow) -> Value {
+    let c = r.counts;
+    let failure = r.failure.as_ref();
+    json!({
+        "started": status::rfc3339(r.started_ms),
+        "finished": status::rfc3339(r.finished_ms),
+        "status": r.status,
+        "created": c.created,
+        "updated": c.updated,
+        "disabled": c.disabled,
+        "enabled": c.enabled,
+        "deleted": c.deleted,
+        "unchanged": c.unchanged,
+        "held": c.held,
+        "errors": r.errors,
+        "failure": failure.map(|f| f.message.as_str()),
+        "failure_kind": failure.map(|f| f.kind.as_str()),
+        "retryable": failure.map(|f| f.retryable),
+    })
 }
 
 #[cfg(test)]
