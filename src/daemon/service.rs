@@ -287,9 +287,12 @@ impl Daemon {
         // Tasks of removed sources see the new config and end themselves.
         self.config_tx.send_replace(new);
         let changed = diff.sources_changed();
+        let metrics = Arc::clone(&self.shared.metrics);
         self.sources.retain(|name, running| {
             let keep = self.config.sources.iter().any(|s| &s.name == name);
-            if keep && changed.contains(name) {
+            if !keep {
+                metrics.source_removed(name);
+            } else if changed.contains(name) {
                 running.watch = None;
             }
             keep
