@@ -487,3 +487,25 @@ fn rows_a_run_skips_are_logged_with_their_location() {
         "{log}"
     );
 }
+
+#[test]
+fn the_daemons_first_bulk_import_takes_the_rollback_journal() {
+    let s = Sandbox::new(&daemon_config("partners.csv", &[], &[]));
+    s.write("partners.csv", &csv_of(50));
+    let daemon = Daemon::start(
+        &s,
+        &[
+            ("RUST_LOG", "liaison=debug"),
+            ("LIAISON_TEST_BULK_THRESHOLD", "10"),
+        ],
+    );
+    let log = daemon.wait_for_log(&["run finished", "created=50"], 1);
+    // The daemon holds no connection of its own between runs, so nothing
+    // keeps the import in WAL.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("writing the run") && l.contains("bulk=true") && l.contains("Rollback")),
+        "{log}"
+    );
+    assert!(!log.contains("the store is open elsewhere"), "{log}");
+}
