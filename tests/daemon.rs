@@ -412,3 +412,78 @@ fn secrets_in_the_config_never_appear_in_anything_the_daemon_prints() {
         "a secret was printed:\n{everything}"
     );
 }
+
+#[test]
+fn a_failing_source_is_retried_with_growing_waits_and_readyz_says_so() {
+    let port = free_port();
+    let s = Sandbox::new(&daemon_config(
+        "missing.csv",
+        &[],
+        &[
+            "retry:\n  initial: 300ms\n  max: 1s",
+            "readiness:\n  max_failed_runs: 1",
+            &format!("api:\n  listen: 127.0.0.1:{port}"),
+        ],
+    ));
+    let daemon = Daemon::start(&s, &[]);
+    let log = daemon.wait_for_log(&["the run will be retried"], 4);
+    let waits: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("the run will be retried"))
+        .filter_map(|l| l.split("retry_in_s=").nth(1)?.split_whitespace().next())
+        .collect();
+    assert_eq!(waits[..4], ["0.3", "0.6", "1.0", "1.0"], "{log}");
+    assert!(log.contains("failure_kind=\"source_unreachable\""), "{log}");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let ready = http::get(addr, "/readyz");
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(ready.body.contains("partners"), "{}", ready.body);
+    // The source comes back: the next retry applies, and readiness returns.
+    s.write("missing.csv", &csv_of(2));
+    daemon.wait_for_log(&["run finished", "created=2"], 1);
+    assert_eq!(http::get(addr, "/readyz").status, 200);
+}
+
+#[test]
+fn the_rescan_finds_a_file_in_a_folder_that_could_not_be_watched_at_start() {
+    let s = Sandbox::new(&daemon_config(
+        "later/partners.csv",
+        &["watch: { quiet: 300ms, rescan: 1s }", "run_on_start: false"],
+        &[],
+    ));
+    let daemon = Daemon::start(&s, &[]);
+    daemon.wait_for_log(&["cannot watch the folder"], 1);
+    // No watch is on `later/` yet: only the rescan can see this file.
+    s.write("later/partners.csv", &csv_of(2));
+    daemon.wait_for_log(&["run finished", "created=2"], 1);
+}
+
+#[test]
+fn the_daemon_creates_a_missing_store_folder_beside_its_config_as_sync_does() {
+    let config = daemon_config("partners.csv", &[], &[])
+        .replace("sqlite://liaison.db", "sqlite://state/liaison.db");
+    let s = Sandbox::new(&config);
+    s.write("partners.csv", &csv_of(1));
+    let daemon = Daemon::start(&s, &[]);
+    daemon.wait_for_log(&["run finished", "created=1"], 1);
+    assert!(s.path().join("state/liaison.db.daemon").exists());
+}
+
+#[test]
+fn rows_a_run_skips_are_logged_with_their_location() {
+    let s = Sandbox::new(&daemon_config(
+        "partners.csv",
+        &["max_bad_row_ratio: 0.5"],
+        &[],
+    ));
+    let mut text = csv_of(3);
+    text.push_str("c-bad,Bad Row,not-an-address,a1,Company,portal\n");
+    s.write("partners.csv", &text);
+    let daemon = Daemon::start(&s, &[]);
+    let log = daemon.wait_for_log(&["run finished", "created=3", "errors=1"], 1);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("row skipped") && l.contains("partners.csv:5")),
+        "{log}"
+    );
+}

@@ -47,7 +47,8 @@ pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Serves the routes on `listener` until `shutdown` completes, then stops
 /// accepting, lets requests in flight finish within the drain limit and
-/// returns. Uses [`Limits::default`]; see [`serve_with`].
+/// returns. Accept errors are logged and retried, not returned. Uses
+/// [`Limits::default`]; see [`serve_with`].
 pub async fn serve(
     listener: TcpListener,
     state: ApiState,

@@ -310,6 +310,7 @@ fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
     }
     let reports = run_sources(config, &sources, store.as_mut(), opts)?;
     store.unlock_writer()?;
+    log_failures(&reports);
     output::reports(&reports, args.format)?;
     if let Err(e) = warn_about_removed_sources(config, store.as_mut()) {
         output::error_line(&format!("note: removed sources were not checked: {e:#}"));
@@ -323,6 +324,16 @@ fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
     // dropping it piece by piece would.
     std::mem::forget(reports);
     Ok(code)
+}
+
+/// The log line of each failed run, for an admin who set a log level (the
+/// report on stdout says it too).
+fn log_failures(reports: &[RunReport]) {
+    for r in reports {
+        if let Some(f) = &r.failure {
+            tracing::warn!(source = %r.source, kind = %f.kind, error = %f, "source run failed; nothing applied");
+        }
+    }
 }
 
 /// `sync --once --retire-source NAME`: one retiring run of a source that is

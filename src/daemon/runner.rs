@@ -43,9 +43,30 @@ pub async fn run_once(config: Arc<Config>, name: String, shared: Arc<Shared>) ->
         ))
     });
     let elapsed = started.elapsed();
+    if let Ok(report) = &result {
+        log_row_errors(&name, &report.errors);
+    }
     let finished = finish(&name, result, elapsed, &shared);
     shared.board_changed.notify_one();
     finished
+}
+
+/// At most this many row errors of a run are logged one by one; `liaison
+/// plan` or `sync --once --dry-run` lists them all.
+const ROW_ERRORS_LOGGED: usize = 20;
+
+/// The daemon has no report to print: the rows it skipped go to the log.
+fn log_row_errors(name: &str, errors: &[crate::sync::RowError]) {
+    for e in errors.iter().take(ROW_ERRORS_LOGGED) {
+        warn!(source = name, location = %e.location, error = %e.message, "row skipped");
+    }
+    if errors.len() > ROW_ERRORS_LOGGED {
+        warn!(
+            source = name,
+            more = errors.len() - ROW_ERRORS_LOGGED,
+            "more rows skipped; `liaison plan --source {name}` lists them all"
+        );
+    }
 }
 
 /// Opens the store, takes the writer lock (waiting within the bound, and

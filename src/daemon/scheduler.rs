@@ -48,8 +48,6 @@ pub struct SourceBoard {
     pub running: bool,
     /// The last run, if any since start-up.
     pub last: Option<Finished>,
-    /// Failed runs in a row since start-up.
-    pub failed_in_a_row: u32,
 }
 
 /// A running source task and the way to poke it.
@@ -177,11 +175,6 @@ fn record(shared: &Shared, name: &str, finished: Finished) {
     if let Ok(mut board) = shared.board.lock() {
         let entry = board.sources.entry(name.to_owned()).or_default();
         entry.running = false;
-        if finished.failure.is_some() {
-            entry.failed_in_a_row += 1;
-        } else {
-            entry.failed_in_a_row = 0;
-        }
         entry.last = Some(finished);
     }
     shared.board_changed.notify_one();

@@ -46,7 +46,6 @@ pub fn run(path: &Path) -> u8 {
         Ok(claimed) => claimed,
         Err(e) => {
             error!("{e:#}");
-            crate::cli::output::error(&e);
             return exit::FAILURE;
         }
     };
@@ -74,8 +73,10 @@ fn claim_store(config: &Config) -> anyhow::Result<(PathBuf, DaemonLock)> {
     let StoreLocation::Sqlite(db) = &config.store else {
         anyhow::bail!("the PostgreSQL store is not part of this build yet; use sqlite://");
     };
-    let lock = SqliteStore::lock_daemon(db)?;
+    // Opening first creates the store's folder (as `sync --once` does) for
+    // the lock file beside the database.
     drop(crate::cli::open_store(config)?);
+    let lock = SqliteStore::lock_daemon(db)?;
     Ok((db.clone(), lock))
 }
 
@@ -269,7 +270,16 @@ impl Daemon {
         for line in diff.lines() {
             info!(change = %line, "configuration changed");
         }
-        for key in diff.restart_needed() {
+        let restart = diff.restart_needed();
+        if restart.contains(&"store") {
+            // Runs would write to a store this daemon holds no lock on.
+            error!(
+                "the new configuration names another store; refused, still running the previous one \
+                 (restart the daemon to move to it)"
+            );
+            return;
+        }
+        for key in restart {
             warn!(key, "this change takes effect at the next restart");
         }
         let new = Arc::new(new);
@@ -277,9 +287,12 @@ impl Daemon {
         // Tasks of removed sources see the new config and end themselves.
         self.config_tx.send_replace(new);
         let changed = diff.sources_changed();
+        let metrics = Arc::clone(&self.shared.metrics);
         self.sources.retain(|name, running| {
             let keep = self.config.sources.iter().any(|s| &s.name == name);
-            if keep && changed.contains(name) {
+            if !keep {
+                metrics.source_removed(name);
+            } else if changed.contains(name) {
                 running.watch = None;
             }
             keep

@@ -642,7 +642,8 @@ fn fail(
     errors: Vec<RowError>,
     failure: RunFailure,
 ) -> Result<RunReport, StoreError> {
-    warn!(kind = %failure.kind, error = %failure, "source run failed; nothing applied");
+    // The caller reports it (the CLI's report, the daemon's one line per run).
+    debug!(kind = %failure.kind, error = %failure, "source run failed; nothing applied");
     if !opts.dry_run {
         store.record_run(&RunRecord {
             source: source.to_owned(),

@@ -3,8 +3,8 @@
 //! `/metrics`.
 //!
 //! A small own registry rather than the `metrics`/`prometheus` crates
-//! (decision 0015): the families are few and known, so each is a field, and
-//! the encoder is a page of code with its own tests.
+//! (decision 0015): the families are few and known, so each is a field of a
+//! per-source struct behind one lock, and the text encoder has its own tests.
 
 mod histogram;
 mod text;
@@ -155,6 +155,12 @@ impl Metrics {
     /// A source is configured: its series show, zeroed, before its first run.
     pub fn source_configured(&self, source: &str) {
         self.lock().source(source);
+    }
+
+    /// A source left the config (a reload removed it): its series go, so a
+    /// scrape no longer shows a source that will not run again.
+    pub fn source_removed(&self, source: &str) {
+        self.lock().sources.remove(source);
     }
 
     /// Counts one finished run of `source`. Changes and held deprovisions count

@@ -213,3 +213,14 @@ fn a_report_gives_its_outcome_and_counts() {
     assert!(text.contains("\nliaison_deprovisions_held_total{source=\"crm\"} 3\n"));
     assert!(text.contains("\nliaison_last_success_timestamp_seconds{source=\"crm\"} 10\n"));
 }
+
+#[test]
+fn a_removed_source_no_longer_shows() {
+    let m = Metrics::new();
+    m.source_configured("old");
+    m.source_configured("kept");
+    m.source_removed("old");
+    let text = m.encode();
+    assert!(!text.contains("source=\"old\""), "{text}");
+    assert!(text.contains("source=\"kept\""));
+}
