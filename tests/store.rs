@@ -570,3 +570,63 @@ fn readers_do_not_wait_for_a_write_transaction_in_progress() {
     let mut after = SqliteStore::open_read_only(&db).unwrap();
     assert_eq!(after.run_summaries().unwrap().len(), 2, "then the commit");
 }
+
+#[test]
+fn a_cancelled_apply_rolls_back_and_the_next_one_applies() {
+    use liaison::reconcile::PlanCounts;
+    use liaison::store::{JournalMode, RunRecord, StoreError};
+    use liaison::sync::Cancel;
+
+    let s = Sandbox::new(CONFIG);
+    s.write("partners.csv", &contacts(3000));
+    let db = s.path().join("liaison.db");
+    let config = config::load(&s.config()).unwrap();
+    let mut store = SqliteStore::open(&db).unwrap();
+    let dry = RunOptions {
+        dry_run: true,
+        now_ms: 1_800_000_000_000,
+        ..RunOptions::default()
+    };
+    let plan = run_source(&config, &config.sources[0], &mut store, dry)
+        .unwrap()
+        .plan;
+    assert_eq!(plan.creates.len(), 3000);
+    let run = RunRecord {
+        source: "partners".into(),
+        started_ms: 1_800_000_000_000,
+        finished_ms: 1_800_000_000_001,
+        status: "applied",
+        counts: PlanCounts::default(),
+        errors: 0,
+        settings: 0,
+        failure: None,
+    };
+    let cancel = Cancel::new();
+    cancel.cancel();
+    for bulk_above in [usize::MAX, 1] {
+        store.set_bulk_threshold(bulk_above);
+        let err = store
+            .apply(&plan, &run, 1_800_000_000_000, &cancel)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Cancelled), "{err}");
+        assert_eq!(err.to_string(), "cancelled; nothing applied");
+        assert!(store.list_users(&UserFilter::default()).unwrap().is_empty());
+        assert!(store.run_summaries().unwrap().is_empty(), "no run recorded");
+    }
+    store
+        .apply(&plan, &run, 1_800_000_000_000, &Cancel::new())
+        .unwrap();
+    assert_eq!(
+        store.last_apply().unwrap().journal,
+        Some(JournalMode::Rollback)
+    );
+    assert_eq!(
+        store.list_users(&UserFilter::default()).unwrap().len(),
+        3000
+    );
+    let mode: String = Connection::open(&db)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal", "back to WAL after the bulk load");
+}

@@ -117,7 +117,16 @@ pub trait Store: Send {
     fn active_linked(&mut self, source: &str) -> Result<usize, StoreError>;
 
     /// Applies `plan` and records the run, in one transaction; `now_ms` stamps it.
-    fn apply(&mut self, plan: &Plan, run: &RunRecord, now_ms: i64) -> Result<(), StoreError>;
+    /// `cancel` is looked at between write batches: once set, the transaction
+    /// rolls back and this is [`StoreError::Cancelled`]. Once the commit has
+    /// begun it finishes.
+    fn apply(
+        &mut self,
+        plan: &Plan,
+        run: &RunRecord,
+        now_ms: i64,
+        cancel: &crate::sync::Cancel,
+    ) -> Result<(), StoreError>;
 
     /// Records a run that applied nothing because it failed.
     fn record_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;

@@ -595,7 +595,11 @@ fn commit(
             settings,
             failure: None,
         };
-        store.apply(&plan, &run, opts.now_ms)?;
+        match store.apply(&plan, &run, opts.now_ms, &opts.cancel) {
+            // Rolled back before its commit: nothing applied.
+            Err(StoreError::Cancelled) => return cancelled(store, source, opts),
+            applied => applied?,
+        }
         debug!(
             rss_mb = crate::clock::rss_mb(),
             peak_mb = crate::clock::peak_rss_mb(),

@@ -189,7 +189,13 @@ impl Store for SqliteStore {
         read::active_linked(&self.conn, source)
     }
 
-    fn apply(&mut self, plan: &Plan, run: &RunRecord, now_ms: i64) -> Result<(), StoreError> {
+    fn apply(
+        &mut self,
+        plan: &Plan,
+        run: &RunRecord,
+        now_ms: i64,
+        cancel: &crate::sync::Cancel,
+    ) -> Result<(), StoreError> {
         // A caller that did not take the writer lock still never applies
         // beside another run: the lock is taken for the apply alone.
         // A rehearsal is rolled back: it needs no writer lock.
@@ -200,7 +206,15 @@ impl Store for SqliteStore {
             })?;
         }
         let bulk = plan.creates.len() > self.bulk_threshold;
-        let applied = write::apply(&mut self.conn, plan, run, now_ms, bulk, self.rehearsing);
+        let applied = write::apply(
+            &mut self.conn,
+            plan,
+            run,
+            now_ms,
+            bulk,
+            self.rehearsing,
+            cancel,
+        );
         let released = if took { self.lock.release() } else { Ok(()) };
         self.last_apply = Some(applied?);
         released

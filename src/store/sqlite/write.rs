@@ -18,6 +18,7 @@ use crate::model::{ContactRecord, Flags, Login, UserId};
 use crate::reconcile::{ContactChange, DeprovisionAction, FieldChange, NewUser, Plan, UserFields};
 use crate::store::search::search_text;
 use crate::store::{DriverError, RunRecord, StoreError};
+use crate::sync::Cancel;
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Query {
@@ -207,6 +208,21 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// How many writes of one kind pass between two looks at the cancel flag
+/// (an atomic load): a cancelled run writes at most this many more rows of a
+/// kind before it rolls back.
+const CANCEL_EVERY: usize = 1024;
+
+/// [`StoreError::Cancelled`] when `cancel` is set, looked at on every
+/// [`CANCEL_EVERY`]-th write `i` of a kind (and always for `i` = 0).
+fn checkpoint(cancel: &Cancel, i: usize) -> Result<(), StoreError> {
+    if i.is_multiple_of(CANCEL_EVERY) && cancel.is_cancelled() {
+        Err(StoreError::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
 /// The statements of one run, prepared once.
 struct Writer<'t> {
     tx: &'t Connection,
@@ -358,7 +374,7 @@ impl<'t> Writer<'t> {
         }
     }
 
-    fn create_users(&mut self, plan: &Plan) -> Result<(), StoreError> {
+    fn create_users(&mut self, plan: &Plan, cancel: &Cancel) -> Result<(), StoreError> {
         if plan.creates.is_empty() {
             return Ok(());
         }
@@ -379,7 +395,8 @@ impl<'t> Writer<'t> {
             // The journal entries (JSON) and search texts are made on the
             // other core while this one writes.
             let mut entries = creation_entries(scope, plan).into_iter().flatten();
-            for n in &plan.creates {
+            for (i, n) in plan.creates.iter().enumerate() {
+                checkpoint(cancel, i)?;
                 id += 1;
                 let members = plan.contacts_of(n);
                 for r in members {
@@ -727,12 +744,13 @@ pub fn apply(
     now: i64,
     bulk: bool,
     rehearsal: bool,
+    cancel: &Cancel,
 ) -> Result<ApplyReport, StoreError> {
     if rehearsal {
         let sp = conn
             .savepoint()
             .map_err(q("starting the run's savepoint"))?;
-        write_run(&sp, plan, run, now, bulk)?;
+        write_run(&sp, plan, run, now, bulk, cancel)?;
         sp.commit().map_err(q("ending the run's savepoint"))?;
         return Ok(ApplyReport {
             bulk,
@@ -746,7 +764,7 @@ pub fn apply(
     };
     let journal = journal_mode::switch(conn, wanted);
     debug!(bulk, journal = ?journal, "writing the run");
-    let written = commit_run(conn, plan, run, now, bulk);
+    let written = commit_run(conn, plan, run, now, bulk, cancel);
     if journal == Some(JournalMode::Rollback) {
         // Back to WAL for the readers, whether the run committed or rolled
         // back; if one holds the file now, the next run (or open) switches.
@@ -762,11 +780,15 @@ fn commit_run(
     run: &RunRecord,
     now: i64,
     bulk: bool,
+    cancel: &Cancel,
 ) -> Result<(), StoreError> {
     let tx = conn
         .transaction()
         .map_err(q("starting the run's transaction"))?;
-    write_run(&tx, plan, run, now, bulk)?;
+    write_run(&tx, plan, run, now, bulk, cancel)?;
+    // The last look: once the commit has begun it finishes (a rollback
+    // after that point is SQLite's alone, on a crash).
+    checkpoint(cancel, 0)?;
     let clock = std::time::Instant::now();
     tx.commit().map_err(q("committing the run"))?;
     debug!(ms = clock.elapsed().as_millis() as u64, "run committed");
@@ -781,6 +803,7 @@ fn write_run(
     run: &RunRecord,
     now: i64,
     bulk: bool,
+    cancel: &Cancel,
 ) -> Result<(), StoreError> {
     let run_id = record_run(tx, run)?;
     tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")
@@ -799,26 +822,31 @@ fn write_run(
     }
     let mut w = Writer::new(tx, run_id, &plan.source, now)?;
     let clock = std::time::Instant::now();
-    w.create_users(plan)?;
+    w.create_users(plan, cancel)?;
     debug!(
         ms = clock.elapsed().as_millis() as u64,
         users = plan.creates.len(),
         "users created"
     );
-    for u in &plan.updates {
+    for (i, u) in plan.updates.iter().enumerate() {
+        checkpoint(cancel, i)?;
         w.update_user(u.user, &u.login, &u.fields)?;
         w.journal_changes(u.user, &u.login, &u.changes)?;
     }
-    for c in &plan.contacts {
+    for (i, c) in plan.contacts.iter().enumerate() {
+        checkpoint(cancel, i)?;
         w.contact_change(c)?;
     }
-    for (contact_id, fingerprint) in &plan.refreshed {
+    for (i, (contact_id, fingerprint)) in plan.refreshed.iter().enumerate() {
+        checkpoint(cancel, i)?;
         w.refresh(contact_id, *fingerprint)?;
     }
-    for (user, login) in &plan.enables {
+    for (i, (user, login)) in plan.enables.iter().enumerate() {
+        checkpoint(cancel, i)?;
         w.set_status(*user, login, false)?;
     }
-    for d in &plan.deprovisions {
+    for (i, d) in plan.deprovisions.iter().enumerate() {
+        checkpoint(cancel, i)?;
         for cid in &d.unlinks {
             w.unlink(d.user, &d.login, cid)?;
         }
@@ -831,6 +859,7 @@ fn write_run(
     if bulk {
         let clock = std::time::Instant::now();
         for (_, create) in BULK_INDEXES {
+            checkpoint(cancel, 0)?;
             tx.execute_batch(create)
                 .map_err(q("rebuilding an index after a bulk load"))?;
         }
