@@ -503,8 +503,9 @@ fn the_daemons_first_bulk_import_takes_the_rollback_journal() {
     // The daemon holds no connection of its own between runs, so nothing
     // keeps the import in WAL.
     assert!(
-        log.lines()
-            .any(|l| l.contains("writing the run") && l.contains("bulk=true") && l.contains("Rollback")),
+        log.lines().any(|l| l.contains("writing the run")
+            && l.contains("bulk=true")
+            && l.contains("Rollback")),
         "{log}"
     );
     assert!(!log.contains("the store is open elsewhere"), "{log}");

@@ -63,8 +63,22 @@ fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
 }
 
 /// Reads what the database is, writing nothing; refuses what must not be
-/// touched. `path` names it in errors.
+/// touched. `path` names it in errors. Its reads share one snapshot: read
+/// one statement at a time, a first migration committed by another process
+/// between them showed version 0 with tables — a "foreign" store.
 pub fn inspect(conn: &Connection, path: &str) -> Result<Schema, StoreError> {
+    if !conn.is_autocommit() {
+        return inspect_snapshot(conn, path);
+    }
+    conn.execute_batch("BEGIN DEFERRED")
+        .map_err(q("reading the schema version"))?;
+    let found = inspect_snapshot(conn, path);
+    // A read transaction: ending it cannot lose anything.
+    let _ = conn.execute_batch("COMMIT");
+    found
+}
+
+fn inspect_snapshot(conn: &Connection, path: &str) -> Result<Schema, StoreError> {
     let pragma = |name: &str| -> Result<i64, StoreError> {
         conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
             .map_err(q("reading the schema version"))
