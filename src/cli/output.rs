@@ -67,24 +67,25 @@ fn json_out<T: Serialize + ?Sized>(value: &T) -> io::Result<()> {
 
 /// The SPEC §5 object of one source run.
 fn report_json(r: &RunReport) -> Value {
-    let c = r.counts;
     let mut v = json!({
         "source": r.source,
         "status": r.status,
-        "created": c.created,
-        "updated": c.updated,
-        "disabled": c.disabled,
-        "enabled": c.enabled,
-        "deleted": c.deleted,
-        "unchanged": c.unchanged,
-        "errors": r.errors,
-        "held": r.plan.held.iter().map(|h| json!({
-            "login": h.deprovision.login.as_str(),
-            "action": h.deprovision.action,
-            "unlinks": h.deprovision.unlinks,
-            "reason": h.reason,
-        })).collect::<Vec<_>>(),
     });
+    put_counts(&mut v, &r.counts);
+    v["errors"] = json!(r.errors);
+    v["held"] = r
+        .plan
+        .held
+        .iter()
+        .map(|h| {
+            json!({
+                "login": h.deprovision.login.as_str(),
+                "action": h.deprovision.action,
+                "unlinks": h.deprovision.unlinks,
+                "reason": h.reason,
+            })
+        })
+        .collect();
     if let Some(f) = &r.failure {
         v["failure"] = json!(f.message);
         v["failure_kind"] = json!(f.kind.as_str());
@@ -728,24 +729,33 @@ fn status_json(view: &StatusView) -> Value {
 }
 
 fn last_run_json(r: &RunRow) -> Value {
-    let c = r.counts;
     let failure = r.failure.as_ref();
-    json!({
+    let mut v = json!({
         "started": status::rfc3339(r.started_ms),
         "finished": status::rfc3339(r.finished_ms),
         "status": r.status,
-        "created": c.created,
-        "updated": c.updated,
-        "disabled": c.disabled,
-        "enabled": c.enabled,
-        "deleted": c.deleted,
-        "unchanged": c.unchanged,
-        "held": c.held,
-        "errors": r.errors,
-        "failure": failure.map(|f| f.message.as_str()),
-        "failure_kind": failure.map(|f| f.kind.as_str()),
-        "retryable": failure.map(|f| f.retryable),
-    })
+    });
+    put_counts(&mut v, &r.counts);
+    v["held"] = json!(r.counts.held);
+    v["errors"] = json!(r.errors);
+    v["failure"] = json!(failure.map(|f| f.message.as_str()));
+    v["failure_kind"] = json!(failure.map(|f| f.kind.as_str()));
+    v["retryable"] = json!(failure.map(|f| f.retryable));
+    v
+}
+
+/// The six counts of SPEC §5, in its order, added to the object `v`.
+fn put_counts(v: &mut Value, c: &crate::reconcile::PlanCounts) {
+    for (key, n) in [
+        ("created", c.created),
+        ("updated", c.updated),
+        ("disabled", c.disabled),
+        ("enabled", c.enabled),
+        ("deleted", c.deleted),
+        ("unchanged", c.unchanged),
+    ] {
+        v[key] = json!(n);
+    }
 }
 
 #[cfg(test)]
