@@ -107,76 +107,23 @@ async fn serve(config: Config, db: PathBuf) -> u8 {
             return exit::FAILURE;
         }
     };
-    let notifier = Notifier::from_env().unwrap_or_else(|e| {
-        warn!(error = %e, "NOTIFY_SOCKET is set but unusable; not notifying systemd");
-        Notifier::disabled()
-    });
-    let path = config.file.clone();
-    let config = Arc::new(config);
-    let (config_tx, _) = watch::channel(Arc::clone(&config));
-    let (stop_tx, _) = watch::channel(false);
-    let metrics = Arc::new(Metrics::new());
-    let shared = Arc::new(Shared {
-        cancel: crate::sync::Cancel::new(),
-        metrics: Arc::clone(&metrics),
-        lock_wait: crate::cli::lock_wait().unwrap_or(Duration::from_secs(300)),
-        board: Mutex::new(Board::default()),
-        board_changed: Notify::new(),
-    });
-    let mut daemon = Daemon {
-        path,
-        db,
-        started_ms: crate::clock::now_ms(),
-        config,
-        config_tx,
-        stop_tx,
-        shared,
-        notifier,
-        sources: BTreeMap::new(),
+    let mut daemon = match Daemon::new(config, db) {
+        Ok(d) => d,
+        Err(e) => {
+            error!("{e:#}");
+            return exit::FAILURE;
+        }
     };
     if let Err(e) = daemon.start_api().await {
         error!("{e:#}");
         return exit::FAILURE;
     }
-    let (reload_tx, mut reload_rx) = mpsc::channel(1);
-    let _config_watch = watch_files(
-        daemon.path.clone(),
-        WatchOptions {
-            quiet: CONFIG_QUIET,
-            rescan: CONFIG_RESCAN,
-        },
-        reload_tx,
-    );
+    let (reload_tx, reload_rx) = mpsc::channel(1);
+    let _config_watch = daemon.watch_config(reload_tx);
     let sources: Vec<SourceConfig> = daemon.config.sources.clone();
     daemon.start_sources(&sources);
-    info!(
-        config = %daemon.path.display(),
-        sources = daemon.sources.len(),
-        pid = std::process::id(),
-        "daemon started"
-    );
-    let status = daemon.publish_status();
-    daemon.tell("READY", daemon.notifier.ready(&status));
-    let mut watchdog = daemon
-        .notifier
-        .watchdog_interval()
-        .map(tokio::time::interval);
-    loop {
-        tokio::select! {
-            signal = signals.next() => match signal {
-                Signal::Reload => daemon.reload("SIGHUP"),
-                Signal::Terminate | Signal::Interrupt => {
-                    info!(signal = ?signal, "stopping");
-                    break;
-                }
-            },
-            Some(()) = reload_rx.recv() => daemon.reload("the config file changed"),
-            () = daemon.shared.board_changed.notified() => {
-                daemon.publish_status();
-            }
-            _ = tick(&mut watchdog) => daemon.tell("WATCHDOG", daemon.notifier.watchdog()),
-        }
-    }
+    daemon.announce_ready();
+    daemon.serve_until_stopped(&mut signals, reload_rx).await;
     daemon.stop().await;
     exit::OK
 }
@@ -191,6 +138,77 @@ async fn tick(interval: &mut Option<tokio::time::Interval>) {
 }
 
 impl Daemon {
+    /// The daemon's state before anything runs.
+    fn new(config: Config, db: PathBuf) -> anyhow::Result<Daemon> {
+        let notifier = Notifier::from_env().unwrap_or_else(|e| {
+            warn!(error = %e, "NOTIFY_SOCKET is set but unusable; not notifying systemd");
+            Notifier::disabled()
+        });
+        let shared = Arc::new(Shared {
+            cancel: crate::sync::Cancel::new(),
+            metrics: Arc::new(Metrics::new()),
+            lock_wait: crate::cli::lock_wait()?,
+            board: Mutex::new(Board::default()),
+            board_changed: Notify::new(),
+        });
+        let path = config.file.clone();
+        let config = Arc::new(config);
+        Ok(Daemon {
+            path,
+            db,
+            started_ms: crate::clock::now_ms(),
+            config_tx: watch::channel(Arc::clone(&config)).0,
+            config,
+            stop_tx: watch::channel(false).0,
+            shared,
+            notifier,
+            sources: BTreeMap::new(),
+        })
+    }
+
+    /// Watches the config file: a change reloads as SIGHUP does.
+    fn watch_config(&self, reload: mpsc::Sender<()>) -> FileWatch {
+        let options = WatchOptions {
+            quiet: CONFIG_QUIET,
+            rescan: CONFIG_RESCAN,
+        };
+        watch_files(self.path.clone(), options, reload)
+    }
+
+    /// Logs the start and sends `READY=1`.
+    fn announce_ready(&self) {
+        info!(
+            config = %self.path.display(),
+            sources = self.sources.len(),
+            pid = std::process::id(),
+            "daemon started"
+        );
+        let status = self.publish_status();
+        self.tell("READY", self.notifier.ready(&status));
+    }
+
+    /// The main loop: signals, config changes, status and the watchdog,
+    /// until SIGTERM or SIGINT.
+    async fn serve_until_stopped(&mut self, signals: &mut Signals, mut reload: mpsc::Receiver<()>) {
+        let mut watchdog = self.notifier.watchdog_interval().map(tokio::time::interval);
+        loop {
+            tokio::select! {
+                signal = signals.next() => match signal {
+                    Signal::Reload => self.reload("SIGHUP"),
+                    Signal::Terminate | Signal::Interrupt => {
+                        info!(signal = ?signal, "stopping");
+                        return;
+                    }
+                },
+                Some(()) = reload.recv() => self.reload("the config file changed"),
+                () = self.shared.board_changed.notified() => {
+                    self.publish_status();
+                }
+                _ = tick(&mut watchdog) => self.tell("WATCHDOG", self.notifier.watchdog()),
+            }
+        }
+    }
+
     /// Starts the HTTP listener when `api.listen` is set. A port that cannot
     /// be bound fails start-up: a half-started daemon would look healthy.
     async fn start_api(&self) -> anyhow::Result<()> {
