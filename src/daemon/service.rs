@@ -229,7 +229,6 @@ impl Daemon {
         let shutdown = async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
         };
-        info!(listen = %api.listen, "serving /healthz, /readyz and /metrics");
         tokio::spawn(async move {
             if let Err(e) = crate::api::serve(listener, state, shutdown).await {
                 error!(error = %e, "the HTTP listener stopped");
