@@ -334,12 +334,13 @@ EOF
 }
 
 write_report() {
-  local tables=$1 commit search_section readers_section
+  local tables=$1 commit other_sections
   commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-  # The search section is benches/search.sh's: kept as it is.
-  search_section=$(sed -n '/<!-- search:begin -->/,/<!-- search:end -->/p' "$REPORT" 2>/dev/null || true)
-  # The readers section is written by hand (no script measures it): kept too.
-  readers_section=$(sed -n '/<!-- readers:begin -->/,/<!-- readers:end -->/p' "$REPORT" 2>/dev/null || true)
+  # Every marked section (<!-- NAME:begin --> … <!-- NAME:end -->) belongs to
+  # another script (search.sh, daemon.sh) or is written by hand: kept as it is.
+  other_sections=$(awk '/<!-- [a-z0-9-]+:begin -->/ { keep = 1 }
+                        keep { print }
+                        /<!-- [a-z0-9-]+:end -->/ { keep = 0; print "" }' "$REPORT" 2>/dev/null || true)
   {
     cat <<EOF
 # Benchmarks
@@ -373,10 +374,8 @@ $tables
   Greek ones, ~N/50 accounts, ~1 % of rows sharing an e-mail with another row, ~2 %
   with \`portal_access=false\`, quoted descriptions with commas, quotes and a few
   newlines. No malformed rows: any row error above is a finding.
-${search_section:+
-$search_section
-}${readers_section:+
-$readers_section
+${other_sections:+
+$other_sections
 }
 ## Machine
 

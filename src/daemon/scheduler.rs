@@ -169,6 +169,7 @@ fn mark_running(shared: &Shared, name: &str, running: bool) {
     if let Ok(mut board) = shared.board.lock() {
         board.sources.entry(name.to_owned()).or_default().running = running;
     }
+    shared.board_changed.notify_one();
 }
 
 fn record(shared: &Shared, name: &str, finished: Finished) {
