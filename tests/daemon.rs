@@ -510,3 +510,122 @@ fn the_daemons_first_bulk_import_takes_the_rollback_journal() {
     );
     assert!(!log.contains("the store is open elsewhere"), "{log}");
 }
+
+#[test]
+fn a_source_removed_mid_run_and_added_back_never_runs_twice_at_once() {
+    let with_big = "\
+store: sqlite://liaison.db
+sources:
+  - name: small
+    type: csv
+    path: small.csv
+  - name: big
+    type: csv
+    path: big.csv
+";
+    let without_big = "\
+store: sqlite://liaison.db
+sources:
+  - name: small
+    type: csv
+    path: small.csv
+";
+    let s = Sandbox::new(with_big);
+    s.write("small.csv", &csv_of(1));
+    let mut big = HEADER.to_owned();
+    for i in 0..100_000 {
+        big.push_str(&format!(
+            "b{i},Big {i},big{i}@example.com,b1,Big Co,portal\n"
+        ));
+    }
+    s.write("big.csv", &big);
+    let mut daemon = Daemon::start(&s, &[("RUST_LOG", "liaison=debug")]);
+    daemon.wait_for_log(&["source=big", "anchors loaded"], 1);
+    write_atomically(&s.config(), without_big);
+    daemon.wait_for_log(&["source `big` removed"], 1);
+    write_atomically(&s.config(), with_big);
+    daemon.wait_for_log(&["source `big` added"], 1);
+    let log = daemon.wait_for_log(&["run finished", "source=\"big\""], 2);
+    // The re-added source's task started only after the old one's run
+    // ended: it never queued behind it for the writer lock (`small` only
+    // runs at start-up, so nothing else holds the lock by then).
+    let after_re_add = log
+        .lines()
+        .skip_while(|l| !l.contains("source `big` added"))
+        .filter(|l| {
+            l.contains("waiting for the store's writer lock") && l.contains("source=\"big\"")
+        })
+        .count();
+    assert_eq!(after_re_add, 0, "{log}");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(PATIENCE).code(), Some(0));
+    assert_eq!(daemon.count_log(&["run finished", "source=\"big\""]), 2);
+}
+
+#[test]
+fn a_change_seen_just_before_an_unrelated_reload_is_still_synced() {
+    let s = Sandbox::new(&daemon_config(
+        "partners.csv",
+        &["watch: { quiet: 1s, rescan: 60s }", "run_on_start: false"],
+        &[],
+    ));
+    s.write("partners.csv", &csv_of(2));
+    let daemon = Daemon::start(&s, &[]);
+    daemon.wait_for_log(&["daemon started"], 1);
+    s.write("partners.csv", &csv_of(3));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Only the schedule changes: the watch must keep what it has seen.
+    write_atomically(
+        &s.config(),
+        &daemon_config(
+            "partners.csv",
+            &[
+                "watch: { quiet: 1s, rescan: 60s }",
+                "run_on_start: false",
+                "schedule: \"0 3 * * *\"",
+            ],
+            &[],
+        ),
+    );
+    daemon.wait_for_log(&["configuration changed"], 1);
+    daemon.wait_for_log(&["run finished", "created=3"], 1);
+}
+
+#[test]
+fn a_scheduled_run_of_a_watched_source_waits_for_a_file_being_written() {
+    let s = Sandbox::new(&daemon_config(
+        "partners.csv",
+        &[
+            "watch: { quiet: 2s, rescan: 60s }",
+            "run_on_start: false",
+            "schedule: \"* * * * * *\"",
+        ],
+        &[],
+    ));
+    s.write("partners.csv", HEADER);
+    let daemon = Daemon::start(&s, &[]);
+    daemon.wait_for_log(&["run finished"], 1);
+    let path = s.path().join("partners.csv");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open");
+    use std::io::Write;
+    for i in 0..30 {
+        file.write_all(row(i).as_bytes()).expect("write");
+        file.flush().expect("flush");
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    drop(file);
+    let log = daemon.wait_for_log(&["run finished", "created=30"], 1);
+    let partial: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("run finished") && !l.contains("created=0") && !l.contains("created=30")
+        })
+        .collect();
+    assert!(
+        partial.is_empty(),
+        "a cron run read a half-written file: {partial:?}"
+    );
+}

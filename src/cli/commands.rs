@@ -149,7 +149,7 @@ fn naming_the_store(error: anyhow::Error, path: &str) -> anyhow::Error {
 /// folder (a relative `sqlite://state/liaison.db`, as in the quickstart), and
 /// says so. Anywhere else a missing folder is more likely a typo than a wish:
 /// the store refuses to open, naming it.
-fn create_state_folder(config: &Config, db: &Path) -> anyhow::Result<()> {
+pub(crate) fn create_state_folder(config: &Config, db: &Path) -> anyhow::Result<()> {
     let (Some(dir), Some(config_dir)) = (db.parent(), config.file.parent()) else {
         return Ok(());
     };
@@ -294,8 +294,7 @@ fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
         ..RunOptions::default()
     };
     if let Some(name) = &args.retire_source {
-        let code = retire(config, name, opts, args.format)?;
-        return Ok(interrupted(&interrupts).unwrap_or(code));
+        return retire(config, name, opts, args.format, &interrupts);
     }
     let sources = match select(config, args.source.as_deref()) {
         Ok(s) => s,
@@ -338,7 +337,13 @@ fn log_failures(reports: &[RunReport]) {
 
 /// `sync --once --retire-source NAME`: one retiring run of a source that is
 /// no longer configured.
-fn retire(config: &Config, name: &str, opts: RunOptions, format: Format) -> anyhow::Result<u8> {
+fn retire(
+    config: &Config,
+    name: &str,
+    opts: RunOptions,
+    format: Format,
+    interrupts: &Interrupts,
+) -> anyhow::Result<u8> {
     if config.sources.iter().any(|s| s.name == name) {
         output::error_line(&format!(
             "source {name:?} is still in the config; remove it there before retiring it"
@@ -358,13 +363,16 @@ fn retire(config: &Config, name: &str, opts: RunOptions, format: Format) -> anyh
         return Ok(exit::INVALID);
     }
     if !opts.dry_run && !lock_for_run(store.as_mut(), &opts.cancel)? {
-        return Ok(exit::FAILURE);
+        return Ok(interrupted(interrupts).unwrap_or(exit::FAILURE));
     }
     let report = retire_source(config, name, store.as_mut(), opts)
         .with_context(|| format!("retiring source {name}"))?;
     store.unlock_writer()?;
     let reports = [report];
     output::reports(&reports, format)?;
+    if reports.iter().any(was_cancelled) {
+        return Ok(interrupted(interrupts).unwrap_or(exit::FAILURE));
+    }
     Ok(exit_code(&reports))
 }
 

@@ -36,10 +36,16 @@ impl Notifier {
     /// waits for `READY=1` is not left waiting for nothing.
     pub fn from_env() -> io::Result<Self> {
         let target = match std::env::var_os("NOTIFY_SOCKET") {
-            Some(name) if !name.is_empty() => Some(Target {
-                socket: UnixDatagram::unbound()?,
-                address: Address::parse(name.as_encoded_bytes()),
-            }),
+            Some(name) if !name.is_empty() => {
+                let socket = UnixDatagram::unbound()?;
+                // Never wait on systemd from the async threads: a full
+                // queue is an error to log, not a stall.
+                socket.set_nonblocking(true)?;
+                Some(Target {
+                    socket,
+                    address: Address::parse(name.as_encoded_bytes()),
+                })
+            }
             _ => None,
         };
         Ok(Notifier {

@@ -3,8 +3,12 @@
 //! its own, read-only, so it never waits for a running apply.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::watch;
 
 use crate::api::Readiness;
+use crate::config::Config;
 use crate::store::{SqliteStore, Store};
 
 /// Readiness read from an SQLite store's run history.
@@ -12,12 +16,13 @@ use crate::store::{SqliteStore, Store};
 pub struct StoreReadiness {
     /// The database file.
     pub db: PathBuf,
-    /// More failed runs in a row than this and the daemon is not ready.
-    pub max_failed_runs: u32,
+    /// The running config: `readiness.max_failed_runs` follows reloads.
+    pub config: watch::Receiver<Arc<Config>>,
 }
 
 impl Readiness for StoreReadiness {
     fn check(&self) -> Result<(), String> {
+        let max_failed_runs = self.config.borrow().readiness.max_failed_runs;
         let mut store = SqliteStore::open_read_only(&self.db)
             .map_err(|e| format!("the store is not reachable: {}", chain(&e)))?;
         let summaries = store
@@ -25,7 +30,7 @@ impl Readiness for StoreReadiness {
             .map_err(|e| format!("the store is not reachable: {}", chain(&e)))?;
         let failing: Vec<String> = summaries
             .iter()
-            .filter(|s| s.failed_in_a_row > self.max_failed_runs)
+            .filter(|s| s.failed_in_a_row > max_failed_runs)
             .map(|s| format!("{} ({} failed runs in a row)", s.source, s.failed_in_a_row))
             .collect();
         if failing.is_empty() {

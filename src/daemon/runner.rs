@@ -78,6 +78,10 @@ fn run_blocking(config: &Config, name: &str, shared: &Shared) -> Result<RunRepor
             format!("source {name} is no longer configured"),
         ));
     };
+    wait_until_quiet(source, shared);
+    if shared.cancel.is_cancelled() {
+        return Err(RunFailure::cancelled());
+    }
     let mut store = crate::cli::open_store(config)
         .map_err(|e| RunFailure::new(FailureKind::Store, format!("{e:#}")))?;
     let store = store.as_mut();
@@ -96,6 +100,33 @@ fn run_blocking(config: &Config, name: &str, shared: &Shared) -> Result<RunRepor
     let report = run_source(config, source, store, opts).map_err(|e| RunFailure::from_store(&e));
     unlock(store, name);
     report
+}
+
+/// The longest a run of a watched source waits for its files to be quiet; a
+/// file written to without pause is read anyway after this, with a warning.
+const QUIET_WAIT_MAX: Duration = Duration::from_secs(600);
+
+/// Whatever started it (cron, a retry, start-up), a run of a watched source
+/// does not read a file still being written: it waits for the quiet period.
+fn wait_until_quiet(source: &crate::config::SourceConfig, shared: &Shared) {
+    let Some((path, options)) = super::service::watched(source) else {
+        return;
+    };
+    let started = Instant::now();
+    while let Some(wait) = super::watch::recently_modified(&path, options.quiet) {
+        if shared.cancel.is_cancelled() {
+            return;
+        }
+        if started.elapsed() > QUIET_WAIT_MAX {
+            warn!(
+                source = %source.name,
+                waited_s = started.elapsed().as_secs(),
+                "the source's files never went quiet; reading them anyway"
+            );
+            return;
+        }
+        std::thread::sleep(wait.min(Duration::from_secs(1)));
+    }
 }
 
 fn unlock(store: &mut dyn Store, name: &str) {

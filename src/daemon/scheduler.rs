@@ -60,24 +60,51 @@ pub struct SourceTask {
 
 impl SourceTask {
     /// Starts the task of source `name`; it follows `config` and stops when
-    /// `stop` turns true or the source leaves the config.
+    /// `stop` turns true, the source leaves the config or its [`Retiring`]
+    /// handle is dropped. `after` is the task of a source of the same name
+    /// that was removed and is still finishing a run: this one starts only
+    /// once that one has ended, so one source never runs twice at once.
     pub fn spawn(
         name: String,
         config: watch::Receiver<Arc<Config>>,
         stop: watch::Receiver<bool>,
         shared: Arc<Shared>,
+        after: Option<Retiring>,
     ) -> SourceTask {
         let (trigger, triggers) = mpsc::channel(1);
-        let task = tokio::spawn(source_loop(name, config, triggers, stop, shared));
+        let task = tokio::spawn(async move {
+            if let Some(previous) = after {
+                previous.join().await;
+            }
+            source_loop(name, config, triggers, stop, shared).await;
+        });
         SourceTask { trigger, task }
     }
 
-    /// Waits for the task to end (after a stop or removal).
+    /// Stops asking it for runs: it ends after the run in progress, if any.
+    pub fn retire(self) -> Retiring {
+        Retiring { task: self.task }
+    }
+
+    /// Waits for the task to end (after a stop).
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// The task of a removed source, finishing its run in progress.
+#[derive(Debug)]
+pub struct Retiring {
+    task: JoinHandle<()>,
+}
+
+impl Retiring {
+    /// Waits for it to end.
     pub async fn join(self) {
         let _ = self.task.await;
     }
 
-    /// Whether the task has ended.
+    /// Whether it has ended.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
     }
@@ -91,6 +118,7 @@ async fn source_loop(
     shared: Arc<Shared>,
 ) {
     let mut retry = Retry::default();
+    let mut planned: Option<Planned> = None;
     loop {
         let current = Arc::clone(&config.borrow_and_update());
         let Some(source) = current.sources.iter().find(|s| s.name == name) else {
@@ -103,7 +131,8 @@ async fn source_loop(
             return;
         };
         let now = Utc::now();
-        let next = next_wake(source, now, retry.at);
+        let fire = Planned::next(planned.take(), source, now);
+        let next = earliest(fire.as_ref().map(|p| p.at), retry.at);
         publish_next(&shared, &name, next);
         let sleep = next.map(|t| until(t, now));
         let run = tokio::select! {
@@ -112,9 +141,15 @@ async fn source_loop(
                 if changed.is_err() {
                     return;
                 }
+                // A reload keeps the planned fire while the schedule stays.
+                planned = fire;
                 false
             }
-            Some(()) = triggers.recv() => true,
+            trigger = triggers.recv() => match trigger {
+                Some(()) => true,
+                // The daemon let go of this task (the source was removed).
+                None => return,
+            },
             () = sleep_for(sleep), if sleep.is_some() => true,
         };
         if !run || *stop.borrow() {
@@ -130,17 +165,35 @@ async fn source_loop(
     }
 }
 
-/// The next time the source wants to run: its cron fire or a pending retry,
-/// whichever is sooner.
-fn next_wake(
-    source: &SourceConfig,
-    now: DateTime<Utc>,
-    retry_at: Option<DateTime<Utc>>,
-) -> Option<DateTime<Utc>> {
-    let fire = source
-        .schedule
-        .as_ref()
-        .and_then(|s| s.next_after_tz(now, source.timezone));
+/// The next cron fire of a source, and the schedule it was computed from.
+#[derive(Debug, Clone, PartialEq)]
+struct Planned {
+    schedule: String,
+    timezone: chrono_tz::Tz,
+    at: DateTime<Utc>,
+}
+
+impl Planned {
+    /// `kept` while the source's schedule and zone are the ones it came
+    /// from (a reload at the instant of a fire must not skip it), else the
+    /// first fire after `now`.
+    fn next(kept: Option<Planned>, source: &SourceConfig, now: DateTime<Utc>) -> Option<Planned> {
+        let schedule = source.schedule.as_ref()?;
+        if let Some(p) = kept {
+            if p.schedule == schedule.as_str() && p.timezone == source.timezone {
+                return Some(p);
+            }
+        }
+        Some(Planned {
+            schedule: schedule.as_str().to_owned(),
+            timezone: source.timezone,
+            at: schedule.next_after_tz(now, source.timezone)?,
+        })
+    }
+}
+
+/// The sooner of a cron fire and a pending retry.
+fn earliest(fire: Option<DateTime<Utc>>, retry_at: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
     match (fire, retry_at) {
         (Some(f), Some(r)) => Some(f.min(r)),
         (f, r) => f.or(r),
@@ -200,7 +253,12 @@ impl Retry {
                     attempt = self.failures,
                     "the run will be retried"
                 );
-                self.at = chrono::Duration::from_std(delay).ok().map(|d| now + d);
+                // Far-off retries (a huge `retry.max`) saturate instead of
+                // overflowing the calendar.
+                self.at = chrono::Duration::from_std(delay)
+                    .ok()
+                    .and_then(|d| now.checked_add_signed(d))
+                    .or(Some(DateTime::<Utc>::MAX_UTC));
             }
             _ => *self = Retry::default(),
         }

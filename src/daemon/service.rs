@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 
 use super::notify::Notifier;
 use super::readiness::StoreReadiness;
-use super::scheduler::{Board, Shared, SourceTask};
+use super::scheduler::{Board, Retiring, Shared, SourceTask};
 use super::signals::{Signal, Signals};
 use super::status::status_line;
 use super::watch::{watch_files, FileWatch, WatchOptions};
@@ -73,10 +73,11 @@ fn claim_store(config: &Config) -> anyhow::Result<(PathBuf, DaemonLock)> {
     let StoreLocation::Sqlite(db) = &config.store else {
         anyhow::bail!("the PostgreSQL store is not part of this build yet; use sqlite://");
     };
-    // Opening first creates the store's folder (as `sync --once` does) for
-    // the lock file beside the database.
-    drop(crate::cli::open_store(config)?);
+    // The lock first: a second daemon must not migrate the store under the
+    // first. Its file lies beside the database, so the folder comes before.
+    crate::cli::create_state_folder(config, db)?;
     let lock = SqliteStore::lock_daemon(db)?;
+    drop(crate::cli::open_store(config)?);
     Ok((db.clone(), lock))
 }
 
@@ -91,6 +92,8 @@ struct Daemon {
     shared: Arc<Shared>,
     notifier: Notifier,
     sources: BTreeMap<String, Running>,
+    /// Tasks of removed sources still finishing a run.
+    retiring: BTreeMap<String, Retiring>,
 }
 
 /// A source's task and its file watch.
@@ -163,6 +166,7 @@ impl Daemon {
             shared,
             notifier,
             sources: BTreeMap::new(),
+            retiring: BTreeMap::new(),
         })
     }
 
@@ -222,7 +226,7 @@ impl Daemon {
             metrics: Arc::clone(&self.shared.metrics),
             readiness: Arc::new(StoreReadiness {
                 db: self.db.clone(),
-                max_failed_runs: self.config.readiness.max_failed_runs,
+                config: self.config_tx.subscribe(),
             }),
         };
         let mut stop = self.stop_tx.subscribe();
@@ -247,6 +251,7 @@ impl Daemon {
                 self.config_tx.subscribe(),
                 self.stop_tx.subscribe(),
                 Arc::clone(&self.shared),
+                self.retiring.remove(&source.name),
             );
             let watch = file_watch(source, &task);
             if source.run_on_start {
@@ -262,7 +267,8 @@ impl Daemon {
     fn reload(&mut self, why: &str) {
         self.tell("RELOADING", self.notifier.reloading());
         info!(reason = why, "reloading the configuration");
-        match config::load(&self.path) {
+        // A config on a hung network mount must not stall the signal loop.
+        match tokio::task::block_in_place(|| config::load(&self.path)) {
             Err(errors) => {
                 for e in errors.iter() {
                     error!("{e}");
@@ -299,35 +305,53 @@ impl Daemon {
         for key in restart {
             warn!(key, "this change takes effect at the next restart");
         }
-        let new = Arc::new(new);
-        self.config = Arc::clone(&new);
-        // Tasks of removed sources see the new config and end themselves.
-        self.config_tx.send_replace(new);
-        let changed = diff.sources_changed();
-        let metrics = Arc::clone(&self.shared.metrics);
-        self.sources.retain(|name, running| {
-            let keep = self.config.sources.iter().any(|s| &s.name == name);
-            if !keep {
-                metrics.source_removed(name);
-            } else if changed.contains(name) {
-                running.watch = None;
-            }
-            keep
-        });
-        let sources: Vec<SourceConfig> = self.config.sources.clone();
-        let added: Vec<SourceConfig> = sources
+        let old = std::mem::replace(&mut self.config, Arc::new(new));
+        self.config_tx.send_replace(Arc::clone(&self.config));
+        self.retire_removed_sources();
+        self.rewatch_changed_sources(&old);
+        let added: Vec<SourceConfig> = self
+            .config
+            .sources
             .iter()
             .filter(|s| !self.sources.contains_key(&s.name))
             .cloned()
             .collect();
-        for source in &sources {
-            if let Some(running) = self.sources.get_mut(&source.name) {
-                if running.watch.is_none() {
-                    running.watch = file_watch(source, &running.task);
-                }
+        self.start_sources(&added);
+    }
+
+    /// Lets go of the tasks of sources the config no longer has: each ends
+    /// after its run in progress, and is kept until then so that shutdown
+    /// waits for it and a source added back does not run beside it.
+    fn retire_removed_sources(&mut self) {
+        let config = Arc::clone(&self.config);
+        let removed: Vec<String> = self
+            .sources
+            .keys()
+            .filter(|name| !config.sources.iter().any(|s| &s.name == *name))
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some(running) = self.sources.remove(&name) {
+                self.shared.metrics.source_removed(&name);
+                self.retiring.insert(name, running.task.retire());
             }
         }
-        self.start_sources(&added);
+        self.retiring.retain(|_, task| !task.is_finished());
+    }
+
+    /// A source whose path or watch settings changed gets a new watch; any
+    /// other keeps its own, with what it has seen (a new watch takes the
+    /// files as they are now as already synced).
+    fn rewatch_changed_sources(&mut self, old: &Config) {
+        for source in &self.config.sources {
+            let Some(running) = self.sources.get_mut(&source.name) else {
+                continue;
+            };
+            let before = old.sources.iter().find(|s| s.name == source.name);
+            if before.map(watched) != Some(watched(source)) {
+                running.watch = file_watch(source, &running.task);
+            }
+        }
     }
 
     /// `STATUS=` for systemd and the state file `liaison status` reads;
@@ -350,7 +374,7 @@ impl Daemon {
                 .collect(),
             updated_ms: crate::clock::now_ms(),
         };
-        if let Err(e) = state.write(&self.db) {
+        if let Err(e) = tokio::task::block_in_place(|| state.write(&self.db)) {
             warn!(error = %e, "the daemon state for `liaison status` was not written");
         }
         line
@@ -374,8 +398,12 @@ impl Daemon {
             .into_values()
             .map(|r| r.task)
             .collect();
+        let retiring: Vec<Retiring> = std::mem::take(&mut self.retiring).into_values().collect();
         let drained = tokio::time::timeout(DRAIN, async {
             for task in tasks {
+                task.join().await;
+            }
+            for task in retiring {
                 task.join().await;
             }
         })
@@ -393,8 +421,8 @@ impl Daemon {
     }
 }
 
-/// The file watch of a `watch:` source, feeding its task's trigger.
-fn file_watch(source: &SourceConfig, task: &SourceTask) -> Option<FileWatch> {
+/// What a source's file watch watches: its files and how; `None` unwatched.
+pub(super) fn watched(source: &SourceConfig) -> Option<(PathBuf, WatchOptions)> {
     let options = source.watch.as_ref()?;
     let path = match &source.connector {
         #[cfg(feature = "csv")]
@@ -402,12 +430,15 @@ fn file_watch(source: &SourceConfig, task: &SourceTask) -> Option<FileWatch> {
         #[allow(unreachable_patterns)]
         _ => return None,
     };
-    Some(watch_files(
-        path,
-        WatchOptions {
-            quiet: options.quiet,
-            rescan: options.rescan,
-        },
-        task.trigger.clone(),
-    ))
+    let options = WatchOptions {
+        quiet: options.quiet,
+        rescan: options.rescan,
+    };
+    Some((path, options))
+}
+
+/// The file watch of a `watch:` source, feeding its task's trigger.
+fn file_watch(source: &SourceConfig, task: &SourceTask) -> Option<FileWatch> {
+    let (path, options) = watched(source)?;
+    Some(watch_files(path, options, task.trigger.clone()))
 }

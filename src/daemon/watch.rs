@@ -12,7 +12,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use notify::RecursiveMode;
 use notify_debouncer_full::{new_debouncer, DebounceEventResult};
@@ -52,15 +52,20 @@ const DEBOUNCE_TICK: Duration = Duration::from_millis(200);
 
 /// Watches the files `pattern` names (a path or a glob, as the CSV source
 /// reads it) and sends `()` on `changed` when they changed and are quiet.
-/// Must run inside the tokio runtime. A folder that cannot be watched (it
-/// does not exist yet, say) is logged and left to the rescan, which retries.
+/// Must run inside the tokio runtime. The files as they are now count as
+/// synced, and the folder is watched before this returns, so a change made
+/// right after is seen (taking both inside the task lost a file renamed into
+/// place before the task first ran, under load). A folder that cannot be
+/// watched (it does not exist yet, say) is logged and left to the rescan,
+/// which retries.
 pub fn watch_files(
     pattern: PathBuf,
     options: WatchOptions,
     changed: mpsc::Sender<()>,
 ) -> FileWatch {
+    let mut watcher = Watcher::new(pattern, options);
+    watcher.subscribe();
     let task = tokio::spawn(async move {
-        let mut watcher = Watcher::new(pattern, options);
         watcher.run(changed).await;
     });
     FileWatch { task }
@@ -77,6 +82,8 @@ struct Watcher {
     prompt: Arc<Notify>,
     events: Option<Box<dyn Send>>,
     synced: Vec<FileSignature>,
+    /// The files as last seen differing from `synced`, and since when.
+    seen: Option<(Vec<FileSignature>, Instant)>,
 }
 
 impl Watcher {
@@ -91,11 +98,11 @@ impl Watcher {
             prompt: Arc::new(Notify::new()),
             events: None,
             synced,
+            seen: None,
         }
     }
 
     async fn run(&mut self, changed: mpsc::Sender<()>) {
-        self.subscribe();
         let mut rescan = tokio::time::interval(self.options.rescan);
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         rescan.tick().await;
@@ -125,14 +132,27 @@ impl Watcher {
     /// Compares the files with what was last handed to a run: `Some(t)` asks
     /// for another check at `t` because a file is still being written.
     async fn check(&mut self, changed: &mpsc::Sender<()>) -> Option<tokio::time::Instant> {
-        let now = signature(&self.pattern);
+        let pattern = self.pattern.clone();
+        // stat and glob may block (a hung NFS mount): off the async threads.
+        let now = tokio::task::spawn_blocking(move || signature(&pattern))
+            .await
+            .unwrap_or_default();
         if now == self.synced {
+            self.seen = None;
             return None;
         }
-        if let Some(wait) = still_written(&now, self.options.quiet) {
+        if self.seen.as_ref().map(|(files, _)| files) != Some(&now) {
+            self.seen = Some((now.clone(), Instant::now()));
+        }
+        let stable_for = self
+            .seen
+            .as_ref()
+            .map_or(Duration::ZERO, |(_, t)| t.elapsed());
+        if let Some(wait) = quiet_wait(&now, self.options.quiet, stable_for) {
             debug!(path = %self.pattern.display(), "a watched file is still being written");
             return Some(tokio::time::Instant::now() + wait);
         }
+        self.seen = None;
         self.synced = now;
         // A full channel already holds a trigger, which is as good as two.
         let _ = changed.try_send(());
@@ -237,16 +257,28 @@ fn signature(pattern: &Path) -> Vec<FileSignature> {
         .collect()
 }
 
-/// How much longer to wait when a file was modified within `quiet` of now.
-fn still_written(files: &[FileSignature], quiet: Duration) -> Option<Duration> {
+/// How much longer to wait before reading `files`: while one was modified
+/// within `quiet` of now. A modification time in the future (a file server
+/// whose clock runs ahead) says nothing about age; then the files must have
+/// looked the same to us for `quiet` (`stable_for`).
+fn quiet_wait(files: &[FileSignature], quiet: Duration, stable_for: Duration) -> Option<Duration> {
     let now = SystemTime::now();
     files
         .iter()
         .filter_map(|(_, _, modified, _)| {
-            let age = now.duration_since((*modified)?).unwrap_or_default();
+            let age = match now.duration_since((*modified)?) {
+                Ok(age) => age,
+                Err(_) => stable_for,
+            };
             (age < quiet).then(|| quiet - age)
         })
         .max()
+}
+
+/// How long to put off reading the files `pattern` names because one of
+/// them was modified within `quiet` (blocking: it stats them).
+pub fn recently_modified(pattern: &Path, quiet: Duration) -> Option<Duration> {
+    quiet_wait(&signature(pattern), quiet, quiet)
 }
 
 fn far_future() -> tokio::time::Instant {
@@ -284,8 +316,21 @@ mod tests {
         std::fs::write(&path, "x").expect("write");
         let files = signature(&path);
         assert_eq!(files.len(), 1);
-        assert!(still_written(&files, Duration::from_secs(60)).is_some());
-        assert!(still_written(&files, Duration::ZERO).is_none());
+        let minute = Duration::from_secs(60);
+        assert!(quiet_wait(&files, minute, Duration::ZERO).is_some());
+        assert!(quiet_wait(&files, Duration::ZERO, Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn a_file_from_the_future_is_quiet_once_it_looked_the_same_for_the_period() {
+        let minute = Duration::from_secs(60);
+        let future = SystemTime::now() + Duration::from_secs(600);
+        let files = vec![(PathBuf::from("a.csv"), 1, Some(future), 1)];
+        assert_eq!(
+            quiet_wait(&files, minute, Duration::from_secs(45)),
+            Some(Duration::from_secs(15))
+        );
+        assert_eq!(quiet_wait(&files, minute, minute), None);
     }
 
     #[test]
