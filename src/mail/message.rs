@@ -120,6 +120,148 @@ fn checked_message_id(id: &str) -> Result<String, MailError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
+    use mailparse::{addrparse_header, parse_mail, MailAddr, MailHeaderMap, ParsedMail};
+
+    const LINK: &str = "https://liaison.example/password?token=tok-123&x=1";
+
+    fn vars(title: &str, locale: &str) -> MailVars {
+        MailVars {
+            login: "eve".into(),
+            title: title.into(),
+            email: "eve@example.com".into(),
+            locale: locale.into(),
+            portal_url: Some("https://portal.example/login".into()),
+            accounts: vec!["Acme".into()],
+            set_password_url: Some(LINK.into()),
+            expires: chrono_tz::Europe::Prague
+                .with_ymd_and_hms(2026, 12, 9, 8, 30, 0)
+                .single(),
+        }
+    }
+
+    fn built(kind: MailKind, vars: &MailVars) -> Vec<u8> {
+        let templates = Templates::load(None, "en").unwrap();
+        let meta = MessageMeta {
+            from: "\"Support, Example\" <support@example.com>",
+            message_id: "<42.c0ffee@example.com>",
+            date: Utc.with_ymd_and_hms(2026, 12, 2, 7, 30, 0).unwrap(),
+        };
+        build_message(&templates, kind, vars, &meta)
+            .unwrap()
+            .formatted()
+    }
+
+    /// The single display name and address of header `name`.
+    fn mailbox(mail: &ParsedMail<'_>, name: &str) -> (Option<String>, String) {
+        let header = mail.headers.get_first_header(name).unwrap();
+        let list = addrparse_header(header).unwrap();
+        assert_eq!(list.len(), 1, "{name}: {list:?}");
+        match &list[0] {
+            MailAddr::Single(info) => (info.display_name.clone(), info.addr.clone()),
+            MailAddr::Group(g) => panic!("{name} is a group: {g:?}"),
+        }
+    }
+
+    /// Header names at the top of the formatted message.
+    fn header_names(raw: &[u8]) -> Vec<String> {
+        let text = String::from_utf8_lossy(raw);
+        let head = text.split("\r\n\r\n").next().unwrap().to_owned();
+        head.split("\r\n")
+            .filter(|l| !l.starts_with([' ', '\t']))
+            .filter_map(|l| l.split_once(':').map(|(n, _)| n.to_ascii_lowercase()))
+            .collect()
+    }
+
+    fn html_text(html: &str) -> String {
+        html.replace("&#x2f;", "/").replace("&amp;", "&")
+    }
+
+    #[test]
+    fn a_name_with_cr_lf_injects_no_header_and_the_message_parses() {
+        let raw = built(MailKind::Welcome, &vars("Eve\r\nBcc: x@evil.test", "cs"));
+        let names = header_names(&raw);
+        assert!(!names.contains(&"bcc".to_owned()), "{names:?}");
+        let mail = parse_mail(&raw).unwrap();
+        assert!(mail.headers.get_first_value("Bcc").is_none());
+        let (name, addr) = mailbox(&mail, "To");
+        assert_eq!(name.as_deref(), Some("Eve Bcc: x@evil.test"));
+        assert_eq!(addr, "eve@example.com");
+        let (name, addr) = mailbox(&mail, "From");
+        assert_eq!(name.as_deref(), Some("Support, Example"));
+        assert_eq!(addr, "support@example.com");
+        let h = |n: &str| mail.headers.get_first_value(n).unwrap();
+        assert_eq!(h("Subject"), "Váš účet na portálu je připraven: eve");
+        assert_eq!(h("Message-ID"), "<42.c0ffee@example.com>");
+        assert_eq!(h("Auto-Submitted"), "auto-generated");
+        assert_eq!(h("MIME-Version"), "1.0");
+        let date = mailparse::dateparse(&h("Date")).unwrap();
+        assert_eq!(
+            date,
+            Utc.with_ymd_and_hms(2026, 12, 2, 7, 30, 0)
+                .unwrap()
+                .timestamp()
+        );
+
+        assert_eq!(mail.ctype.mimetype, "multipart/alternative");
+        assert_eq!(mail.subparts.len(), 2);
+        let (text, html) = (&mail.subparts[0], &mail.subparts[1]);
+        assert_eq!(text.ctype.mimetype, "text/plain");
+        assert_eq!(html.ctype.mimetype, "text/html");
+        for part in [text, html] {
+            assert_eq!(part.ctype.charset.to_ascii_lowercase(), "utf-8");
+        }
+        let text = text.get_body().unwrap();
+        let html = html.get_body().unwrap();
+        assert!(text.lines().any(|l| l == LINK), "{text}");
+        assert!(text.contains("Přihlašovací jméno: eve"), "{text}");
+        assert!(text.contains("(platí do 9. 12. 2026 8:30 CET)"), "{text}");
+        assert!(
+            html_text(&html).contains(&format!("<a href=\"{LINK}\">")),
+            "{html}"
+        );
+        assert!(html.contains("Nastavit heslo"));
+    }
+
+    #[test]
+    fn names_with_quotes_commas_and_accents_stay_one_mailbox() {
+        for title in [
+            "Dvořák, Jiří \"JD\"",
+            "O'Brien <boss@evil.test>",
+            "Ελένη; x",
+            "",
+        ] {
+            let raw = built(MailKind::RegistrationConfirmation, &vars(title, "en"));
+            let mail = parse_mail(&raw).unwrap();
+            let (name, addr) = mailbox(&mail, "To");
+            assert_eq!(addr, "eve@example.com", "{title:?}");
+            let expected = (!title.is_empty()).then(|| title.to_owned());
+            assert_eq!(name, expected, "{title:?}");
+            let body = mail.subparts[0].get_body().unwrap();
+            assert!(body.contains("Login: eve"));
+        }
+    }
+
+    #[test]
+    fn a_bad_from_or_recipient_is_an_error() {
+        let templates = Templates::load(None, "en").unwrap();
+        let meta = MessageMeta {
+            from: "not a mailbox",
+            message_id: "<1@example.com>",
+            date: Utc::now(),
+        };
+        let v = vars("Eve", "en");
+        let e = build_message(&templates, MailKind::Welcome, &v, &meta).unwrap_err();
+        assert!(matches!(e, MailError::From { .. }), "{e}");
+        let meta = MessageMeta {
+            from: "a@example.com",
+            ..meta
+        };
+        let mut v = vars("Eve", "en");
+        v.email = "nobody".into();
+        let e = build_message(&templates, MailKind::Welcome, &v, &meta).unwrap_err();
+        assert!(matches!(e, MailError::Recipient { .. }), "{e}");
+    }
 
     #[test]
     fn message_ids() {
