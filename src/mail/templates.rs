@@ -359,6 +359,12 @@ mod tests {
     }
 
     #[test]
+    fn templates_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Templates>();
+    }
+
+    #[test]
     fn built_ins_have_both_locales_for_every_kind() {
         let t = Templates::load(None, "en").unwrap();
         for kind in MailKind::ALL {
