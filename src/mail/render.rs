@@ -67,9 +67,35 @@ pub(super) fn environment() -> Environment<'static> {
                 ),
             ));
         }
-        minijinja::escape_formatter(out, state, value)
+        match value.as_str() {
+            Some(text) if *state.auto_escape() == AutoEscape::Html && !value.is_safe() => out
+                .write_str(&escape_html(text))
+                .map_err(|e| Error::new(ErrorKind::WriteFailure, e.to_string())),
+            _ => minijinja::escape_formatter(out, state, value),
+        }
     });
     env
+}
+
+/// `text` safe in HTML text and in quoted attributes: `&`, `<`, `>`, `"` and
+/// `'` escaped. (minijinja's own escaping also writes `/` as `&#x2f;`, which
+/// makes every link in an `href` read `https:&#x2f;&#x2f;…` in the source.)
+fn escape_html(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['&', '<', '>', '"', '\'']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Compiles `text` as template `name` of `kind`: nesting within bounds, the
@@ -318,6 +344,12 @@ mod tests {
             r.html
         );
         assert!(r.html.contains("Smith &amp; Sons &lt;Ltd&gt;"));
+        assert!(
+            r.html
+                .contains("<a href=\"https://portal.example/login?a=1&amp;b=2\">"),
+            "{}",
+            r.html
+        );
         assert!(!r.html.contains("<b>"));
         assert!(
             r.text.contains("Hello Eve <b> Bcc: x@evil.test,"),
@@ -411,6 +443,26 @@ mod tests {
             all[1].starts_with("f.txt:1:7: unknown variable \"titel\"; did you mean \"title\"?"),
             "{all:?}"
         );
+    }
+
+    #[test]
+    fn html_escaping_covers_text_and_quoted_attributes() {
+        assert_eq!(
+            escape_html(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;"
+        );
+        assert_eq!(escape_html("https://x/y?z"), "https://x/y?z");
+        // `| safe` is the template author's choice, and `| e` escapes once.
+        let mut env = environment();
+        let text = "{{ title | safe }} {{ title | e }} {{ accounts }}".to_owned();
+        compile(&mut env, MailKind::Welcome, "welcome/en.html", "f", text).unwrap();
+        let ctx = minijinja::context! { title => "<b>", accounts => vec!["<i>"] };
+        let html = env
+            .get_template("welcome/en.html")
+            .unwrap()
+            .render(ctx)
+            .unwrap();
+        assert_eq!(html, "<b> &lt;b&gt; [&#x27;&lt;i&gt;&#x27;]");
     }
 
     #[test]
