@@ -358,6 +358,43 @@ mod tests {
         assert_eq!(t.locale_for(MailKind::Welcome, "en-GB"), "en");
     }
 
+    /// Loads the built-ins with `files` (path, text) in an override folder.
+    fn with_overrides(files: &[(&str, &str)]) -> Result<Templates, TemplateErrors> {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        Templates::load(Some(dir.path()), "en")
+    }
+
+    #[test]
+    fn endless_work_and_deep_nesting_are_load_errors_not_hangs_or_crashes() {
+        let endless = "{% for i in range(50000) %}{{ login }}{% endfor %}";
+        let e = with_overrides(&[("welcome/en.txt", endless)]).unwrap_err();
+        assert!(
+            e.to_string().contains("used up its fuel of 5000 steps"),
+            "{e}"
+        );
+        let deep = format!("{{{{ login{} }}}}", " | trim".repeat(5_000));
+        let e = with_overrides(&[("welcome/en.html", &deep)]).unwrap_err();
+        assert!(e.to_string().contains("en.html:1:"), "{e}");
+        assert!(e.to_string().contains("nested more than 200 levels"), "{e}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_or_too_large_is_refused() {
+        let big = "x".repeat(64 * 1024 + 1);
+        let e = with_overrides(&[("welcome/en.txt", &big)]).unwrap_err();
+        assert!(e.to_string().contains("may be at most 65536 bytes"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("welcome")).unwrap();
+        std::fs::write(dir.path().join("welcome/cs.txt"), b"Dobr\xfd den").unwrap();
+        let e = Templates::load(Some(dir.path()), "en").unwrap_err();
+        assert!(e.to_string().contains("not UTF-8 (at byte 4)"), "{e}");
+    }
+
     #[test]
     fn templates_can_be_shared_between_threads() {
         fn shared<T: Send + Sync>() {}
