@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod logging;
+pub mod mail;
 pub mod mapping;
 pub mod model;
 pub mod plugins;

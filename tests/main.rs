@@ -10,6 +10,7 @@ mod daemon;
 mod errors_cli;
 mod guard;
 mod lifecycle;
+mod mail_preview;
 mod metrics;
 mod regression;
 mod status_cli;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::mail::MailKind;
 use crate::model::{Origin, Status};
 
 /// Liaison: keeps external portal users in step with CRM, LDAP and CSV sources.
@@ -78,6 +79,30 @@ pub enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// E-mail: render a template.
+    Mail {
+        /// What to do with mail.
+        #[command(subcommand)]
+        command: MailCommand,
+    },
+}
+
+/// `mail` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Print the message KIND would be, headers and both parts, for a stored
+    /// user or a sample one; sends nothing and makes no token.
+    Preview {
+        /// The kind of mail.
+        #[arg(value_parser = kind_parser())]
+        kind: MailKind,
+        /// The user to render it for (default: a sample user).
+        #[arg(long)]
+        login: Option<String>,
+        /// Render in this locale instead of the user's (or `default_locale`).
+        #[arg(long)]
+        locale: Option<String>,
+    },
 }
 
 /// `sync` arguments.
@@ -146,6 +171,11 @@ pub struct ListArgs {
 /// value once and listing the possible ones, also in `--help`).
 fn status_parser() -> impl TypedValueParser<Value = Status> {
     PossibleValuesParser::new(Status::ALL.iter().map(|s| s.as_str())).try_map(|s| s.parse())
+}
+
+/// A mail kind; an unknown one is a usage error listing the known kinds.
+fn kind_parser() -> impl TypedValueParser<Value = MailKind> {
+    PossibleValuesParser::new(MailKind::ALL.map(MailKind::as_str)).try_map(|k| k.parse())
 }
 
 /// `--origin`, as [`status_parser`].

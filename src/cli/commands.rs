@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::args::{Cli, Command, Format, ListArgs, SyncArgs, UsersCommand};
+use super::args::{Cli, Command, Format, ListArgs, MailCommand, SyncArgs, UsersCommand};
 use super::exit;
 use super::interrupt::Interrupts;
 use super::output;
 use super::text::{quoted, visible};
 use crate::config::{self, Config, SourceConfig, StoreLocation};
+use crate::mail::{self, MailKind, MessageMeta, Templates};
 use crate::store::{SqliteStore, Store, UserFilter};
 use crate::sync::{
     lock_writer_cancellable, retire_source, run_sources, Cancel, FailureKind, RunOptions,
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Sync(args) => with_config(&cli, |c| sync(c, args)),
         Command::Users { command } => with_config(&cli, |c| users(c, command)),
+        Command::Mail { command } => with_config(&cli, |c| mail(c, command)),
     };
     ExitCode::from(code)
 }
@@ -412,6 +414,62 @@ fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<u8> {
             }
         },
     }
+}
+
+fn mail(config: &Config, command: &MailCommand) -> anyhow::Result<u8> {
+    match command {
+        MailCommand::Preview {
+            kind,
+            login,
+            locale,
+        } => mail_preview(config, *kind, login.as_deref(), locale.as_deref()),
+    }
+}
+
+/// `mail preview`: the message as it would be sent, for a stored user (the
+/// store opened read-only) or a sample one; the link carries no real token.
+fn mail_preview(
+    config: &Config,
+    kind: MailKind,
+    login: Option<&str>,
+    locale: Option<&str>,
+) -> anyhow::Result<u8> {
+    let Some(from) = config.mail.as_ref().map(|m| m.from.as_str()) else {
+        output::error_line("error: the config has no mail: section; a preview needs mail.from");
+        return Ok(exit::INVALID);
+    };
+    let detail = match login {
+        Some(login) => match read_only_store(config)?.user_detail(login)? {
+            Some(detail) if detail.user.email.is_some() => Some(detail),
+            Some(_) => bail!("user {} has no e-mail address", quoted(login)),
+            None => {
+                output::error_line(&format!("no user with login {}", quoted(login)));
+                return Ok(exit::FAILURE);
+            }
+        },
+        None => None,
+    };
+    let templates = Templates::for_config(config)?;
+    let now = chrono::Utc::now();
+    let vars = mail::preview_vars(config, detail.as_ref(), locale, None, now);
+    let id = mail::message_id(&format!("preview.{kind}"), from)?;
+    let meta = MessageMeta {
+        from,
+        message_id: &id,
+        date: now,
+    };
+    let message = mail::build_message(&templates, kind, &vars, &meta)?;
+    output::raw(&message.formatted())?;
+    Ok(exit::OK)
+}
+
+/// The SQLite store opened read-only: creates nothing, takes no lock.
+fn read_only_store(config: &Config) -> anyhow::Result<SqliteStore> {
+    let StoreLocation::Sqlite(path) = &config.store else {
+        bail!("the PostgreSQL store is not part of this build yet; use sqlite://");
+    };
+    SqliteStore::open_read_only(path)
+        .map_err(|e| naming_the_store(e.into(), &path.display().to_string()))
 }
 
 fn list(store: &mut dyn Store, args: &ListArgs) -> anyhow::Result<u8> {

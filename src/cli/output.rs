@@ -15,6 +15,13 @@ use crate::reconcile::{ContactChange, DeprovisionAction, Plan};
 use crate::store::{RunRow, UserDetail, UserView};
 use crate::sync::RunReport;
 
+/// Bytes to stdout as they are (`mail preview` prints a message with its
+/// CRLF line ends).
+pub fn raw(bytes: &[u8]) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    reader_left(out.write_all(bytes).and_then(|()| out.flush()))
+}
+
 /// One line to stdout.
 pub fn line(text: &str) {
     let _ = writeln!(io::stdout().lock(), "{text}");

@@ -443,14 +443,16 @@ mod tests {
         };
         assert_eq!(lines(BASE, &mail("")), ["mail added"]);
         assert_eq!(lines(&mail(""), BASE), ["mail removed"]);
-        let changed = "  schedule: \"*/5 * * * *\"\n  window: {days: [mon-fri], from: 8, to: 18}\n  timezone: Europe/Prague\n  templates: t\n  rate_per_minute: 30\n  confirm_sync_created: true\n";
+        // The shipped templates, as an override folder: it must exist.
+        const TEMPLATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/templates");
+        let changed = &format!("  schedule: \"*/5 * * * *\"\n  window: {{days: [mon-fri], from: 8, to: 18}}\n  timezone: Europe/Prague\n  templates: {TEMPLATES}\n  rate_per_minute: 30\n  confirm_sync_created: true\n");
         assert_eq!(
             lines(&mail(""), &mail(changed)),
             [
                 "mail.schedule `* * * * *` → `*/5 * * * *`",
                 "mail.window none → days 1,2,3,4,5 from 8:00 to 18:00",
                 "mail.timezone `UTC` → `Europe/Prague`",
-                "mail.templates built-in → `/etc/liaison/t`",
+                &format!("mail.templates built-in → `{TEMPLATES}`"),
                 "mail.rate_per_minute unlimited → 30",
                 "mail.confirm_sync_created false → true",
             ]

@@ -65,9 +65,16 @@ pub(super) fn mail(
         Some(n) => walk::timezone(ctx, "mail.timezone", n).map(|tz| tz.name().to_owned()),
         None => Some(default_timezone.name().to_owned()),
     };
-    let templates = section
-        .get("templates")
-        .and_then(|n| walk::path(ctx, "mail.templates", n));
+    let templates = section.get("templates").and_then(|n| {
+        let folder = walk::path(ctx, "mail.templates", n)?;
+        // Each template error names its own file (and line and column).
+        if let Err(errors) = crate::mail::Templates::check_folder(&folder) {
+            for e in errors.iter() {
+                ctx.error(n.span, "mail.templates", e);
+            }
+        }
+        Some(folder)
+    });
     let rate_per_minute = section.get("rate_per_minute").and_then(|n| {
         let rate = walk::unsigned(ctx, "mail.rate_per_minute", n)?;
         if rate == 0 {

@@ -57,11 +57,14 @@ fn csv(source: &SourceConfig) -> &liaison_plugin_csv::CsvConfig {
     }
 }
 
+/// `config/templates/`, absolute.
+const SHIPPED_TEMPLATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/templates");
+
 #[test]
 #[cfg(feature = "csv")]
 fn the_spec_example_loads_into_typed_values() {
     let config = load_ok(
-        r#"store: sqlite:///var/lib/liaison/liaison.db    # or postgres://user@host/db
+        &r#"store: sqlite:///var/lib/liaison/liaison.db    # or postgres://user@host/db
 portal:
   url: https://support.example.com/clients/login
 default_locale: cs
@@ -94,7 +97,7 @@ mail:
     from: "08:00"
     to: 18
   timezone: Europe/Prague
-  templates: mail-templates
+  templates: SHIPPED_TEMPLATES
   rate_per_minute: 30
   confirm_sync_created: true
 api:                                           # optional HTTP listener
@@ -103,7 +106,9 @@ api:                                           # optional HTTP listener
 log:
   format: json
   level: info,liaison=debug
-"#,
+"#
+        // The shipped templates, as an override folder: it must exist.
+        .replace("SHIPPED_TEMPLATES", SHIPPED_TEMPLATES),
     );
     assert_eq!(config.file, Path::new(FILE));
     assert_eq!(
@@ -185,7 +190,7 @@ log:
     assert_eq!(mail.timezone, "Europe/Prague");
     assert_eq!(
         mail.templates.as_deref(),
-        Some(Path::new("/etc/liaison/mail-templates"))
+        Some(Path::new(SHIPPED_TEMPLATES))
     );
     assert_eq!(mail.rate_per_minute, Some(30));
     assert!(mail.confirm_sync_created);

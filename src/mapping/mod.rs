@@ -90,7 +90,7 @@ mod context;
 mod draft;
 mod fields;
 mod filters;
-mod limits;
+pub(crate) mod limits;
 mod prepare;
 mod standard;
 mod template;
