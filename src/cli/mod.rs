@@ -10,7 +10,7 @@ mod text;
 
 pub use args::Cli;
 pub use commands::run;
-pub(crate) use commands::{lock_wait, open_store, print_config_errors};
+pub(crate) use commands::{declare_accounts, lock_wait, open_store, print_config_errors};
 
 /// Process exit codes (SPEC §5).
 pub mod exit {

@@ -197,6 +197,13 @@ pub struct Mapping {
 /// fingerprints stop matching and every record is mapped afresh once.
 const MAPPING_VERSION: &str = "liaison-mapping-2";
 
+/// Standard columns that became fields after the first layout. A schema
+/// holding one digests differently, so the rows of a file that already had
+/// the column (read and ignored by an older build) are mapped afresh once;
+/// files without it keep their stored fingerprints, and their next run maps
+/// nothing. (`map:` needs no such mark: an older build refused the key.)
+const ADDED_FIELDS: &[&str] = &["account_domains"];
+
 #[derive(Debug)]
 enum Fields {
     Standard(Standard),
@@ -325,6 +332,9 @@ impl Mapping {
                 for name in schema.names() {
                     h.update(&(name.len() as u64).to_le_bytes());
                     h.update(name.as_bytes());
+                    if self.is_standard() && ADDED_FIELDS.contains(&name.as_str()) {
+                        h.update(b"\0added-field");
+                    }
                 }
                 let digest = h.digest();
                 *cached = Some((Arc::clone(schema), digest));

@@ -37,6 +37,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0003_run_failures.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("migrations/0004_accounts.sql"),
+        fill: None,
+    },
 ];
 
 /// The latest schema version this build knows.
