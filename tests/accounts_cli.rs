@@ -260,3 +260,32 @@ fn account_for_domain_finds_one_none_or_several() {
         ])
     );
 }
+
+#[test]
+fn a_contact_that_leaves_takes_its_domains_away() {
+    let s = Sandbox::new(&config(&["safety:", "  max_deprovision_ratio: 1.0"]));
+    s.write(
+        "partners.csv",
+        &format!(
+            "{HEADER}\
+             c1,Ann Smith,ann@acme.example,acme,ACME,acme.example\n\
+             c2,Bob Brown,bob@acme.example,acme,ACME,acme.cz\n"
+        ),
+    );
+    s.sync(0);
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}c1,Ann Smith,ann@acme.example,acme,ACME,acme.example\n"),
+    );
+    let r = s.sync(0);
+    assert_eq!(r["disabled"], 1, "{r}");
+    assert_eq!(
+        show(&s, "ann.smith")["linked_accounts"],
+        json!([{"id": "acme", "name": "ACME", "domains": ["acme.example"]}])
+    );
+    let mut store = SqliteStore::open(&s.path().join("liaison.db")).unwrap();
+    assert_eq!(
+        store.account_for_domain("acme.cz").unwrap(),
+        DomainMatch::None
+    );
+}

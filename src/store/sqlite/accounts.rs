@@ -132,8 +132,12 @@ pub(super) fn touched_by(tx: &Connection, plan: &Plan) -> Result<BTreeSet<String
     let mut touched = BTreeSet::new();
     let source = plan.source.as_str();
     for r in &plan.new_contacts {
-        if let Some(id) = r.account_id() {
-            touched.insert(id.to_owned());
+        // A big creation names each account many times: copy it once.
+        match r.account_id() {
+            Some(id) if !touched.contains(id) => {
+                touched.insert(id.to_owned());
+            }
+            _ => {}
         }
     }
     for c in &plan.contacts {

@@ -860,8 +860,14 @@ fn write_run(
     }
     drop(w);
     checkpoint(cancel, 0)?;
+    let clock = std::time::Instant::now();
     let written = super::accounts::settle(tx, plan, &accounts, now)?;
-    debug!(accounts = written, "accounts written");
+    debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        touched = accounts.len(),
+        written,
+        "accounts settled"
+    );
     if bulk {
         let clock = std::time::Instant::now();
         for (_, create) in BULK_INDEXES {
