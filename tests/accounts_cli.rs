@@ -289,3 +289,28 @@ fn a_contact_that_leaves_takes_its_domains_away() {
         DomainMatch::None
     );
 }
+
+#[test]
+fn a_contact_that_changes_account_takes_its_domains_along() {
+    let s = Sandbox::new(&config(&[]));
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}c1,Ann Smith,ann@acme.example,acme,ACME,acme.example\n"),
+    );
+    s.sync(0);
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}c1,Ann Smith,ann@acme.example,acme-group,ACME Group,acme.example\n"),
+    );
+    s.sync(0);
+    let mut store = SqliteStore::open(&s.path().join("liaison.db")).unwrap();
+    assert_eq!(
+        store.account_for_domain("acme.example").unwrap(),
+        DomainMatch::One(AccountId("acme-group".into())),
+        "the account it left no longer claims the domain"
+    );
+    assert_eq!(
+        show(&s, "ann.smith")["linked_accounts"],
+        json!([{"id": "acme-group", "name": "ACME Group", "domains": ["acme.example"]}])
+    );
+}

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::model::{Account, AccountId, ContactRecord, Domain, DomainMatch};
-use crate::reconcile::{ContactChange, DeprovisionAction, Plan};
+use crate::reconcile::{ContactChange, DeprovisionAction, FieldChange, Plan};
 use crate::store::{DriverError, StoreError};
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
@@ -142,9 +142,20 @@ pub(super) fn touched_by(tx: &Connection, plan: &Plan) -> Result<BTreeSet<String
     }
     for c in &plan.contacts {
         let contact_id = match c {
-            ContactChange::Upsert { record, .. } => {
+            ContactChange::Upsert {
+                record,
+                linked_now,
+                changes,
+                ..
+            } => {
                 if let Some(id) = record.account_id() {
                     touched.insert(id.to_owned());
+                }
+                if !linked_now {
+                    // The same user's contact, changed: the journal's old
+                    // `account_id` names the account it leaves, if any.
+                    touched.extend(old_account(changes));
+                    continue;
                 }
                 record.contact_id()
             }
@@ -173,6 +184,12 @@ pub(super) fn touched_by(tx: &Connection, plan: &Plan) -> Result<BTreeSet<String
         }
     }
     Ok(touched)
+}
+
+/// The account a contact had before, when its changes say it changed.
+fn old_account(changes: &[FieldChange]) -> Option<String> {
+    let change = changes.iter().find(|c| c.field.ends_with(" account_id"))?;
+    change.old.as_str().map(str::to_owned)
 }
 
 /// The name each account gets from `plan`'s contacts: the non-empty
