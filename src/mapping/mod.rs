@@ -12,7 +12,8 @@
 //!
 //! Either way every value is trimmed and an empty value means "not said"; the
 //! three flags read `true/false`, `yes/no`, `1/0` (any case); `grants` is split at
-//! `|`; `portal_access` saying no skips the row; `contact_id`, `name` and `email`
+//! `|`, and so is `account_domains`, each part a checked e-mail domain,
+//! lower-cased; `portal_access` saying no skips the row; `contact_id`, `name` and `email`
 //! are required, the e-mail and a given login must be valid.
 //!
 //! # Templates
