@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::model::{Account, AccountId, ContactRecord, Domain, DomainMatch};
+use crate::model::{Account, AccountId, Domain, DomainMatch};
 use crate::reconcile::{ContactChange, DeprovisionAction, FieldChange, Plan};
 use crate::store::{DriverError, StoreError};
 
@@ -201,9 +201,7 @@ fn names_in(plan: &Plan) -> BTreeMap<&str, (&str, &str)> {
         _ => None,
     });
     let mut names: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
-    let records: Box<dyn Iterator<Item = &ContactRecord>> =
-        Box::new(plan.new_contacts.iter().chain(upserted));
-    for r in records {
+    for r in plan.new_contacts.iter().chain(upserted) {
         let (Some(id), Some(name)) = (r.account_id(), r.account_name()) else {
             continue;
         };
