@@ -377,6 +377,27 @@ mod tests {
     }
 
     #[test]
+    fn accounts_added_changed_and_removed() {
+        let old = format!(
+            "{BASE}accounts:\n  - {{id: a, name: A}}\n  - {{id: b, name: B, domains: [b.example]}}\n  - {{id: c, name: C}}\n"
+        );
+        let new = format!(
+            "{BASE}accounts:\n  - {{id: b, name: B, domains: [b.cz]}}\n  - {{id: a, name: A}}\n  - {{id: d, name: D}}\n"
+        );
+        assert_eq!(
+            lines(&old, &new),
+            [
+                "account `b` changed",
+                "account `d` added",
+                "account `c` removed"
+            ]
+        );
+        assert!(diff(&config(&old), &config(&new))
+            .restart_needed()
+            .is_empty());
+    }
+
+    #[test]
     fn sources_added_and_removed() {
         let two = format!("{BASE}  - name: vendors\n    type: csv\n    path: v.csv\n");
         let d = diff(&config(BASE), &config(&two));
