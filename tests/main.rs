@@ -4,6 +4,7 @@
 
 mod common;
 
+mod accounts_cli;
 mod bulk_load;
 mod csv_source;
 mod daemon;

@@ -211,6 +211,18 @@ fn lock_for_run(store: &mut dyn Store, cancel: &Cancel) -> anyhow::Result<bool> 
     )?)
 }
 
+/// Writes the config's `accounts:` into the store (only what differs), as
+/// every command that writes does first, under the writer lock it holds.
+pub(crate) fn declare_accounts(config: &Config, store: &mut dyn Store) -> anyhow::Result<()> {
+    let written = store
+        .declare_accounts(&config.declared_accounts(), crate::clock::now_ms())
+        .context("writing the config's accounts")?;
+    if written > 0 {
+        tracing::info!(accounts = written, "the config's accounts written");
+    }
+    Ok(())
+}
+
 /// How long a writer waits for the store's writer lock ([`LOCK_WAIT_VAR`]).
 pub(crate) fn lock_wait() -> anyhow::Result<Duration> {
     Ok(knob(LOCK_WAIT_VAR)?.map_or(LOCK_WAIT_DEFAULT, |s| Duration::from_secs(s as u64)))
@@ -309,6 +321,9 @@ fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
     if !opts.dry_run && !lock_for_run(store.as_mut(), &opts.cancel)? {
         return Ok(interrupted(&interrupts).unwrap_or(exit::FAILURE));
     }
+    if !opts.dry_run {
+        declare_accounts(config, store.as_mut())?;
+    }
     let reports = run_sources(config, &sources, store.as_mut(), opts)?;
     store.unlock_writer()?;
     log_failures(&reports);
@@ -366,6 +381,9 @@ fn retire(
     }
     if !opts.dry_run && !lock_for_run(store.as_mut(), &opts.cancel)? {
         return Ok(interrupted(interrupts).unwrap_or(exit::FAILURE));
+    }
+    if !opts.dry_run {
+        declare_accounts(config, store.as_mut())?;
     }
     let report = retire_source(config, name, store.as_mut(), opts)
         .with_context(|| format!("retiring source {name}"))?;

@@ -10,7 +10,9 @@ mod text;
 
 pub use args::Cli;
 pub use commands::run;
-pub(crate) use commands::{create_state_folder, lock_wait, open_store, print_config_errors};
+pub(crate) use commands::{
+    create_state_folder, declare_accounts, lock_wait, open_store, print_config_errors,
+};
 
 /// Process exit codes (SPEC §5).
 pub mod exit {

@@ -489,7 +489,7 @@ fn write_user_detail(d: &UserDetail, format: Format) -> io::Result<()> {
     if let Some(desc) = &u.description {
         writeln!(out, "description: {}", visible(desc))?;
     }
-    writeln!(out, "accounts:    {}", list_or_dash(&u.accounts))?;
+    write_accounts(&mut out, &d.linked_accounts)?;
     writeln!(
         out,
         "flags:       account_contacts={} account_tickets={} external_comments={}",
@@ -544,6 +544,25 @@ fn write_user_detail(d: &UserDetail, format: Format) -> io::Result<()> {
         )?;
     }
     out.flush()
+}
+
+/// The user's accounts, one a line: id, name, domains (`-` for none).
+fn write_accounts(out: &mut impl Write, accounts: &[crate::model::Account]) -> io::Result<()> {
+    if accounts.is_empty() {
+        return writeln!(out, "accounts:    -");
+    }
+    writeln!(out, "accounts:")?;
+    for a in accounts {
+        let domains: Vec<String> = a.domains.iter().map(|d| d.as_str().to_owned()).collect();
+        writeln!(
+            out,
+            "  {}  {}  domains {}",
+            visible(a.id.as_str()),
+            visible(a.name.as_deref().unwrap_or("-")),
+            list_or_dash(&domains)
+        )?;
+    }
+    Ok(())
 }
 
 /// A list joined with `, ` for people, or `-` when empty.

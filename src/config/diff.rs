@@ -8,7 +8,7 @@ use std::fmt::Display;
 
 use super::duration::format_duration;
 use super::model::{
-    ApiConfig, Config, LogConfig, MailConfig, SendWindow, SourceConfig, WatchConfig,
+    AccountConfig, ApiConfig, Config, LogConfig, MailConfig, SendWindow, SourceConfig, WatchConfig,
 };
 
 /// Keys that take effect only after a restart (see [`ConfigDiff::restart_needed`]).
@@ -86,6 +86,7 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         tick(&old.default_locale),
         tick(&new.default_locale),
     );
+    accounts(&mut d, &old.accounts, &new.accounts);
     let (os, ns) = (&old.safety, &new.safety);
     d.value(
         "safety.max_deprovision",
@@ -131,6 +132,25 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
     api(&mut d, old.api.as_ref(), new.api.as_ref());
     log(&mut d, &old.log, &new.log);
     d
+}
+
+/// `accounts:` by id: added, changed (name or domains), removed. The
+/// daemon's next run declares the new list.
+fn accounts(d: &mut ConfigDiff, old: &[AccountConfig], new: &[AccountConfig]) {
+    for a in new {
+        match old.iter().find(|o| o.id == a.id) {
+            None => d.line(format!("account `{}` added", a.id)),
+            Some(o) if o.name != a.name || o.domains != a.domains => {
+                d.line(format!("account `{}` changed", a.id));
+            }
+            Some(_) => {}
+        }
+    }
+    for o in old {
+        if !new.iter().any(|a| a.id == o.id) {
+            d.line(format!("account `{}` removed", o.id));
+        }
+    }
 }
 
 /// Sources by name: added, changed (in the new order), removed; and whether
@@ -354,6 +374,27 @@ mod tests {
         assert!(d.lines().is_empty());
         assert!(d.restart_needed().is_empty());
         assert!(d.sources_changed().is_empty());
+    }
+
+    #[test]
+    fn accounts_added_changed_and_removed() {
+        let old = format!(
+            "{BASE}accounts:\n  - {{id: a, name: A}}\n  - {{id: b, name: B, domains: [b.example]}}\n  - {{id: c, name: C}}\n"
+        );
+        let new = format!(
+            "{BASE}accounts:\n  - {{id: b, name: B, domains: [b.cz]}}\n  - {{id: a, name: A}}\n  - {{id: d, name: D}}\n"
+        );
+        assert_eq!(
+            lines(&old, &new),
+            [
+                "account `b` changed",
+                "account `d` added",
+                "account `c` removed"
+            ]
+        );
+        assert!(diff(&config(&old), &config(&new))
+            .restart_needed()
+            .is_empty());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::model::{
 };
 use super::walk::{self, Ctx, EnvLookup, Section};
 use super::yaml::{self, quote, Node};
-use super::{duration, mail, source, ConfigErrors};
+use super::{accounts, duration, mail, source, ConfigErrors};
 
 const TOP_KEYS: &[&str] = &[
     "store",
@@ -18,6 +18,7 @@ const TOP_KEYS: &[&str] = &[
     "schedule_timezone",
     "run_on_start",
     "sources",
+    "accounts",
     "safety",
     "deprovision",
     "mail",
@@ -98,6 +99,10 @@ fn walk_root(ctx: &mut Ctx<'_>, file: &Path, root: &Node) -> Option<Config> {
     let sources = top
         .require(ctx, "sources")
         .and_then(|n| source::sources(ctx, n, &defaults));
+    let accounts = top
+        .get("accounts")
+        .map(|n| accounts::accounts(ctx, n))
+        .unwrap_or_default();
     let safety = top
         .section(ctx, "safety")
         .map(|s| safety(ctx, &s))
@@ -131,6 +136,7 @@ fn walk_root(ctx: &mut Ctx<'_>, file: &Path, root: &Node) -> Option<Config> {
         schedule_timezone: defaults.timezone,
         run_on_start: defaults.run_on_start,
         sources: sources?,
+        accounts,
         safety,
         deprovision,
         mail,

@@ -30,6 +30,7 @@
 //! assert_eq!(errors.to_string().lines().count(), 3);
 //! ```
 
+mod accounts;
 mod diff;
 mod duration;
 mod error;

@@ -28,6 +28,8 @@ pub struct Config {
     pub run_on_start: bool,
     /// Source instances in config order (which is also attribute precedence).
     pub sources: Vec<SourceConfig>,
+    /// `accounts:`: accounts the config declares, in file order.
+    pub accounts: Vec<AccountConfig>,
     /// Mass-deprovision and bad-row limits.
     pub safety: SafetyConfig,
     /// What happens to users whose contacts left.
@@ -42,6 +44,34 @@ pub struct Config {
     pub api: Option<ApiConfig>,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// One entry of `accounts:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountConfig {
+    /// The account's id (unique in the list): the key sources' `account_id` matches.
+    pub id: crate::model::AccountId,
+    /// Its name; wins over any name a source gives.
+    pub name: String,
+    /// Its e-mail domains, lower-cased; they join those its sources give.
+    pub domains: Vec<crate::model::Domain>,
+    /// Where in the config file it is defined.
+    pub span: Span,
+}
+
+impl Config {
+    /// The config's accounts as the store declares them
+    /// ([`crate::store::Store::declare_accounts`]).
+    pub fn declared_accounts(&self) -> Vec<crate::model::Account> {
+        self.accounts
+            .iter()
+            .map(|a| crate::model::Account {
+                id: a.id.clone(),
+                name: Some(a.name.clone()),
+                domains: a.domains.clone(),
+            })
+            .collect()
+    }
 }
 
 /// The store URL, parsed.

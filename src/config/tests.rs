@@ -331,7 +331,7 @@ fn every_section_refuses_unknown_keys() {
          log:\n  levle: info\n",
     );
     let mut expected = vec![
-        r#"2:1: colour: unknown key (known keys: store, portal, default_locale, schedule_timezone, run_on_start, sources, safety, deprovision, mail, readiness, retry, api, log)"#.to_owned(),
+        r#"2:1: colour: unknown key (known keys: store, portal, default_locale, schedule_timezone, run_on_start, sources, accounts, safety, deprovision, mail, readiness, retry, api, log)"#.to_owned(),
         r#"5:3: portal.urll: unknown key; did you mean "url"?"#.to_owned(),
         r#"7:3: safety.max_deprovison: unknown key; did you mean "max_deprovision"?"#.to_owned(),
         r#"9:3: deprovision.delete_afer: unknown key; did you mean "delete_after"?"#.to_owned(),
@@ -1129,4 +1129,54 @@ mod daemon_keys {
             "conf/l.yaml:4:12: retry.initial: must be longer than zero"
         );
     }
+}
+
+#[test]
+fn accounts_are_read_with_lower_cased_domains() {
+    let config = load_ok(&format!(
+        "{MINIMAL}accounts:\n  - {{id: acme, name: ACME s.r.o., domains: [Acme.Example, acme.cz]}}\n  - id: 42\n    name: Numbered\n"
+    ));
+    let got: Vec<(&str, &str, Vec<&str>)> = config
+        .accounts
+        .iter()
+        .map(|a| {
+            (
+                a.id.as_str(),
+                a.name.as_str(),
+                a.domains.iter().map(|d| d.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("acme", "ACME s.r.o.", vec!["acme.example", "acme.cz"]),
+            ("42", "Numbered", vec![]),
+        ]
+    );
+    assert_eq!(
+        config.declared_accounts()[0].name.as_deref(),
+        Some("ACME s.r.o.")
+    );
+    assert!(load_ok(MINIMAL).accounts.is_empty());
+}
+
+#[test]
+fn accounts_refuse_unknown_keys_and_other_shapes() {
+    assert_eq!(
+        error(&format!(
+            "{MINIMAL}accounts:\n  - id: acme\n    name: ACME\n    domain: [acme.example]\n"
+        )),
+        "6:5: accounts[0].domain: unknown key for an account; did you mean \"domains\"?"
+    );
+    assert_eq!(
+        error(&format!("{MINIMAL}accounts: acme\n")),
+        "3:11: accounts: expected a list, found \"acme\""
+    );
+    assert_eq!(
+        error(&format!(
+            "{MINIMAL}accounts:\n  - {{id: acme, name: ACME, domains: acme.example}}\n"
+        )),
+        "4:37: accounts[0].domains: expected a list, found \"acme.example\""
+    );
 }

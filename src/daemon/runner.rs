@@ -92,6 +92,10 @@ fn run_blocking(config: &Config, name: &str, shared: &Shared) -> Result<RunRepor
     if !locked {
         return Err(RunFailure::cancelled());
     }
+    if let Err(e) = crate::cli::declare_accounts(config, store) {
+        unlock(store, name);
+        return Err(RunFailure::new(FailureKind::Store, format!("{e:#}")));
+    }
     let opts = RunOptions {
         now_ms: crate::clock::now_ms(),
         cancel: shared.cancel.clone(),

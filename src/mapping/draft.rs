@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use super::fields::{parse_flag, split_grants, Field, Target, FIELD_COUNT};
 use super::Mapped;
-use crate::model::{Attributes, ContactParts, ContactRecord, Email, Login};
+use crate::model::{parse_domain_list, Attributes, ContactParts, ContactRecord, Email, Login};
 
 /// Field texts collected for one record: trimmed, empty ones left out.
 #[derive(Debug, Default)]
@@ -116,6 +116,10 @@ impl<'a> Draft<'a> {
             problems.push(format!("login: {e}"));
             None
         });
+        let account_domains = self.account_domains().unwrap_or_else(|e| {
+            problems.push(e);
+            None
+        });
         let mut flag = |field: Field| {
             let text = self.get(field)?;
             let value = parse_flag(text);
@@ -152,6 +156,7 @@ impl<'a> Draft<'a> {
             phone: self.get(Field::Phone),
             account_id: self.get(Field::AccountId),
             account_name: self.get(Field::AccountName),
+            account_domains: account_domains.as_deref(),
             login: login.as_ref().map(Login::as_str),
             description: self.get(Field::Description),
             locale: self.get(Field::Locale),
@@ -162,6 +167,19 @@ impl<'a> Draft<'a> {
             attributes: &self.attributes,
             fingerprint: 0,
         }))
+    }
+}
+
+impl Draft<'_> {
+    /// `account_domains` checked and lower-cased, joined by `|` (`None`
+    /// when not said); a bad domain is the row's problem, naming the column.
+    fn account_domains(&self) -> Result<Option<String>, String> {
+        let Some(text) = self.get(Field::AccountDomains) else {
+            return Ok(None);
+        };
+        let domains = parse_domain_list(text).map_err(|e| format!("account_domains: {e}"))?;
+        let joined: Vec<&str> = domains.iter().map(|d| d.as_str()).collect();
+        Ok((!joined.is_empty()).then(|| joined.join("|")))
     }
 }
 

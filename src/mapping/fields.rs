@@ -12,6 +12,7 @@ pub const STANDARD_FIELDS: &[&str] = &[
     "phone",
     "account_id",
     "account_name",
+    "account_domains",
     "login",
     "description",
     "locale",
@@ -34,6 +35,7 @@ pub(crate) enum Field {
     Phone,
     AccountId,
     AccountName,
+    AccountDomains,
     Login,
     Description,
     Locale,
@@ -45,7 +47,7 @@ pub(crate) enum Field {
 }
 
 /// Number of standard fields.
-pub(crate) const FIELD_COUNT: usize = 14;
+pub(crate) const FIELD_COUNT: usize = 15;
 
 impl Field {
     /// Every field, in [`STANDARD_FIELDS`] order.
@@ -56,6 +58,7 @@ impl Field {
         Field::Phone,
         Field::AccountId,
         Field::AccountName,
+        Field::AccountDomains,
         Field::Login,
         Field::Description,
         Field::Locale,

@@ -12,7 +12,8 @@
 //!
 //! Either way every value is trimmed and an empty value means "not said"; the
 //! three flags read `true/false`, `yes/no`, `1/0` (any case); `grants` is split at
-//! `|`; `portal_access` saying no skips the row; `contact_id`, `name` and `email`
+//! `|`, and so is `account_domains`, each part a checked e-mail domain,
+//! lower-cased; `portal_access` saying no skips the row; `contact_id`, `name` and `email`
 //! are required, the e-mail and a given login must be valid.
 //!
 //! # Templates
@@ -197,6 +198,13 @@ pub struct Mapping {
 /// fingerprints stop matching and every record is mapped afresh once.
 const MAPPING_VERSION: &str = "liaison-mapping-2";
 
+/// Standard columns that became fields after the first layout. A schema
+/// holding one digests differently, so the rows of a file that already had
+/// the column (read and ignored by an older build) are mapped afresh once;
+/// files without it keep their stored fingerprints, and their next run maps
+/// nothing. (`map:` needs no such mark: an older build refused the key.)
+const ADDED_FIELDS: &[&str] = &["account_domains"];
+
 #[derive(Debug)]
 enum Fields {
     Standard(Standard),
@@ -325,6 +333,9 @@ impl Mapping {
                 for name in schema.names() {
                     h.update(&(name.len() as u64).to_le_bytes());
                     h.update(name.as_bytes());
+                    if self.is_standard() && ADDED_FIELDS.contains(&name.as_str()) {
+                        h.update(b"\0added-field");
+                    }
                 }
                 let digest = h.digest();
                 *cached = Some((Arc::clone(schema), digest));

@@ -81,11 +81,15 @@ impl Standard {
             match value {
                 ValueRef::One(text) => draft.set_field(field, Cow::Borrowed(text)),
                 // Several values (not from CSV, but possible from other sources):
-                // grants take them all, other fields the first.
+                // grants and account domains take them all, other fields the first.
                 ValueRef::Many(texts) if field == Field::Grants => {
                     for text in texts.iter() {
                         draft.set_field(field, Cow::Borrowed(text));
                     }
+                }
+                ValueRef::Many(texts) if field == Field::AccountDomains => {
+                    let all: Vec<&str> = texts.iter().collect();
+                    draft.set_field(field, Cow::Owned(all.join("|")));
                 }
                 ValueRef::Many(texts) => {
                     if let Some(text) = texts.first() {

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::{Attributes, Email, Login};
+use super::{Attributes, Domain, Email, Login};
 
 /// One contact after mapping, unpacked: the standard layout, typed. `None` in
 /// an optional field means the source did not say. Pack it with
@@ -23,6 +23,8 @@ pub struct ContactFields {
     pub account_id: Option<String>,
     /// The account's display name.
     pub account_name: Option<String>,
+    /// The account's e-mail domains, in source order (empty: not said).
+    pub account_domains: Vec<Domain>,
     /// A login the source asks for.
     pub login: Option<Login>,
     /// Free note about who the user represents.
@@ -63,6 +65,8 @@ pub struct ContactParts<'a> {
     pub account_id: Option<&'a str>,
     /// The account's display name.
     pub account_name: Option<&'a str>,
+    /// The account's e-mail domains, checked and lower-cased, joined by `|`.
+    pub account_domains: Option<&'a str>,
     /// A login the source asks for (checked).
     pub login: Option<&'a str>,
     /// Free note about who the user represents.
@@ -101,9 +105,12 @@ enum Text {
     Grants,
     /// Every attribute, key then value, each as `LEN:TEXT`.
     Attributes,
+    /// The account's domains joined by `|`. Last, so that a record without
+    /// them packs and digests exactly as before the field existed.
+    AccountDomains,
 }
 
-const TEXTS: usize = 12;
+const TEXTS: usize = 13;
 
 /// One contact after mapping, packed: all its text (grants and attributes too)
 /// shares one allocation, so the records of a million-row source fit in a few
@@ -134,6 +141,7 @@ const CONTENT_SEED: u64 = 0x6c69_6169_736f_6e01;
 impl ContactRecord {
     /// Packs `fields`.
     pub fn new(fields: ContactFields) -> Self {
+        let domains = join_domains(&fields.account_domains);
         ContactRecord::pack(&ContactParts {
             contact_id: &fields.contact_id,
             name: &fields.name,
@@ -142,6 +150,7 @@ impl ContactRecord {
             phone: fields.phone.as_deref(),
             account_id: fields.account_id.as_deref(),
             account_name: fields.account_name.as_deref(),
+            account_domains: domains.as_deref(),
             login: fields.login.as_ref().map(Login::as_str),
             description: fields.description.as_deref(),
             locale: fields.locale.as_deref(),
@@ -169,7 +178,7 @@ impl ContactRecord {
             .iter()
             .map(|(k, v)| counted(k.len()) + counted(v.len()))
             .sum();
-        let texts: [Option<&str>; TEXTS - 2] = [
+        let texts: [Option<&str>; TEXTS - 3] = [
             Some(parts.contact_id),
             Some(parts.name),
             Some(parts.email),
@@ -181,7 +190,8 @@ impl ContactRecord {
             parts.description,
             parts.locale,
         ];
-        let capacity = texts.iter().flatten().map(|t| t.len()).sum::<usize>();
+        let capacity = texts.iter().flatten().map(|t| t.len()).sum::<usize>()
+            + parts.account_domains.map_or(0, str::len);
         let mut text = String::with_capacity(capacity + grants_len + attributes_len);
         let mut ends = [0u32; TEXTS];
         let mut present = 0u16;
@@ -205,6 +215,11 @@ impl ContactRecord {
         }
         present |= 1 << Text::Attributes as usize;
         ends[Text::Attributes as usize] = end(&text);
+        if let Some(domains) = parts.account_domains {
+            text.push_str(domains);
+            present |= 1 << Text::AccountDomains as usize;
+        }
+        ends[Text::AccountDomains as usize] = end(&text);
         debug_assert_eq!(text.len(), capacity + grants_len + attributes_len);
         ContactRecord {
             text: text.into_boxed_str(),
@@ -227,6 +242,10 @@ impl ContactRecord {
             phone: own(Text::Phone),
             account_id: own(Text::AccountId),
             account_name: own(Text::AccountName),
+            account_domains: self
+                .account_domains()
+                .map(|d| Domain::from_trusted(d.to_owned()))
+                .collect(),
             login: self.login().map(|l| Login::from_trusted(l.to_owned())),
             description: own(Text::Description),
             locale: own(Text::Locale),
@@ -268,8 +287,15 @@ impl ContactRecord {
     /// changed mapping, a column no mapping reads) without loading the contact.
     pub fn content_digest(&self) -> u64 {
         use xxhash_rust::xxh3::xxh3_64_with_seed;
+        // Without domains, the last end repeats the one before it and says
+        // nothing: it is left out, so such a record digests as it did before
+        // `account_domains` existed and stored digests keep matching.
+        let texts = match self.present & (1 << Text::AccountDomains as usize) {
+            0 => TEXTS - 1,
+            _ => TEXTS,
+        };
         let mut tail = [0u8; TEXTS * 4 + 5];
-        for (i, end) in self.ends.iter().enumerate() {
+        for (i, end) in self.ends[..texts].iter().enumerate() {
             tail[i * 4..i * 4 + 4].copy_from_slice(&end.to_le_bytes());
         }
         let flag = |b: Option<bool>| match b {
@@ -277,11 +303,13 @@ impl ContactRecord {
             Some(false) => 1,
             Some(true) => 2,
         };
-        tail[TEXTS * 4..TEXTS * 4 + 2].copy_from_slice(&self.present.to_le_bytes());
-        tail[TEXTS * 4 + 2] = flag(self.account_contacts);
-        tail[TEXTS * 4 + 3] = flag(self.account_tickets);
-        tail[TEXTS * 4 + 4] = flag(self.external_comments);
-        xxh3_64_with_seed(&tail, xxh3_64_with_seed(self.text.as_bytes(), CONTENT_SEED))
+        let at = texts * 4;
+        tail[at..at + 2].copy_from_slice(&self.present.to_le_bytes());
+        tail[at + 2] = flag(self.account_contacts);
+        tail[at + 3] = flag(self.account_tickets);
+        tail[at + 4] = flag(self.external_comments);
+        let tail = &tail[..at + 5];
+        xxh3_64_with_seed(tail, xxh3_64_with_seed(self.text.as_bytes(), CONTENT_SEED))
     }
 
     /// The contact's anchor within its source.
@@ -333,6 +361,18 @@ impl ContactRecord {
         self.get(Text::AccountName)
     }
 
+    /// The account's e-mail domains (checked, lower case), in source order.
+    pub fn account_domains(&self) -> impl Iterator<Item = &str> {
+        self.get(Text::AccountDomains)
+            .into_iter()
+            .flat_map(|d| d.split('|'))
+    }
+
+    /// The account's domains as packed: joined by `|`, `None` when not said.
+    pub fn account_domains_text(&self) -> Option<&str> {
+        self.get(Text::AccountDomains)
+    }
+
     /// A login the source asks for (already validated).
     pub fn login(&self) -> Option<&str> {
         self.get(Text::Login)
@@ -358,6 +398,18 @@ impl ContactRecord {
         let mut parts = Counted(self.required(Text::Attributes));
         std::iter::from_fn(move || Some((parts.next()?, parts.next()?)))
     }
+}
+
+/// Domains joined by `|` (no domain holds one), `None` for none.
+fn join_domains(domains: &[Domain]) -> Option<String> {
+    let mut joined = String::new();
+    for d in domains {
+        if !joined.is_empty() {
+            joined.push('|');
+        }
+        joined.push_str(d.as_str());
+    }
+    (!joined.is_empty()).then_some(joined)
 }
 
 /// Appends `s` as `LEN:TEXT`: any text, separators included, packs safely.
@@ -408,6 +460,7 @@ mod tests {
             phone: None,
             account_id: Some("acc-1".into()),
             account_name: Some(String::new()),
+            account_domains: Vec::new(),
             login: Some(Login::from_trusted("jd".into())),
             description: None,
             locale: Some("cs".into()),
@@ -465,5 +518,34 @@ mod tests {
         let r = ContactRecord::new(f);
         assert_eq!(r.email_normalized(), "ann@example.com");
         assert_eq!(r.text.matches("ann@example.com").count(), 1);
+    }
+
+    #[test]
+    fn a_record_without_domains_digests_as_before_the_field_existed() {
+        // The digest of `fields()` as the build before `account_domains` made it.
+        assert_eq!(
+            ContactRecord::new(fields()).content_digest(),
+            0x8491_f0b3_b020_5356
+        );
+    }
+
+    #[test]
+    fn domains_pack_and_change_the_digest() {
+        let mut f = fields();
+        f.account_domains = vec![
+            Domain::parse("a.example").unwrap(),
+            Domain::parse("b.example").unwrap(),
+        ];
+        let r = ContactRecord::new(f.clone());
+        assert_eq!(r.to_fields(), f);
+        assert_eq!(
+            r.account_domains().collect::<Vec<_>>(),
+            ["a.example", "b.example"]
+        );
+        assert_eq!(r.account_domains_text(), Some("a.example|b.example"));
+        let plain = ContactRecord::new(fields());
+        assert_ne!(r.content_digest(), plain.content_digest());
+        assert!(!r.same_content(&plain));
+        assert_eq!(plain.account_domains().count(), 0);
     }
 }

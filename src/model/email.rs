@@ -49,17 +49,7 @@ impl Email {
             && !local.ends_with('.')
             && !local.contains("..")
             && local.chars().all(local_char);
-        let mut labels = 0;
-        let domain_ok = domain.len() <= 253
-            && domain.split('.').all(|l| {
-                labels += 1;
-                !l.is_empty()
-                    && l.len() <= 63
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-                    && l.chars().all(|c| c.is_alphanumeric() || c == '-')
-            })
-            && labels >= 2;
+        let domain_ok = super::account::valid_domain(domain);
         if !local_ok || !domain_ok {
             return Err(invalid());
         }

@@ -106,17 +106,6 @@ pub struct Flags {
     pub external_comments: bool,
 }
 
-/// An account (company, business partner) as a source describes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    /// Stable key from its source.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// E-mail domains, used to auto-approve registrations.
-    pub domains: Vec<String>,
-}
-
 /// An external user as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExternalUser {

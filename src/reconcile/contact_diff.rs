@@ -28,12 +28,13 @@ pub fn contact_changes(source: &str, old: &ContactRecord, new: &ContactRecord) -
 type Getter = fn(&ContactFields) -> Value;
 
 /// The contact fields a person sees, in the order the journal lists them.
-const FIELDS: [(&str, Getter); 13] = [
+const FIELDS: [(&str, Getter); 14] = [
     ("name", |c| json!(c.name)),
     ("email", |c| json!(c.email.as_str())),
     ("phone", |c| json!(c.phone)),
     ("account_id", |c| json!(c.account_id)),
     ("account_name", |c| json!(c.account_name)),
+    ("account_domains", |c| json!(c.account_domains)),
     ("login", |c| json!(c.login.as_ref().map(Login::as_str))),
     ("description", |c| json!(c.description)),
     ("locale", |c| json!(c.locale)),
@@ -58,6 +59,7 @@ mod tests {
             phone: phone.map(Into::into),
             account_id: None,
             account_name: None,
+            account_domains: Vec::new(),
             login: None,
             description: None,
             locale: None,

@@ -347,6 +347,7 @@ pub fn rec(id: &str, name: &str, email: &str) -> ContactFields {
         phone: None,
         account_id: None,
         account_name: None,
+        account_domains: Vec::new(),
         login: None,
         description: None,
         locale: None,

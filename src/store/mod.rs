@@ -128,6 +128,24 @@ pub trait Store: Send {
         cancel: &crate::sync::Cancel,
     ) -> Result<(), StoreError>;
 
+    /// Makes `accounts` (the config's `accounts:`) the store's declared
+    /// accounts, in one transaction: each one's name and domains as listed
+    /// (its name wins over the sources'; its domains join theirs), and
+    /// accounts no longer listed keep only what sources gave. Writes nothing
+    /// when the store already says so; returns how many accounts it wrote.
+    /// Takes the writer lock for itself when its caller does not hold it.
+    fn declare_accounts(
+        &mut self,
+        accounts: &[crate::model::Account],
+        now_ms: i64,
+    ) -> Result<usize, StoreError>;
+
+    /// Which account claims the e-mail domain `domain` (matched exactly,
+    /// any case; a subdomain is another domain): one, none, or several — the
+    /// caller reports an ambiguous domain rather than pick one.
+    fn account_for_domain(&mut self, domain: &str)
+        -> Result<crate::model::DomainMatch, StoreError>;
+
     /// Records a run that applied nothing because it failed.
     fn record_run(&mut self, run: &RunRecord) -> Result<(), StoreError>;
 

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::model::{Attributes, Origin, Status};
+use crate::model::{Account, Attributes, Origin, Status};
 
 /// Filters of `users list`; every given filter must match.
 #[derive(Debug, Clone, Default)]
@@ -104,6 +104,8 @@ pub struct UserDetail {
     pub user: UserView,
     /// Linked contacts in full.
     pub linked_contacts: Vec<LinkedContact>,
+    /// The user's accounts (`accounts`) in full: id, name, domains.
+    pub linked_accounts: Vec<Account>,
     /// Journal, oldest first.
     pub history: Vec<HistoryEntry>,
 }

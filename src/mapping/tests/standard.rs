@@ -278,3 +278,93 @@ fn fingerprints_follow_the_row_and_the_mapping() {
         }
     }
 }
+
+#[test]
+fn account_domains_are_split_checked_and_lower_cased() {
+    let row = |domains: &str| {
+        record(&[
+            ("contact_id", "c-1"),
+            ("name", "Ann"),
+            ("email", "ann@acme.example"),
+            ("account_domains", domains),
+        ])
+    };
+    let domains = |mapped: Mapped| -> Vec<String> {
+        contact(mapped)
+            .account_domains
+            .iter()
+            .map(|d| d.as_str().to_owned())
+            .collect()
+    };
+    let standard = Mapping::standard();
+    assert_eq!(
+        domains(standard.apply(&row(" ACME.example | acme.cz ||acme.example"))),
+        ["acme.example", "acme.cz"]
+    );
+    assert!(domains(standard.apply(&row(" | "))).is_empty());
+    let (id, message) = invalid(standard.apply(&row("acme.example|acme")));
+    assert_eq!(
+        id.as_deref(),
+        Some("c-1"),
+        "the contact still counts as present"
+    );
+    assert_eq!(
+        message,
+        "account_domains: \"acme\" is not an e-mail domain (expected a dotted name such as example.com)"
+    );
+
+    // From a template, and from a multi-valued attribute: every value.
+    let mapping = Mapping::compile(&spec(
+        &[
+            ("contact_id", "{{ id }}"),
+            ("name", "{{ cn }}"),
+            ("email", "{{ mail }}"),
+            ("account_domains", "{{ domains }}"),
+        ],
+        None,
+    ))
+    .unwrap();
+    let schema = Arc::new(Schema::new(
+        ["id", "cn", "mail", "domains"].map(String::from).to_vec(),
+    ));
+    let values = || -> Vec<Value> {
+        vec![
+            "c-1".into(),
+            "Ann".into(),
+            "ann@acme.example".into(),
+            Value::Many(vec!["A.example".into(), "b.example".into()]),
+        ]
+    };
+    let many = Record::new(Location::line("f", 2), schema, values());
+    assert_eq!(domains(mapping.apply(&many)), ["a.example", "b.example"]);
+    let standard_schema = Arc::new(Schema::new(
+        ["contact_id", "name", "email", "account_domains"]
+            .map(String::from)
+            .to_vec(),
+    ));
+    let many = Record::new(Location::line("f", 2), standard_schema, values());
+    assert_eq!(domains(standard.apply(&many)), ["a.example", "b.example"]);
+}
+
+#[test]
+fn only_files_with_an_added_column_get_new_fingerprints() {
+    let standard = Mapping::standard();
+    let without = [("contact_id", "c-1"), ("name", "Ann"), ("email", "a@x.cz")];
+    let with = [
+        ("contact_id", "c-1"),
+        ("name", "Ann"),
+        ("email", "a@x.cz"),
+        ("account_domains", "x.cz"),
+    ];
+    // Both as the build before `account_domains` was a field digested them.
+    assert_eq!(
+        standard.fingerprint(&record(&without)),
+        0x1f17_6037_7d5b_a5c0,
+        "a file without the column keeps its stored fingerprints"
+    );
+    assert_ne!(
+        standard.fingerprint(&record(&with)),
+        0xa84c_10f1_df5b_c525,
+        "a file that had the column is mapped afresh once"
+    );
+}

@@ -126,6 +126,7 @@ fn baseline_hand_built_contacts() {
                 phone: Some(s(3)),
                 account_id: Some(s(4)),
                 account_name: Some(s(5)),
+                account_domains: Vec::new(),
                 login: None,
                 description: None,
                 locale: None,

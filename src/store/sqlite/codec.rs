@@ -3,8 +3,8 @@
 use rusqlite::Row;
 
 use crate::model::{
-    Attributes, ContactFields, ContactRecord, DisabledBy, Email, ExternalUser, Flags, Login,
-    Origin, Status, UserId,
+    Attributes, ContactFields, ContactRecord, DisabledBy, Domain, Email, ExternalUser, Flags,
+    Login, Origin, Status, UserId,
 };
 use crate::store::{DriverError, StoreError};
 
@@ -19,7 +19,7 @@ pub const USER_COLUMN_COUNT: usize = 17;
 /// Columns of `contacts` (record part) in the order [`contact_from_row`] reads them, from `offset`.
 pub const CONTACT_COLUMNS: &str = "contact_id, name, email, phone, account_id, account_name, \
      login, description, locale, account_contacts, account_tickets, external_comments, grants, attributes, \
-     fingerprint";
+     fingerprint, account_domains";
 
 fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
     StoreError::Corrupt {
@@ -113,6 +113,13 @@ pub fn contact_from_row(row: &Row<'_>, at: usize) -> Result<ContactRecord, Store
         phone: get_o(3)?,
         account_id: get_o(4)?,
         account_name: get_o(5)?,
+        account_domains: get_o(15)?
+            .map(|d| {
+                d.split('|')
+                    .map(|d| Domain::from_trusted(d.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default(),
         login: get_o(6)?.map(Login::from_trusted),
         description: get_o(7)?,
         locale: get_o(8)?,

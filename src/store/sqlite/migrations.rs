@@ -37,6 +37,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0003_run_failures.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("migrations/0004_accounts.sql"),
+        fill: None,
+    },
 ];
 
 /// The latest schema version this build knows.
@@ -258,5 +262,40 @@ mod tests {
             ("failed", 1)
         );
         assert_eq!(got[0].last.failure, None);
+    }
+
+    #[test]
+    fn a_version_3_store_gets_an_account_for_each_account_id() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for m in &MIGRATIONS[..3] {
+            conn.execute_batch(m.sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 3;
+             INSERT INTO contacts (source, contact_id, user_id, linked, fingerprint, content,
+                 name, email, account_id, account_name, grants, attributes)
+             VALUES ('p', 'c2', 1, 1, 0, 0, 'B', 'b@x.example', 'acme', 'ACME late', '[]', '{}'),
+                    ('p', 'c1', 1, 1, 0, 0, 'A', 'a@x.example', 'acme', 'ACME', '[]', '{}'),
+                    ('p', 'c0', 1, 1, 0, 0, 'Z', 'z@x.example', 'acme', '', '[]', '{}'),
+                    ('p', 'c3', 2, 0, 0, 0, 'C', 'c@x.example', 'nameless', NULL, '[]', '{}'),
+                    ('p', 'c4', 2, 1, 0, 0, 'D', 'd@x.example', NULL, 'No id', '[]', '{}');",
+        )
+        .unwrap();
+        migrate(&mut conn, "m").unwrap();
+        let mut stmt = conn
+            .prepare("SELECT id, name, domains FROM accounts ORDER BY id")
+            .unwrap();
+        let got: Vec<(String, Option<String>, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            got,
+            [
+                ("acme".into(), Some("ACME".into()), String::new()),
+                ("nameless".into(), None, String::new()),
+            ]
+        );
     }
 }

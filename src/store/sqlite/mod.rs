@@ -1,5 +1,6 @@
 //! The embedded SQLite store (rusqlite, bundled SQLite, WAL).
 
+mod accounts;
 mod batch;
 mod codec;
 mod daemon;
@@ -220,6 +221,31 @@ impl Store for SqliteStore {
         released
     }
 
+    fn declare_accounts(
+        &mut self,
+        accounts: &[crate::model::Account],
+        now_ms: i64,
+    ) -> Result<usize, StoreError> {
+        let took = !self.rehearsing && !self.lock.is_held();
+        if took {
+            self.lock_writer(APPLY_WAIT, &mut |holder| {
+                info!(%holder, "waiting for the store's writer lock to write the config's accounts");
+            })?;
+        }
+        let declared = declare_accounts(&mut self.conn, accounts, now_ms);
+        let released = if took { self.lock.release() } else { Ok(()) };
+        let written = declared?;
+        released?;
+        Ok(written)
+    }
+
+    fn account_for_domain(
+        &mut self,
+        domain: &str,
+    ) -> Result<crate::model::DomainMatch, StoreError> {
+        accounts::account_for_domain(&self.conn, domain)
+    }
+
     fn record_run(&mut self, run: &RunRecord) -> Result<(), StoreError> {
         write::record_run(&self.conn, run).map(|_| ())
     }
@@ -285,6 +311,27 @@ impl Store for SqliteStore {
     fn unlock_writer(&mut self) -> Result<(), StoreError> {
         self.lock.release()
     }
+}
+
+/// The config's accounts written in a savepoint of their own (inside a
+/// rehearsal's transaction, or a transaction of its own otherwise).
+fn declare_accounts(
+    conn: &mut Connection,
+    accounts: &[crate::model::Account],
+    now_ms: i64,
+) -> Result<usize, StoreError> {
+    let q = |what| {
+        move |source| StoreError::Query {
+            what,
+            source: DriverError::new(source),
+        }
+    };
+    let sp = conn
+        .savepoint()
+        .map_err(q("starting to write the config's accounts"))?;
+    let written = accounts::declare(&sp, accounts, now_ms)?;
+    sp.commit().map_err(q("committing the config's accounts"))?;
+    Ok(written)
 }
 
 /// Opens the connection and sets what is the connection's alone (nothing

@@ -561,9 +561,11 @@ pub fn user_detail(conn: &Connection, login: &str) -> Result<Option<UserDetail>,
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(q("reading history"))?;
+    let linked_accounts = super::accounts::accounts(conn, &links.1)?;
     Ok(Some(UserDetail {
         user: view_of(u, links, created, updated),
         linked_contacts,
+        linked_accounts,
         history,
     }))
 }

@@ -39,6 +39,13 @@ const BULK_INDEXES: &[(&str, &str)] = &[
         "users_email_norm",
         "CREATE INDEX users_email_norm ON users (email_norm)",
     ),
+    // As migration 0004 creates it; new contacts come in account order only
+    // by chance.
+    (
+        "contacts_account_domains",
+        "CREATE INDEX contacts_account_domains ON contacts (account_id, linked, account_domains) \
+         WHERE account_domains IS NOT NULL",
+    ),
 ];
 
 // The batch inserts say `OR FAIL`: a failed constraint fails the whole run
@@ -62,10 +69,11 @@ const UPSERT_CONTACTS: Sql = Sql {
     head:
         "INSERT OR FAIL INTO contacts (source, contact_id, user_id, linked, fingerprint, content, \
            name, email, phone, account_id, account_name, login, description, locale, \
-           account_contacts, account_tickets, external_comments, grants, attributes)",
-    row: "(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           account_contacts, account_tickets, external_comments, grants, attributes, \
+           account_domains)",
+    row: "(?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     tail: UPSERT_TAIL,
-    width: 18,
+    width: 19,
 };
 
 /// What an existing contact row takes from the new one.
@@ -76,7 +84,7 @@ const UPSERT_TAIL: &str = "ON CONFLICT (source, contact_id) DO UPDATE SET user_i
      login = excluded.login, description = excluded.description, locale = excluded.locale, \
      account_contacts = excluded.account_contacts, account_tickets = excluded.account_tickets, \
      external_comments = excluded.external_comments, grants = excluded.grants, \
-     attributes = excluded.attributes";
+     attributes = excluded.attributes, account_domains = excluded.account_domains";
 
 /// One journal entry per created user, holding the whole record.
 const JOURNAL_CREATES: Sql = Sql {
@@ -597,7 +605,7 @@ fn field_params<'a>(f: &'a UserFields, texts: &'a [&'a str; 4]) -> [&'a dyn ToSq
 }
 
 /// One row of [`UPSERT_CONTACTS`]: contact `r` of `source`, linked to `user`.
-fn contact_row<'r>(source: &'r str, user: i64, r: &'r ContactRecord) -> [ToSqlOutput<'r>; 18] {
+fn contact_row<'r>(source: &'r str, user: i64, r: &'r ContactRecord) -> [ToSqlOutput<'r>; 19] {
     [
         text(source),
         text(r.contact_id()),
@@ -617,6 +625,7 @@ fn contact_row<'r>(source: &'r str, user: i64, r: &'r ContactRecord) -> [ToSqlOu
         opt_bool(r.external_comments),
         grants_value(r.grants()),
         attributes_value(r.attributes()),
+        opt_text(r.account_domains_text()),
     ]
 }
 
@@ -820,6 +829,7 @@ fn write_run(
                 .map_err(q("dropping an index for a bulk load"))?;
         }
     }
+    let accounts = super::accounts::touched_by(tx, plan)?;
     let mut w = Writer::new(tx, run_id, &plan.source, now)?;
     let clock = std::time::Instant::now();
     w.create_users(plan, cancel)?;
@@ -865,6 +875,27 @@ fn write_run(
         }
         debug!(ms = clock.elapsed().as_millis() as u64, "indexes rebuilt");
     }
+    settle_accounts(tx, plan, &accounts, now, cancel)
+}
+
+/// The accounts the run touched, brought in step with the contacts just
+/// written (after a bulk load's index rebuild: they are read by an index).
+fn settle_accounts(
+    tx: &Connection,
+    plan: &Plan,
+    touched: &std::collections::BTreeSet<String>,
+    now: i64,
+    cancel: &Cancel,
+) -> Result<(), StoreError> {
+    checkpoint(cancel, 0)?;
+    let clock = std::time::Instant::now();
+    let written = super::accounts::settle(tx, plan, touched, now)?;
+    debug!(
+        ms = clock.elapsed().as_millis() as u64,
+        touched = touched.len(),
+        written,
+        "accounts settled"
+    );
     Ok(())
 }
 
@@ -896,6 +927,7 @@ mod tests {
                 phone: None,
                 account_id: None,
                 account_name: None,
+                account_domains: Vec::new(),
                 login: None,
                 description: locale.map(|_| "note".to_owned()),
                 locale: locale.map(str::to_owned),
