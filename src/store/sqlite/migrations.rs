@@ -37,6 +37,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0003_run_failures.sql"),
         fill: None,
     },
+    // Version 5 once `0004_accounts.sql` (built at the same time) is put
+    // before it at merge; until then the 4th entry, version 4.
+    Migration {
+        sql: include_str!("migrations/0005_outbox.sql"),
+        fill: None,
+    },
 ];
 
 /// The latest schema version this build knows.
