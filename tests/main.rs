@@ -11,6 +11,7 @@ mod errors_cli;
 mod guard;
 mod lifecycle;
 mod metrics;
+mod outbox_cli;
 mod regression;
 mod status_cli;
 mod store;

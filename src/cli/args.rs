@@ -78,6 +78,30 @@ pub enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// The e-mail outbox.
+    Mail {
+        /// What to do with mail.
+        #[command(subcommand)]
+        command: MailCommand,
+    },
+}
+
+/// `mail` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// The outbox by state, the held welcome batches, failed mail with its
+    /// reason, and what is queued next; read-only.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Queue the welcomes a run held because it created more users than
+    /// `mail.max_welcome_per_run` (once).
+    Release {
+        /// The run, as `mail status` shows it.
+        run: i64,
+    },
 }
 
 /// `sync` arguments.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::args::{Cli, Command, Format, ListArgs, SyncArgs, UsersCommand};
+use super::args::{Cli, Command, Format, ListArgs, MailCommand, SyncArgs, UsersCommand};
 use super::exit;
 use super::interrupt::Interrupts;
 use super::output;
@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Sync(args) => with_config(&cli, |c| sync(c, args)),
         Command::Users { command } => with_config(&cli, |c| users(c, command)),
+        Command::Mail { command } => with_config(&cli, |c| mail(c, command)),
     };
     ExitCode::from(code)
 }
@@ -137,7 +138,7 @@ pub(crate) fn open_store(config: &Config) -> anyhow::Result<Box<dyn Store>> {
 
 /// `error` said while opening the store at `path`, naming the path unless the
 /// error already does (a failed open names it; a failed migration does not).
-fn naming_the_store(error: anyhow::Error, path: &str) -> anyhow::Error {
+pub(super) fn naming_the_store(error: anyhow::Error, path: &str) -> anyhow::Error {
     if error.to_string().contains(path) {
         error
     } else {
@@ -387,6 +388,13 @@ fn removed_source_warning(name: &str, linked: usize) -> String {
         "warning: source {name:?} is not in the config, but {linked} of its contacts are still \
          linked; `liaison sync --once --retire-source {name}` unlinks them (through the safety guard)"
     )
+}
+
+fn mail(config: &Config, command: &MailCommand) -> anyhow::Result<u8> {
+    match command {
+        MailCommand::Status { format } => super::mail::status(config, *format),
+        MailCommand::Release { run } => super::mail::release(config, *run),
+    }
 }
 
 fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<u8> {
