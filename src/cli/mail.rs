@@ -14,7 +14,9 @@ use super::output;
 use super::status::rfc3339;
 use super::text::visible;
 use crate::config::{Config, StoreLocation};
-use crate::store::{HeldBatch, OutboxEntry, OutboxPolicy, Release, SqliteStore, Store, StoreError};
+use crate::store::{
+    HeldBatch, OutboxEntry, OutboxPolicy, OutboxState, Release, SqliteStore, Store, StoreError,
+};
 
 /// Failed messages `mail status` lists (the latest).
 const FAILURES_SHOWN: usize = 20;
@@ -108,7 +110,7 @@ fn sqlite_path(config: &Config) -> anyhow::Result<&Path> {
 fn gather(db: &Path) -> Result<MailStatus, StoreError> {
     if !db.exists() {
         return Ok(MailStatus {
-            counts: crate::store::OutboxState::ALL
+            counts: OutboxState::ALL
                 .iter()
                 .map(|s| (s.as_str().to_owned(), 0))
                 .collect(),
@@ -136,10 +138,13 @@ fn time(ms: i64) -> String {
 }
 
 fn status_lines(view: &MailStatus) -> Vec<String> {
-    let counts: Vec<String> = view
-        .counts
+    // In the order of a message's life, not alphabetically.
+    let counts: Vec<String> = OutboxState::ALL
         .iter()
-        .map(|(state, n)| format!("{n} {state}"))
+        .map(|state| {
+            let n = view.counts.get(state.as_str()).copied().unwrap_or(0);
+            format!("{n} {state}")
+        })
         .collect();
     let mut lines = vec![format!("outbox: {}", counts.join(", "))];
     for b in &view.held {
