@@ -79,7 +79,7 @@ pub enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
-    /// E-mail: render a template.
+    /// E-mail: the outbox, templates and transport.
     Mail {
         /// What to do with mail.
         #[command(subcommand)]
@@ -102,6 +102,19 @@ pub enum MailCommand {
         /// Render in this locale instead of the user's (or `default_locale`).
         #[arg(long)]
         locale: Option<String>,
+    },
+    /// The outbox by state, the held welcome batches, failed mail with its
+    /// reason, and what is queued next; read-only.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Queue the welcomes a run held because it created more users than
+    /// `mail.max_welcome_per_run` (once).
+    Release {
+        /// The run, as `mail status` shows it.
+        run: i64,
     },
 }
 

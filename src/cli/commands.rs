@@ -139,7 +139,7 @@ pub(crate) fn open_store(config: &Config) -> anyhow::Result<Box<dyn Store>> {
 
 /// `error` said while opening the store at `path`, naming the path unless the
 /// error already does (a failed open names it; a failed migration does not).
-fn naming_the_store(error: anyhow::Error, path: &str) -> anyhow::Error {
+pub(super) fn naming_the_store(error: anyhow::Error, path: &str) -> anyhow::Error {
     if error.to_string().contains(path) {
         error
     } else {
@@ -441,6 +441,8 @@ fn mail(config: &Config, command: &MailCommand) -> anyhow::Result<u8> {
             login,
             locale,
         } => mail_preview(config, *kind, login.as_deref(), locale.as_deref()),
+        MailCommand::Status { format } => super::mail::status(config, *format),
+        MailCommand::Release { run } => super::mail::release(config, *run),
     }
 }
 

@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod interrupt;
+mod mail;
 pub(crate) mod output;
 mod status;
 mod text;

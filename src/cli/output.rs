@@ -65,7 +65,8 @@ fn closed_by_reader(e: &anyhow::Error) -> bool {
     })
 }
 
-fn json_out<T: Serialize + ?Sized>(value: &T) -> io::Result<()> {
+/// `value` as pretty JSON on stdout, one line after it.
+pub(super) fn json_out<T: Serialize + ?Sized>(value: &T) -> io::Result<()> {
     let mut out = BufWriter::new(io::stdout().lock());
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;

@@ -267,6 +267,12 @@ fn mail(d: &mut ConfigDiff, old: Option<&MailConfig>, new: Option<&MailConfig>) 
         old.confirm_sync_created,
         new.confirm_sync_created,
     );
+    d.value(
+        "mail.max_welcome_per_run",
+        old.max_welcome_per_run,
+        new.max_welcome_per_run,
+    );
+    d.value("mail.max_attempts", old.max_attempts, new.max_attempts);
 }
 
 fn window(window: &Option<SendWindow>) -> String {

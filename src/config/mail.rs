@@ -18,8 +18,13 @@ const MAIL_KEYS: &[&str] = &[
     "templates",
     "rate_per_minute",
     "confirm_sync_created",
+    "max_welcome_per_run",
+    "max_attempts",
 ];
 const WINDOW_KEYS: &[&str] = &["days", "from", "to"];
+
+/// `mail.max_attempts` when not given: sends tried before a message is `failed`.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
 
 /// The dispatcher's schedule when `mail.schedule` is not given: every minute.
 pub const DEFAULT_MAIL_SCHEDULE: &str = "* * * * *";
@@ -88,6 +93,20 @@ pub(super) fn mail(
         .get("confirm_sync_created")
         .and_then(|n| walk::boolean(ctx, "mail.confirm_sync_created", n))
         .unwrap_or(false);
+    let max_welcome_per_run = section
+        .get("max_welcome_per_run")
+        .and_then(|n| walk::unsigned(ctx, "mail.max_welcome_per_run", n))
+        .map_or(crate::store::DEFAULT_MAX_WELCOME_PER_RUN, |n| n as usize);
+    let max_attempts = match section.get("max_attempts") {
+        Some(n) => walk::unsigned(ctx, "mail.max_attempts", n).and_then(|m| {
+            if m == 0 {
+                ctx.error(n.span, "mail.max_attempts", "must be at least 1");
+                return None;
+            }
+            Some(m)
+        }),
+        None => Some(DEFAULT_MAX_ATTEMPTS),
+    };
     Some(MailConfig {
         transport: transport?,
         from: from?,
@@ -97,6 +116,8 @@ pub(super) fn mail(
         templates,
         rate_per_minute,
         confirm_sync_created,
+        max_welcome_per_run,
+        max_attempts: max_attempts?,
     })
 }
 

@@ -237,6 +237,11 @@ pub struct MailConfig {
     pub rate_per_minute: Option<u32>,
     /// Also send `registration_confirmation` to users created by sync.
     pub confirm_sync_created: bool,
+    /// A run creating more users than this holds their welcomes in one batch
+    /// for `mail release RUN` (default 500).
+    pub max_welcome_per_run: usize,
+    /// Sends tried before a message ends `failed` (default 10).
+    pub max_attempts: u32,
 }
 
 /// A send window: days of week and an hour range, in the mail time zone.

@@ -230,6 +230,28 @@ fn defaults_apply_when_only_store_and_sources_are_given() {
     assert_eq!(mail.window, None);
     assert_eq!(mail.rate_per_minute, None);
     assert!(!mail.confirm_sync_created);
+    assert_eq!((mail.max_welcome_per_run, mail.max_attempts), (500, 10));
+}
+
+#[test]
+fn outbox_limits_are_whole_numbers_and_attempts_at_least_one() {
+    let mail = "mail:\n  transport: file://m\n  from: a@example.com\n";
+    let config = load_ok(&format!(
+        "{MINIMAL}{mail}  max_welcome_per_run: 0\n  max_attempts: 3\n"
+    ));
+    let mail_config = config.mail.unwrap();
+    assert_eq!(
+        (mail_config.max_welcome_per_run, mail_config.max_attempts),
+        (0, 3)
+    );
+    assert_eq!(
+        error(&format!("{MINIMAL}{mail}  max_attempts: 0\n")),
+        "6:17: mail.max_attempts: must be at least 1"
+    );
+    assert_eq!(
+        error(&format!("{MINIMAL}{mail}  max_welcome_per_run: -1\n")),
+        "6:24: mail.max_welcome_per_run: expected a non-negative integer, found -1"
+    );
 }
 
 #[test]
@@ -335,7 +357,7 @@ fn every_section_refuses_unknown_keys() {
         r#"5:3: portal.urll: unknown key; did you mean "url"?"#.to_owned(),
         r#"7:3: safety.max_deprovison: unknown key; did you mean "max_deprovision"?"#.to_owned(),
         r#"9:3: deprovision.delete_afer: unknown key; did you mean "delete_after"?"#.to_owned(),
-        r#"13:3: mail.sender: unknown key (known keys: transport, from, schedule, window, timezone, templates, rate_per_minute, confirm_sync_created)"#.to_owned(),
+        r#"13:3: mail.sender: unknown key (known keys: transport, from, schedule, window, timezone, templates, rate_per_minute, confirm_sync_created, max_welcome_per_run, max_attempts)"#.to_owned(),
         r#"16:5: mail.window.until: unknown key (known keys: days, from, to)"#.to_owned(),
         r#"20:3: api.tokn: unknown key; did you mean "token"?"#.to_owned(),
         r#"22:3: log.levle: unknown key; did you mean "level"?"#.to_owned(),

@@ -37,6 +37,9 @@ pub struct Plan {
     pub refreshed: Vec<(String, u64)>,
     /// Users this source feeds that need no change.
     pub unchanged: usize,
+    /// What applying the plan queues in the outbox for the users it creates
+    /// (from `mail:`; `None`: nothing).
+    pub outbox: Option<crate::store::OutboxPolicy>,
 }
 
 /// A user to create.

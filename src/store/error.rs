@@ -126,6 +126,17 @@ pub enum StoreError {
         /// The daemon holding it, as it said.
         holder: LockHolder,
     },
+    /// An outbox message was not in the state a change moves it from (see
+    /// [`crate::store::Outbox`]); `found` is `None` when there is no such message.
+    #[error("outbox message {id} is {}, not {expected}", found.as_deref().unwrap_or("not in the outbox"))]
+    OutboxState {
+        /// The message.
+        id: i64,
+        /// The state the change moves it from.
+        expected: &'static str,
+        /// The state it is in.
+        found: Option<String>,
+    },
     /// The apply was cancelled before it committed: its transaction rolled back.
     #[error("cancelled; nothing applied")]
     Cancelled,

@@ -5,6 +5,7 @@
 pub mod daemon_state;
 mod error;
 pub mod lock;
+pub mod outbox;
 mod runs;
 pub mod search;
 mod sqlite;
@@ -17,6 +18,10 @@ use std::time::Duration;
 pub use daemon_state::DaemonState;
 pub use error::{DriverError, StoreError};
 pub use lock::LockHolder;
+pub use outbox::{
+    HeldBatch, MailKind, Outbox, OutboxEntry, OutboxPolicy, OutboxState, Release,
+    DEFAULT_MAX_WELCOME_PER_RUN,
+};
 pub use runs::{succeeded, RunRow, RunSummary};
 pub use sqlite::{
     ApplyReport, DaemonLock, JournalMode, SqliteStore, BULK_THRESHOLD, SCAN_THRESHOLD,
@@ -86,10 +91,10 @@ pub struct RunRecord {
     pub failure: Option<crate::sync::RunFailure>,
 }
 
-/// Persistence of users, links, journal and runs. Implementations apply a plan
-/// atomically: either everything in it is written, with its journal and run
-/// record, or nothing is.
-pub trait Store: Send {
+/// Persistence of users, links, journal, runs and the outbox ([`Outbox`]).
+/// Implementations apply a plan atomically: either everything in it is
+/// written, with its journal, outbox and run record, or nothing is.
+pub trait Store: Outbox + Send {
     /// Calls `visit` with every anchor of `source` and its contact id, without
     /// collecting them (a big source has a million).
     fn for_each_anchor(

@@ -513,7 +513,8 @@ fn plan_phase(config: &Config, input: SourceInput, state: &State, opts: &RunOpti
             .map(|d| d.as_millis() as i64),
         now_ms: opts.now_ms,
     };
-    let plan = reconcile::plan(input, state, &plan_opts);
+    let mut plan = reconcile::plan(input, state, &plan_opts);
+    plan.outbox = crate::store::OutboxPolicy::of(config.mail.as_ref());
     debug!(
         rss_mb = crate::clock::rss_mb(),
         peak_mb = crate::clock::peak_rss_mb(),

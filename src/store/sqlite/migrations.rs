@@ -41,6 +41,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0004_accounts.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("migrations/0005_outbox.sql"),
+        fill: None,
+    },
 ];
 
 /// The latest schema version this build knows.

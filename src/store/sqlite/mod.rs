@@ -7,6 +7,7 @@ mod daemon;
 mod journal_mode;
 mod lock;
 mod migrations;
+mod outbox;
 mod read;
 mod runs;
 mod write;

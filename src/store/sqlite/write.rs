@@ -1,4 +1,5 @@
-//! Applying a plan: users, links, journal and the run record in one transaction.
+//! Applying a plan: users, links, journal, outbox and the run record in one
+//! transaction.
 //!
 //! The hot statements are prepared once per run and journal records are
 //! serialized straight from borrowed fields: a million-user creation is three
@@ -866,6 +867,7 @@ fn write_run(
         }
     }
     drop(w);
+    super::outbox::write_plan(tx, plan, run_id, now)?;
     if bulk {
         let clock = std::time::Instant::now();
         for (_, create) in BULK_INDEXES {
