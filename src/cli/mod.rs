@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod interrupt;
 pub(crate) mod output;
+mod password;
 mod status;
 mod text;
 

@@ -41,6 +41,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0004_accounts.sql"),
         fill: None,
     },
+    // Version 5 on this branch only: 0005_outbox lands first and this becomes 6.
+    Migration {
+        sql: include_str!("migrations/0006_passwords.sql"),
+        fill: None,
+    },
 ];
 
 /// The latest schema version this build knows.
