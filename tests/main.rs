@@ -13,6 +13,7 @@ mod guard;
 mod lifecycle;
 mod mail_preview;
 mod metrics;
+mod passwords_cli;
 mod regression;
 mod status_cli;
 mod store;
