@@ -13,6 +13,7 @@ pub mod logging;
 pub mod mail;
 pub mod mapping;
 pub mod model;
+pub mod password;
 pub mod plugins;
 pub mod reconcile;
 pub mod store;

@@ -14,6 +14,7 @@ mod lifecycle;
 mod mail_preview;
 mod metrics;
 mod outbox_cli;
+mod passwords_cli;
 mod regression;
 mod status_cli;
 mod store;

@@ -155,6 +155,22 @@ pub enum UsersCommand {
         #[arg(long, value_enum, default_value_t)]
         format: Format,
     },
+    /// Set a password (one line on standard input) under the password policy.
+    SetPassword(SetPasswordArgs),
+}
+
+/// `users set-password LOGIN` or `users set-password --token TOKEN`.
+#[derive(Debug, Args)]
+pub struct SetPasswordArgs {
+    /// The user whose password to set.
+    #[arg(required_unless_present = "token", conflicts_with = "token")]
+    pub login: Option<String>,
+    /// A set-password token from a welcome mail, instead of a login.
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Who is making the change, for the journal (default: the OS user).
+    #[arg(long)]
+    pub actor: Option<String>,
 }
 
 /// `users list` arguments.

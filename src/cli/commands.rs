@@ -431,6 +431,9 @@ fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<u8> {
                 Ok(exit::FAILURE)
             }
         },
+        UsersCommand::SetPassword(args) => {
+            super::password::set_password(config, store.as_mut(), args)
+        }
     }
 }
 

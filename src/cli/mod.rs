@@ -6,6 +6,7 @@ mod commands;
 mod interrupt;
 mod mail;
 pub(crate) mod output;
+mod password;
 mod status;
 mod text;
 

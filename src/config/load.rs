@@ -9,7 +9,7 @@ use super::model::{
 };
 use super::walk::{self, Ctx, EnvLookup, Section};
 use super::yaml::{self, quote, Node};
-use super::{accounts, duration, mail, source, ConfigErrors};
+use super::{accounts, duration, mail, password, source, ConfigErrors};
 
 const TOP_KEYS: &[&str] = &[
     "store",
@@ -26,6 +26,7 @@ const TOP_KEYS: &[&str] = &[
     "retry",
     "api",
     "log",
+    "password_policy",
 ];
 const PORTAL_KEYS: &[&str] = &["url"];
 const SAFETY_KEYS: &[&str] = &[
@@ -127,6 +128,10 @@ fn walk_root(ctx: &mut Ctx<'_>, file: &Path, root: &Node) -> Option<Config> {
         .section(ctx, "log")
         .map(|s| log(ctx, &s))
         .unwrap_or_default();
+    let password_policy = top
+        .section(ctx, "password_policy")
+        .map(|s| password::password_policy(ctx, &s))
+        .unwrap_or_default();
 
     Some(Config {
         file: file.to_path_buf(),
@@ -144,6 +149,7 @@ fn walk_root(ctx: &mut Ctx<'_>, file: &Path, root: &Node) -> Option<Config> {
         retry,
         api,
         log,
+        password_policy,
     })
 }
 

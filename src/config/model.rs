@@ -44,6 +44,8 @@ pub struct Config {
     pub api: Option<ApiConfig>,
     /// Logging.
     pub log: LogConfig,
+    /// `password_policy:`: what a new password must meet.
+    pub password_policy: super::PasswordPolicy,
 }
 
 /// One entry of `accounts:`.

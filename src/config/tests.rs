@@ -353,7 +353,7 @@ fn every_section_refuses_unknown_keys() {
          log:\n  levle: info\n",
     );
     let mut expected = vec![
-        r#"2:1: colour: unknown key (known keys: store, portal, default_locale, schedule_timezone, run_on_start, sources, accounts, safety, deprovision, mail, readiness, retry, api, log)"#.to_owned(),
+        r#"2:1: colour: unknown key (known keys: store, portal, default_locale, schedule_timezone, run_on_start, sources, accounts, safety, deprovision, mail, readiness, retry, api, log, password_policy)"#.to_owned(),
         r#"5:3: portal.urll: unknown key; did you mean "url"?"#.to_owned(),
         r#"7:3: safety.max_deprovison: unknown key; did you mean "max_deprovision"?"#.to_owned(),
         r#"9:3: deprovision.delete_afer: unknown key; did you mean "delete_after"?"#.to_owned(),

@@ -6,6 +6,7 @@ pub mod daemon_state;
 mod error;
 pub mod lock;
 pub mod outbox;
+mod passwords;
 mod runs;
 pub mod search;
 mod sqlite;
@@ -22,6 +23,7 @@ pub use outbox::{
     HeldBatch, MailKind, Outbox, OutboxEntry, OutboxPolicy, OutboxState, Release,
     DEFAULT_MAX_WELCOME_PER_RUN,
 };
+pub use passwords::TokenCheck;
 pub use runs::{succeeded, RunRow, RunSummary};
 pub use sqlite::{
     ApplyReport, DaemonLock, JournalMode, SqliteStore, BULK_THRESHOLD, SCAN_THRESHOLD,
@@ -209,4 +211,36 @@ pub trait Store: Outbox + Send {
 
     /// Releases the writer lock if this store holds it.
     fn unlock_writer(&mut self) -> Result<(), StoreError>;
+
+    /// Stores `hash` (an Argon2id PHC string) as `login`'s password, revokes
+    /// the user's open set-password tokens and journals "password_set" by
+    /// `actor` (never the hash), in one transaction. `false`: no such login.
+    fn set_password(
+        &mut self,
+        login: &str,
+        hash: &str,
+        now_ms: i64,
+        actor: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Records a set-password token of `user` by its hash, good until `expires_ms`.
+    fn create_password_token(
+        &mut self,
+        user: UserId,
+        token_hash: &str,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Redeems the token with `token_hash`: when it is valid, marks it used
+    /// and sets the password to `password_hash` as [`Store::set_password`]
+    /// does, all in one transaction (a token is good once, even under
+    /// concurrent use); otherwise writes nothing and says why not.
+    fn redeem_password_token(
+        &mut self,
+        token_hash: &str,
+        password_hash: &str,
+        now_ms: i64,
+        actor: &str,
+    ) -> Result<TokenCheck, StoreError>;
 }

@@ -45,6 +45,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0005_outbox.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("migrations/0006_passwords.sql"),
+        fill: None,
+    },
 ];
 
 /// The latest schema version this build knows.

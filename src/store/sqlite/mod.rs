@@ -8,6 +8,7 @@ mod journal_mode;
 mod lock;
 mod migrations;
 mod outbox;
+mod passwords;
 mod read;
 mod runs;
 mod write;
@@ -245,6 +246,36 @@ impl Store for SqliteStore {
         domain: &str,
     ) -> Result<crate::model::DomainMatch, StoreError> {
         accounts::account_for_domain(&self.conn, domain)
+    }
+
+    fn set_password(
+        &mut self,
+        login: &str,
+        hash: &str,
+        now_ms: i64,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        passwords::set_password(&mut self.conn, login, hash, now_ms, actor)
+    }
+
+    fn create_password_token(
+        &mut self,
+        user: crate::model::UserId,
+        token_hash: &str,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        passwords::create_token(&self.conn, user, token_hash, expires_ms, now_ms)
+    }
+
+    fn redeem_password_token(
+        &mut self,
+        token_hash: &str,
+        password_hash: &str,
+        now_ms: i64,
+        actor: &str,
+    ) -> Result<crate::store::TokenCheck, StoreError> {
+        passwords::redeem_token(&mut self.conn, token_hash, password_hash, now_ms, actor)
     }
 
     fn record_run(&mut self, run: &RunRecord) -> Result<(), StoreError> {
