@@ -18,27 +18,8 @@ use super::StoreError;
 use crate::config::MailConfig;
 use crate::model::UserId;
 
-/// What a message is, as the CLI and the templates folder name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum MailKind {
-    /// Login, portal URL and a set-password link: the first time a user is active.
-    Welcome,
-    /// The registration has been performed.
-    RegistrationConfirmation,
-}
-
-impl MailKind {
-    /// Every kind.
-    pub const ALL: &'static [MailKind] = &[MailKind::Welcome, MailKind::RegistrationConfirmation];
-
-    /// The name in the store, the CLI and the templates folder.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MailKind::Welcome => "welcome",
-            MailKind::RegistrationConfirmation => "registration_confirmation",
-        }
-    }
-}
+/// The kind of a message: one type with the templates' (`crate::mail`).
+pub use crate::mail::MailKind;
 
 /// Where a message is on its way out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -111,7 +92,6 @@ macro_rules! text_impls {
     };
 }
 
-text_impls!(MailKind, "mail kind");
 text_impls!(OutboxState, "outbox state");
 
 /// One message of the outbox.
@@ -300,7 +280,7 @@ mod tests {
     #[test]
     fn names_round_trip() {
         for k in MailKind::ALL {
-            assert_eq!(k.as_str().parse::<MailKind>(), Ok(*k));
+            assert_eq!(k.as_str().parse::<MailKind>(), Ok(k));
         }
         for s in OutboxState::ALL {
             assert_eq!(s.as_str().parse::<OutboxState>(), Ok(*s));

@@ -169,7 +169,10 @@ fn entry(r: &Row<'_>) -> rusqlite::Result<Result<OutboxEntry, StoreError>> {
     let kind: String = r.get(1)?;
     let state: String = r.get(8)?;
     let corrupt = |what, detail| StoreError::Corrupt { what, detail };
-    let (kind, state) = match (kind.parse::<MailKind>(), state.parse::<OutboxState>()) {
+    let (kind, state) = match (
+        kind.parse::<MailKind>().map_err(|e| e.to_string()),
+        state.parse::<OutboxState>(),
+    ) {
         (Ok(k), Ok(s)) => (k, s),
         (Err(e), _) => return Ok(Err(corrupt("outbox kind", e))),
         (_, Err(e)) => return Ok(Err(corrupt("outbox state", e))),
