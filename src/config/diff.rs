@@ -115,6 +115,11 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
     );
     mail(&mut d, old.mail.as_ref(), new.mail.as_ref());
     d.value(
+        "registration.cooldown",
+        format_duration(old.registration.cooldown),
+        format_duration(new.registration.cooldown),
+    );
+    d.value(
         "readiness.max_failed_runs",
         old.readiness.max_failed_runs,
         new.readiness.max_failed_runs,
@@ -273,6 +278,29 @@ fn mail(d: &mut ConfigDiff, old: Option<&MailConfig>, new: Option<&MailConfig>) 
         new.max_welcome_per_run,
     );
     d.value("mail.max_attempts", old.max_attempts, new.max_attempts);
+    let ca = |m: &MailConfig| {
+        m.ca_file
+            .as_ref()
+            .map_or_else(|| "system roots".to_owned(), |p| tick(p.display()))
+    };
+    d.value("mail.ca_file", ca(old), ca(new));
+    d.value(
+        "mail.timeout",
+        format_duration(old.timeout),
+        format_duration(new.timeout),
+    );
+    d.value(
+        "mail.welcome.token_ttl",
+        format_duration(old.welcome.token_ttl),
+        format_duration(new.welcome.token_ttl),
+    );
+    let link = |m: &MailConfig| {
+        m.welcome
+            .set_password_url
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), tick)
+    };
+    d.value("mail.welcome.set_password_url", link(old), link(new));
 }
 
 fn window(window: &Option<SendWindow>) -> String {
@@ -319,6 +347,12 @@ fn api(d: &mut ConfigDiff, old: Option<&ApiConfig>, new: Option<&ApiConfig>) {
                 (Some(a), Some(b)) if a != b => d.line("api.token changed".to_owned()),
                 _ => {}
             }
+            let public = |a: &ApiConfig| {
+                a.public_url
+                    .as_ref()
+                    .map_or_else(|| "none".to_owned(), tick)
+            };
+            d.value("api.public_url", public(old), public(new));
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::model::{
     ApiConfig, Config, DeprovisionConfig, LogConfig, LogFormat, PortalConfig, ReadinessConfig,
-    RetryConfig, SafetyConfig, StoreLocation,
+    RegistrationConfig, RetryConfig, SafetyConfig, StoreLocation,
 };
 use super::walk::{self, Ctx, EnvLookup, Section};
 use super::yaml::{self, quote, Node};
@@ -27,6 +27,7 @@ const TOP_KEYS: &[&str] = &[
     "api",
     "log",
     "password_policy",
+    "registration",
 ];
 const PORTAL_KEYS: &[&str] = &["url"];
 const SAFETY_KEYS: &[&str] = &[
@@ -37,7 +38,8 @@ const SAFETY_KEYS: &[&str] = &[
 const DEPROVISION_KEYS: &[&str] = &["delete_after"];
 const READINESS_KEYS: &[&str] = &["max_failed_runs"];
 const RETRY_KEYS: &[&str] = &["initial", "max"];
-const API_KEYS: &[&str] = &["listen", "token"];
+const API_KEYS: &[&str] = &["listen", "token", "public_url"];
+const REGISTRATION_KEYS: &[&str] = &["cooldown"];
 const LOG_KEYS: &[&str] = &["format", "level"];
 
 /// Loads `text` as the config file: parse, walk, collect every error. Messages
@@ -112,7 +114,7 @@ fn walk_root(ctx: &mut Ctx<'_>, file: &Path, root: &Node) -> Option<Config> {
         .section(ctx, "deprovision")
         .map(|s| deprovision(ctx, &s))
         .unwrap_or_default();
-    let mail = top
+    let mut mail = top
         .section(ctx, "mail")
         .and_then(|s| mail::mail(ctx, &s, defaults.timezone));
     let readiness = top
@@ -132,6 +134,19 @@ fn walk_root(ctx: &mut Ctx<'_>, file: &Path, root: &Node) -> Option<Config> {
         .section(ctx, "password_policy")
         .map(|s| password::password_policy(ctx, &s))
         .unwrap_or_default();
+    let registration = top
+        .section(ctx, "registration")
+        .map(|s| registration(ctx, &s))
+        .unwrap_or_default();
+    // SPEC §4: the set-password page defaults to `api.public_url` + `/password`.
+    if let (Some(mail), Some(public)) = (
+        mail.as_mut(),
+        api.as_ref().and_then(|a| a.public_url.as_ref()),
+    ) {
+        if mail.welcome.set_password_url.is_none() {
+            mail.welcome.set_password_url = Some(mail::password_page(public));
+        }
+    }
 
     Some(Config {
         file: file.to_path_buf(),
@@ -150,6 +165,7 @@ fn walk_root(ctx: &mut Ctx<'_>, file: &Path, root: &Node) -> Option<Config> {
         api,
         log,
         password_policy,
+        registration,
     })
 }
 
@@ -221,25 +237,19 @@ pub(super) fn scheme_for_message(scheme: &str) -> String {
 fn portal(ctx: &mut Ctx<'_>, section: Section<'_>) -> Option<PortalConfig> {
     section.deny_unknown(ctx, PORTAL_KEYS, "");
     let url_node = section.require(ctx, "url")?;
-    let text = walk::non_empty_string(ctx, "portal.url", url_node)?;
-    match url::Url::parse(&text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
-            Some(PortalConfig { url })
-        }
-        Ok(_) => {
-            let message = format!(
-                "expected an http:// or https:// URL, found {}",
-                quote(&text)
-            );
-            ctx.error(url_node.span, "portal.url", message);
-            None
-        }
-        Err(e) => {
-            let message = format!("invalid URL {}: {e}", quote(&text));
-            ctx.error(url_node.span, "portal.url", message);
-            None
+    let url = walk::http_url(ctx, "portal.url", url_node)?;
+    Some(PortalConfig { url })
+}
+
+fn registration(ctx: &mut Ctx<'_>, section: &Section<'_>) -> RegistrationConfig {
+    let mut registration = RegistrationConfig::default();
+    section.deny_unknown(ctx, REGISTRATION_KEYS, "");
+    if let Some(n) = section.get("cooldown") {
+        if let Some(d) = walk::positive_duration(ctx, "registration.cooldown", n) {
+            registration.cooldown = d;
         }
     }
+    registration
 }
 
 /// A language tag such as `en`, `cs` or `pt-BR`.
@@ -344,9 +354,13 @@ fn api(ctx: &mut Ctx<'_>, section: &Section<'_>) -> Option<ApiConfig> {
         }
         None => None,
     };
+    let public_url = section
+        .get("public_url")
+        .and_then(|n| walk::http_url(ctx, "api.public_url", n));
     Some(ApiConfig {
         listen: listen?,
         token,
+        public_url,
     })
 }
 

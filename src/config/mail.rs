@@ -3,7 +3,10 @@
 use crate::model::Email;
 
 use super::load::scheme_for_message;
-use super::model::{MailConfig, MailTransport, SendWindow, SmtpTls};
+use super::model::{
+    MailConfig, MailTransport, SendWindow, SmtpTls, WelcomeConfig, DEFAULT_MAIL_TIMEOUT,
+    DEFAULT_TOKEN_TTL,
+};
 use super::secret::Secret;
 use super::walk::{self, Ctx, Section};
 use super::yaml::{quote, Node, Value};
@@ -20,7 +23,11 @@ const MAIL_KEYS: &[&str] = &[
     "confirm_sync_created",
     "max_welcome_per_run",
     "max_attempts",
+    "ca_file",
+    "timeout",
+    "welcome",
 ];
+const WELCOME_KEYS: &[&str] = &["token_ttl", "set_password_url"];
 const WINDOW_KEYS: &[&str] = &["days", "from", "to"];
 
 /// `mail.max_attempts` when not given: sends tried before a message is `failed`.
@@ -107,6 +114,21 @@ pub(super) fn mail(
         }),
         None => Some(DEFAULT_MAX_ATTEMPTS),
     };
+    let ca_file = section.get("ca_file").and_then(|n| {
+        let path = walk::path(ctx, "mail.ca_file", n)?;
+        if let Err(why) = check_ca_file(&path) {
+            ctx.error(n.span, "mail.ca_file", why);
+        }
+        Some(path)
+    });
+    let timeout = section
+        .get("timeout")
+        .map_or(Some(DEFAULT_MAIL_TIMEOUT), |n| {
+            walk::positive_duration(ctx, "mail.timeout", n)
+        });
+    let welcome = section
+        .section(ctx, "welcome")
+        .map_or_else(|| Some(WelcomeConfig::default()), |s| welcome(ctx, &s));
     Some(MailConfig {
         transport: transport?,
         from: from?,
@@ -118,7 +140,73 @@ pub(super) fn mail(
         confirm_sync_created,
         max_welcome_per_run,
         max_attempts: max_attempts?,
+        ca_file,
+        timeout: timeout?,
+        welcome: welcome?,
     })
+}
+
+impl Default for WelcomeConfig {
+    fn default() -> Self {
+        WelcomeConfig {
+            token_ttl: DEFAULT_TOKEN_TTL,
+            set_password_url: None,
+        }
+    }
+}
+
+fn welcome(ctx: &mut Ctx<'_>, section: &Section<'_>) -> Option<WelcomeConfig> {
+    section.deny_unknown(ctx, WELCOME_KEYS, "");
+    let token_ttl = section
+        .get("token_ttl")
+        .map_or(Some(DEFAULT_TOKEN_TTL), |n| {
+            walk::positive_duration(ctx, "mail.welcome.token_ttl", n)
+        });
+    let set_password_url = section.get("set_password_url").and_then(|n| {
+        let url = walk::http_url(ctx, "mail.welcome.set_password_url", n)?;
+        if url.query_pairs().any(|(k, _)| k == "token") {
+            let message = "the link gets its token query parameter from Liaison; leave it out";
+            ctx.error(n.span, "mail.welcome.set_password_url", message);
+            return None;
+        }
+        Some(url)
+    });
+    Some(WelcomeConfig {
+        token_ttl: token_ttl?,
+        set_password_url,
+    })
+}
+
+/// The set-password page under `public` (`api.public_url`): its path with
+/// `/password` appended, so `https://x.example/liaison/` gives
+/// `https://x.example/liaison/password`.
+pub(super) fn password_page(public: &url::Url) -> url::Url {
+    let mut url = public.clone();
+    let path = format!("{}/password", public.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url.set_query(None);
+    url.set_fragment(None);
+    url
+}
+
+/// Largest `mail.ca_file` read: a bundle of a few hundred certificates.
+const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
+
+/// A readable PEM file holding at least one certificate.
+fn check_ca_file(path: &std::path::Path) -> Result<(), String> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if meta.len() > MAX_CA_FILE {
+        return Err(format!("{shown} is larger than {MAX_CA_FILE} bytes"));
+    }
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let text = String::from_utf8_lossy(&pem);
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!(
+            "{shown} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    Ok(())
 }
 
 /// `file://PATH`, `smtp://`, `smtps://` or `smtp+starttls://[USER[:PASSWORD]@]HOST[:PORT]`.

@@ -46,6 +46,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `password_policy:`: what a new password must meet.
     pub password_policy: super::PasswordPolicy,
+    /// `registration:`: how registrations are handled.
+    pub registration: RegistrationConfig,
 }
 
 /// One entry of `accounts:`.
@@ -244,6 +246,61 @@ pub struct MailConfig {
     pub max_welcome_per_run: usize,
     /// Sends tried before a message ends `failed` (default 10).
     pub max_attempts: u32,
+    /// `mail.ca_file`: PEM certificates trusted for SMTP TLS besides the
+    /// system roots (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// `mail.timeout`: how long one send (connect, dialogue, data) may take
+    /// before it counts as a connection error (default 30 s).
+    pub timeout: Duration,
+    /// `mail.welcome`: the set-password link of welcome mails.
+    pub welcome: WelcomeConfig,
+}
+
+/// `mail.timeout` when not given.
+pub const DEFAULT_MAIL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `mail.welcome.token_ttl` when not given: 7 days (SPEC §4).
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// `mail.welcome:`: how a welcome mail's set-password link is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WelcomeConfig {
+    /// How long the link's token stays good (default 7 days).
+    pub token_ttl: Duration,
+    /// The set-password page, the token going into its `token` query
+    /// parameter: `mail.welcome.set_password_url`, else `api.public_url` +
+    /// `/password`. `None` (neither given): welcomes carry no link and no
+    /// token is made.
+    pub set_password_url: Option<url::Url>,
+}
+
+impl WelcomeConfig {
+    /// The link for `token`: [`WelcomeConfig::set_password_url`] with
+    /// `token=TOKEN` added to its query.
+    pub fn link(&self, token: &str) -> Option<String> {
+        let mut url = self.set_password_url.clone()?;
+        url.query_pairs_mut().append_pair("token", token);
+        Some(url.into())
+    }
+}
+
+/// `registration:` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationConfig {
+    /// A second registration of a known address within this time queues no
+    /// second confirmation (default 1 h).
+    pub cooldown: Duration,
+}
+
+/// `registration.cooldown` when not given.
+pub const DEFAULT_REGISTRATION_COOLDOWN: Duration = Duration::from_secs(3600);
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        RegistrationConfig {
+            cooldown: DEFAULT_REGISTRATION_COOLDOWN,
+        }
+    }
 }
 
 /// A send window: days of week and an hour range, in the mail time zone.
@@ -296,6 +353,9 @@ pub struct ApiConfig {
     /// Bearer token for the admin API and SCIM; while `None` those are off
     /// (`/healthz`, `/readyz` and `/metrics` never need it).
     pub token: Option<Secret>,
+    /// `api.public_url`: where people reach the listener (behind a proxy,
+    /// usually not `listen`); links in mail are made from it.
+    pub public_url: Option<url::Url>,
 }
 
 /// `log:` section.

@@ -353,11 +353,11 @@ fn every_section_refuses_unknown_keys() {
          log:\n  levle: info\n",
     );
     let mut expected = vec![
-        r#"2:1: colour: unknown key (known keys: store, portal, default_locale, schedule_timezone, run_on_start, sources, accounts, safety, deprovision, mail, readiness, retry, api, log, password_policy)"#.to_owned(),
+        r#"2:1: colour: unknown key (known keys: store, portal, default_locale, schedule_timezone, run_on_start, sources, accounts, safety, deprovision, mail, readiness, retry, api, log, password_policy, registration)"#.to_owned(),
         r#"5:3: portal.urll: unknown key; did you mean "url"?"#.to_owned(),
         r#"7:3: safety.max_deprovison: unknown key; did you mean "max_deprovision"?"#.to_owned(),
         r#"9:3: deprovision.delete_afer: unknown key; did you mean "delete_after"?"#.to_owned(),
-        r#"13:3: mail.sender: unknown key (known keys: transport, from, schedule, window, timezone, templates, rate_per_minute, confirm_sync_created, max_welcome_per_run, max_attempts)"#.to_owned(),
+        r#"13:3: mail.sender: unknown key (known keys: transport, from, schedule, window, timezone, templates, rate_per_minute, confirm_sync_created, max_welcome_per_run, max_attempts, ca_file, timeout, welcome)"#.to_owned(),
         r#"16:5: mail.window.until: unknown key (known keys: days, from, to)"#.to_owned(),
         r#"20:3: api.tokn: unknown key; did you mean "token"?"#.to_owned(),
         r#"22:3: log.levle: unknown key; did you mean "level"?"#.to_owned(),
@@ -636,6 +636,85 @@ fn mail_window_and_timezone() {
     assert_eq!(
         error(&text),
         "6:26: mail.window.to: the window ends at 8:00, not after it starts at 18:00 (windows across midnight are not supported)"
+    );
+}
+
+#[test]
+fn welcome_links_default_to_the_public_url() {
+    let mail = "mail:\n  transport: file://m\n  from: a@example.com\n";
+    let config = load_ok(&format!("{MINIMAL}{mail}"));
+    let m = config.mail.unwrap();
+    assert_eq!(m.welcome.token_ttl, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(m.welcome.set_password_url, None);
+    assert_eq!(m.welcome.link("abc"), None);
+    assert_eq!(m.timeout, Duration::from_secs(30));
+    assert_eq!(m.ca_file, None);
+    assert_eq!(config.registration.cooldown, Duration::from_secs(3600));
+
+    let api = "api:\n  listen: 127.0.0.1:9464\n  public_url: https://portal.example/liaison/\n";
+    let config = load_ok(&format!("{MINIMAL}{mail}{api}"));
+    let welcome = config.mail.unwrap().welcome;
+    assert_eq!(
+        welcome.link("a+b/c").as_deref(),
+        Some("https://portal.example/liaison/password?token=a%2Bb%2Fc")
+    );
+
+    let own = format!(
+        "{MINIMAL}{mail}  welcome:\n    token_ttl: 2d\n    set_password_url: https://x.example/set?lang=cs\n{api}registration:\n  cooldown: 10m\n"
+    );
+    let config = load_ok(&own);
+    assert_eq!(config.registration.cooldown, Duration::from_secs(600));
+    let welcome = config.mail.unwrap().welcome;
+    assert_eq!(welcome.token_ttl, Duration::from_secs(2 * 24 * 3600));
+    assert_eq!(
+        welcome.link("t1").as_deref(),
+        Some("https://x.example/set?lang=cs&token=t1")
+    );
+}
+
+#[test]
+fn welcome_timeout_and_ca_errors_are_located() {
+    let text = format!(
+        "{MINIMAL}mail:\n  transport: file://m\n  from: a@example.com\n  timeout: 0s\n  ca_file: /nonexistent/ca.pem\n  \
+         welcome:\n    token_ttl: never\n    set_password_url: ftp://x.example/p?token=1\n    colour: red\nregistration:\n  cooldown: soon\napi:\n  listen: 127.0.0.1:1\n  public_url: /relative\n"
+    );
+    let all = errors(&text);
+    assert_eq!(all.len(), 7, "{all:#?}");
+    assert!(
+        all[0].starts_with("6:12: mail.timeout: must be longer than zero"),
+        "{all:#?}"
+    );
+    assert!(
+        all[1].starts_with("7:12: mail.ca_file: cannot read /nonexistent/ca.pem"),
+        "{all:#?}"
+    );
+    assert!(
+        all[2].starts_with("9:16: mail.welcome.token_ttl: expected a duration"),
+        "{all:#?}"
+    );
+    assert_eq!(
+        all[3],
+        r#"10:23: mail.welcome.set_password_url: expected an http:// or https:// URL, found "ftp://x.example/p?token=1""#
+    );
+    assert!(
+        all[4].starts_with("11:5: mail.welcome.colour: unknown key"),
+        "{all:#?}"
+    );
+    assert!(
+        all[5].starts_with("13:13: registration.cooldown:"),
+        "{all:#?}"
+    );
+    assert!(
+        all[6].starts_with("16:15: api.public_url: invalid URL"),
+        "{all:#?}"
+    );
+
+    let token = format!(
+        "{MINIMAL}mail:\n  transport: file://m\n  from: a@example.com\n  welcome:\n    set_password_url: https://x.example/p?token=1\n"
+    );
+    assert_eq!(
+        error(&token),
+        "7:23: mail.welcome.set_password_url: the link gets its token query parameter from Liaison; leave it out"
     );
 }
 

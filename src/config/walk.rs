@@ -416,6 +416,30 @@ pub(super) fn positive_duration(
     }
 }
 
+/// An absolute `http://` or `https://` URL with a host.
+pub(super) fn http_url(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<url::Url> {
+    let text = non_empty_string(ctx, path, node)?;
+    match url::Url::parse(&text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Some(url),
+        Ok(_) => {
+            let message = format!(
+                "expected an http:// or https:// URL, found {}",
+                quote(&text)
+            );
+            ctx.error(node.span, path, message);
+            None
+        }
+        Err(e) => {
+            ctx.error(
+                node.span,
+                path,
+                format!("invalid URL {}: {e}", quote(&text)),
+            );
+            None
+        }
+    }
+}
+
 /// A non-empty path; relative paths resolve against the config file's folder.
 pub(super) fn path(ctx: &mut Ctx<'_>, key_path: &str, node: &Node) -> Option<PathBuf> {
     let text = non_empty_string(ctx, key_path, node)?;
