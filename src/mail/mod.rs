@@ -51,6 +51,7 @@ mod kind;
 mod message;
 mod preview;
 mod render;
+mod send;
 mod templates;
 mod vars;
 
@@ -59,5 +60,6 @@ pub use kind::{MailKind, UnknownKind};
 pub use message::{build_message, message_id, MessageMeta};
 pub use preview::{preview_vars, PREVIEW_TOKEN};
 pub use render::Rendered;
+pub use send::{Accepted, Deliver, SendError};
 pub use templates::{Part, Templates};
 pub use vars::MailVars;
