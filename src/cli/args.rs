@@ -116,6 +116,16 @@ pub enum MailCommand {
         /// The run, as `mail status` shows it.
         run: i64,
     },
+    /// Send one short test message through the configured transport and
+    /// report what the server said; writes nothing to the store.
+    Test {
+        /// The address to send it to.
+        #[arg(long, value_name = "ADDR")]
+        to: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
 }
 
 /// `sync` arguments.

@@ -446,6 +446,7 @@ fn mail(config: &Config, command: &MailCommand) -> anyhow::Result<u8> {
         } => mail_preview(config, *kind, login.as_deref(), locale.as_deref()),
         MailCommand::Status { format } => super::mail::status(config, *format),
         MailCommand::Release { run } => super::mail::release(config, *run),
+        MailCommand::Test { to, format } => super::mail_test::test(config, to, *format),
     }
 }
 

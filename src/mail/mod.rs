@@ -53,6 +53,7 @@ mod preview;
 mod render;
 mod send;
 mod templates;
+mod transport;
 mod vars;
 
 pub use error::{MailError, TemplateError, TemplateErrors};
@@ -62,4 +63,5 @@ pub use preview::{preview_vars, PREVIEW_TOKEN};
 pub use render::Rendered;
 pub use send::{Accepted, Deliver, SendError};
 pub use templates::{Part, Templates};
+pub use transport::{Transport, TransportError};
 pub use vars::MailVars;
