@@ -46,6 +46,7 @@
 //! ```
 
 mod builtin;
+pub mod dispatch;
 mod error;
 mod kind;
 mod message;
@@ -55,6 +56,7 @@ mod send;
 mod templates;
 mod transport;
 mod vars;
+pub mod window;
 
 pub use error::{MailError, TemplateError, TemplateErrors};
 pub use kind::{MailKind, UnknownKind};

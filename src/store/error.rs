@@ -159,3 +159,23 @@ pub enum StoreError {
         source: std::io::Error,
     },
 }
+
+impl StoreError {
+    /// Whether a retry may succeed by itself: the database was busy or
+    /// locked by another writer (a long apply holds SQLite's write lock).
+    pub fn is_busy(&self) -> bool {
+        let StoreError::Query { source, .. } = self else {
+            return false;
+        };
+        source
+            .inner()
+            .downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            .is_some_and(|code| {
+                matches!(
+                    code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                )
+            })
+    }
+}

@@ -20,13 +20,13 @@ pub use daemon_state::DaemonState;
 pub use error::{DriverError, StoreError};
 pub use lock::LockHolder;
 pub use outbox::{
-    HeldBatch, MailKind, Outbox, OutboxEntry, OutboxPolicy, OutboxState, Release,
+    Addressee, HeldBatch, MailKind, Outbox, OutboxEntry, OutboxPolicy, OutboxState, Release,
     DEFAULT_MAX_WELCOME_PER_RUN,
 };
 pub use passwords::TokenCheck;
 pub use runs::{succeeded, RunRow, RunSummary};
 pub use sqlite::{
-    ApplyReport, DaemonLock, JournalMode, SqliteStore, BULK_THRESHOLD, SCAN_THRESHOLD,
+    ApplyReport, DaemonLock, DispatchLock, JournalMode, SqliteStore, BULK_THRESHOLD, SCAN_THRESHOLD,
 };
 pub use views::{HistoryEntry, LinkedContact, UserDetail, UserFilter, UserView};
 

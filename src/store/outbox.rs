@@ -132,6 +132,20 @@ fn user_id<S: serde::Serializer>(id: &UserId, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_i64(id.0)
 }
 
+/// The user a message is for, as its templates need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addressee {
+    /// The login (the welcome tells it).
+    pub login: String,
+    /// The display name, also the name in `To`.
+    pub title: String,
+    /// The user's status now: mail to a disabled or rejected user is not sent.
+    pub status: crate::model::Status,
+    /// The names of the user's accounts (an account without a name by id),
+    /// sorted.
+    pub accounts: Vec<String>,
+}
+
 /// A run's welcomes held back because it created more than
 /// `mail.max_welcome_per_run` users (SPEC §4), until `mail release RUN`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -243,6 +257,18 @@ pub trait Outbox {
 
     /// `sending` → `failed`, one attempt more, with why.
     fn outbox_failed(&mut self, id: i64, error: &str, now_ms: i64) -> Result<(), StoreError>;
+
+    /// `sending` → `cancelled`: its user lost access between the claim and
+    /// the send (a queued message is cancelled with the change itself).
+    fn outbox_cancel_claimed(&mut self, id: i64, now_ms: i64) -> Result<(), StoreError>;
+
+    /// What a message to `user` is rendered from; `None` when the user is
+    /// gone (deleted).
+    fn outbox_addressee(&mut self, user: UserId) -> Result<Option<Addressee>, StoreError>;
+
+    /// How many messages were sent after `since_ms`: what
+    /// `mail.rate_per_minute` is measured against (the minute before now).
+    fn outbox_sent_since(&mut self, since_ms: i64) -> Result<u64, StoreError>;
 
     /// How many messages are in each state; every state is there, zero or not.
     fn outbox_counts(&mut self) -> Result<BTreeMap<String, u64>, StoreError>;

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::lock::{FileLock, DAEMON_SUFFIX, TAKE_PAUSE, TAKE_TRIES};
+use super::lock::{FileLock, DAEMON_SUFFIX, DISPATCH_SUFFIX, TAKE_PAUSE, TAKE_TRIES};
 use crate::store::{LockHolder, StoreError};
 
 /// The daemon lock while this process holds it; released when dropped (and by
@@ -57,4 +57,35 @@ pub fn lock_daemon(db: &Path) -> Result<DaemonLock, StoreError> {
 /// does. Takes nothing and creates nothing.
 pub fn daemon_holder(db: &Path) -> Result<Option<LockHolder>, StoreError> {
     FileLock::with_suffix(db, DAEMON_SUFFIX).holder()
+}
+
+/// The dispatcher lock while this process holds it: one process sends a
+/// store's mail at a time (the daemon's dispatcher or `mail flush`), so the
+/// holder may requeue what a dead sender left `sending`. Released when dropped.
+#[derive(Debug)]
+pub struct DispatchLock {
+    lock: FileLock,
+}
+
+impl Drop for DispatchLock {
+    fn drop(&mut self) {
+        let _ = self.lock.release();
+    }
+}
+
+/// Takes the dispatcher lock of the database at `db` (`liaison.db.mail`),
+/// waiting up to `wait` for another dispatcher; `on_wait` hears who holds it.
+pub fn lock_dispatcher(
+    db: &Path,
+    wait: std::time::Duration,
+    on_wait: &mut dyn FnMut(&LockHolder),
+) -> Result<DispatchLock, StoreError> {
+    let mut lock = FileLock::with_suffix(db, DISPATCH_SUFFIX);
+    crate::store::lock::wait_for(
+        &db.display().to_string(),
+        wait,
+        &mut || lock.try_acquire(),
+        on_wait,
+    )?;
+    Ok(DispatchLock { lock })
 }

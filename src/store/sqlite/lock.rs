@@ -121,6 +121,9 @@ pub const WRITER_SUFFIX: &str = ".lock";
 /// The daemon lock's file: the database's name plus this.
 pub const DAEMON_SUFFIX: &str = ".daemon";
 
+/// The dispatcher lock's file, beside the database: whoever sends its mail.
+pub const DISPATCH_SUFFIX: &str = ".mail";
+
 /// How many times a taker tries a lock that a [`FileLock::holder`] look may
 /// hold for an instant, [`TAKE_PAUSE`] apart.
 pub const TAKE_TRIES: u32 = 5;

@@ -19,7 +19,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 use tracing::info;
 
-pub use daemon::DaemonLock;
+pub use daemon::{DaemonLock, DispatchLock};
 pub use journal_mode::JournalMode;
 pub use write::ApplyReport;
 
@@ -162,6 +162,17 @@ impl SqliteStore {
     /// take it: it excludes only other daemons.
     pub fn lock_daemon(db: &Path) -> Result<DaemonLock, StoreError> {
         daemon::lock_daemon(db)
+    }
+
+    /// Takes the dispatcher lock of the store at `db`, waiting up to `wait`
+    /// (see [`DispatchLock`]): the daemon's dispatcher takes it for each
+    /// flush, `mail flush` for its own.
+    pub fn lock_dispatcher(
+        db: &Path,
+        wait: std::time::Duration,
+        on_wait: &mut dyn FnMut(&LockHolder),
+    ) -> Result<DispatchLock, StoreError> {
+        daemon::lock_dispatcher(db, wait, on_wait)
     }
 
     /// Who holds the daemon lock of the store at `db` now, without keeping

@@ -10,7 +10,7 @@ use super::SqliteStore;
 use crate::model::UserId;
 use crate::reconcile::Plan;
 use crate::store::{
-    DriverError, HeldBatch, MailKind, Outbox, OutboxEntry, OutboxPolicy, OutboxState, Release,
+    Addressee, DriverError, HeldBatch, MailKind, Outbox, OutboxEntry, OutboxPolicy, OutboxState, Release,
     StoreError,
 };
 
@@ -161,6 +161,15 @@ pub(crate) fn cancel_queued(tx: &Connection, user: UserId, now: i64) -> Result<u
         .map_err(q("cancelling a user's queued mail"))?;
     Ok(cancelled as u64)
 }
+
+/// A user's login, title, status and account names (the config's name, else
+/// a source's, else the id), sorted, as a JSON array.
+const ADDRESSEE: &str = "SELECT u.login, u.title, u.status, \
+     (SELECT json_group_array(name) FROM (SELECT DISTINCT \
+         coalesce(a.config_name, nullif(a.name, ''), c.account_id) AS name \
+         FROM contacts c LEFT JOIN accounts a ON a.id = c.account_id \
+         WHERE c.user_id = u.id AND c.linked = 1 AND c.account_id IS NOT NULL ORDER BY 1)) \
+     FROM users u WHERE u.id = ?1";
 
 const ENTRY_COLUMNS: &str = "id, kind, user_id, recipient, locale, not_before, attempts, \
      last_error, state, message_id, run_id, created_at, updated_at, sent_at";
@@ -326,6 +335,58 @@ impl Outbox for SqliteStore {
              updated_at = ?3 WHERE id = ?1 AND state = 'sending'",
             &[&id, &error, &now_ms],
         )
+    }
+
+    fn outbox_cancel_claimed(&mut self, id: i64, now_ms: i64) -> Result<(), StoreError> {
+        transition(
+            &self.conn,
+            id,
+            OutboxState::Sending,
+            "UPDATE outbox SET state = 'cancelled', updated_at = ?2 \
+             WHERE id = ?1 AND state = 'sending'",
+            &[&id, &now_ms],
+        )
+    }
+
+    fn outbox_addressee(&mut self, user: UserId) -> Result<Option<Addressee>, StoreError> {
+        let err = q("reading a message's addressee");
+        let row = self
+            .conn
+            .prepare_cached(ADDRESSEE)
+            .and_then(|mut s| {
+                s.query_row([user.0], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(err)?;
+        let Some((login, title, status, accounts)) = row else {
+            return Ok(None);
+        };
+        let corrupt = |what, detail: String| StoreError::Corrupt { what, detail };
+        Ok(Some(Addressee {
+            login,
+            title,
+            status: status.parse().map_err(|e| corrupt("status", e))?,
+            accounts: serde_json::from_str(&accounts)
+                .map_err(|e| corrupt("account names", e.to_string()))?,
+        }))
+    }
+
+    fn outbox_sent_since(&mut self, since_ms: i64) -> Result<u64, StoreError> {
+        // A sent message's `updated_at` is its `sent_at`: the state index covers it.
+        self.conn
+            .prepare_cached(
+                "SELECT count(*) FROM outbox WHERE state = 'sent' AND updated_at > ?1",
+            )
+            .and_then(|mut s| s.query_row([since_ms], |r| r.get::<_, i64>(0)))
+            .map(|n| n as u64)
+            .map_err(q("counting recently sent mail"))
     }
 
     fn outbox_counts(&mut self) -> Result<BTreeMap<String, u64>, StoreError> {
