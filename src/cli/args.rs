@@ -116,6 +116,13 @@ pub enum MailCommand {
         /// The run, as `mail status` shows it.
         run: i64,
     },
+    /// Send the due mail now (inside the send window and rate limit), as the
+    /// daemon's dispatcher does on `mail.schedule`.
+    Flush {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Send one short test message through the configured transport and
     /// report what the server said; writes nothing to the store.
     Test {

@@ -447,6 +447,7 @@ fn mail(config: &Config, command: &MailCommand) -> anyhow::Result<u8> {
         MailCommand::Status { format } => super::mail::status(config, *format),
         MailCommand::Release { run } => super::mail::release(config, *run),
         MailCommand::Test { to, format } => super::mail_test::test(config, to, *format),
+        MailCommand::Flush { format } => super::mail_flush::flush(config, *format),
     }
 }
 
@@ -475,7 +476,13 @@ fn mail_preview(
     };
     let templates = Templates::for_config(config)?;
     let now = chrono::Utc::now();
-    let vars = mail::preview_vars(config, detail.as_ref(), locale, None, now);
+    // The link the dispatcher would make, with a placeholder token.
+    let link_base = config
+        .mail
+        .as_ref()
+        .and_then(|m| m.welcome.set_password_url.as_ref())
+        .map(url::Url::as_str);
+    let vars = mail::preview_vars(config, detail.as_ref(), locale, link_base, now);
     let id = mail::message_id(&format!("preview.{kind}"), from)?;
     let meta = MessageMeta {
         from,

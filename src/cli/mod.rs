@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod interrupt;
 mod mail;
+mod mail_flush;
 mod mail_test;
 pub(crate) mod output;
 mod password;

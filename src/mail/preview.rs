@@ -14,13 +14,10 @@ pub const PREVIEW_TOKEN: &str = "PREVIEW-no-token-was-made";
 /// domain that resolves nowhere.
 const PREVIEW_LINK_BASE: &str = "https://liaison.invalid/password";
 
-/// How long a welcome's token lasts unless configured (SPEC §4: 7 days).
-const DEFAULT_TOKEN_TTL: Duration = Duration::days(7);
-
 /// The variables of a preview for `user` (or a sample user when `None`) in
 /// `locale` (or the user's, else `default_locale`): the link is
-/// `link_base?token=PREVIEW-no-token-was-made`, the expiry `now` plus the
-/// default token lifetime, in the mail time zone.
+/// `link_base?token=PREVIEW-no-token-was-made`, the expiry `now` plus
+/// `mail.welcome.token_ttl`, in the mail time zone.
 pub fn preview_vars(
     config: &Config,
     user: Option<&UserDetail>,
@@ -42,7 +39,12 @@ pub fn preview_vars(
     }
     vars.portal_url = config.portal.as_ref().map(|p| p.url.to_string());
     vars.set_password_url = Some(preview_link(link_base));
-    vars.expires = Some((now + DEFAULT_TOKEN_TTL).with_timezone(&zone));
+    let ttl = config
+        .mail
+        .as_ref()
+        .map_or(crate::config::DEFAULT_TOKEN_TTL, |m| m.welcome.token_ttl);
+    let ttl = Duration::from_std(ttl).unwrap_or(Duration::MAX);
+    vars.expires = Some(now.checked_add_signed(ttl).unwrap_or(now).with_timezone(&zone));
     vars
 }
 
