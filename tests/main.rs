@@ -11,6 +11,7 @@ mod daemon;
 mod errors_cli;
 mod guard;
 mod lifecycle;
+mod mail_dispatch;
 mod mail_preview;
 mod metrics;
 mod outbox_cli;

@@ -46,7 +46,11 @@ pub fn flush(config: &Config, format: Format) -> anyhow::Result<u8> {
     let dispatcher = Dispatcher::new(transport, templates, settings);
     let done = dispatcher.flush(store, &crate::clock::now_ms, runtime.handle());
     report(&done, &via, format)?;
-    Ok(if done.is_error() { exit::FAILURE } else { exit::OK })
+    Ok(if done.is_error() {
+        exit::FAILURE
+    } else {
+        exit::OK
+    })
 }
 
 fn report(done: &Flush, via: &str, format: Format) -> anyhow::Result<()> {

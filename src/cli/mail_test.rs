@@ -33,16 +33,16 @@ pub fn test(config: &Config, to: &str, format: Format) -> anyhow::Result<u8> {
     });
     let (via, sent) = outcome?;
     report(to, &via, &sent, format)?;
-    Ok(if sent.is_ok() { exit::OK } else { exit::FAILURE })
+    Ok(if sent.is_ok() {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
 }
 
 /// The test message: From `mail.from`, To `to`, a fresh Message-ID.
 fn test_message(from: &str, to: &str) -> Result<lettre::Message, String> {
-    let unique = format!(
-        "test.{}.{:x}",
-        crate::clock::now_ms(),
-        std::process::id()
-    );
+    let unique = format!("test.{}.{:x}", crate::clock::now_ms(), std::process::id());
     let id = crate::mail::message_id(&unique, from).map_err(|e| e.to_string())?;
     let to: lettre::message::Mailbox = to.parse().map_err(|e| format!("not an address: {e}"))?;
     let from: lettre::message::Mailbox = from.parse().map_err(|e| format!("mail.from: {e}"))?;
@@ -52,7 +52,10 @@ fn test_message(from: &str, to: &str) -> Result<lettre::Message, String> {
         .subject("Liaison test message")
         .message_id(Some(id))
         .date_now()
-        .body("This message was sent by `liaison mail test` to check the mail transport.\n".to_owned())
+        .body(
+            "This message was sent by `liaison mail test` to check the mail transport.\n"
+                .to_owned(),
+        )
         .map_err(|e| e.to_string())
 }
 
@@ -65,7 +68,9 @@ fn report(
     match format {
         Format::Json => {
             let value = match sent {
-                Ok(accepted) => json!({"to": to, "via": via, "sent": true, "reply": accepted.reply}),
+                Ok(accepted) => {
+                    json!({"to": to, "via": via, "sent": true, "reply": accepted.reply})
+                }
                 Err(e) => json!({
                     "to": to, "via": via, "sent": false, "code": e.code(),
                     "permanent": e.is_permanent(), "reason": e.reason(),
@@ -76,7 +81,11 @@ fn report(
         Format::Human => match sent {
             Ok(accepted) => output::line(&format!("sent to {to} via {via}: {}", accepted.reply)),
             Err(e) => {
-                let kind = if e.is_permanent() { "refused" } else { "not sent (temporary)" };
+                let kind = if e.is_permanent() {
+                    "refused"
+                } else {
+                    "not sent (temporary)"
+                };
                 output::error_line(&format!("error: {kind}: {to} via {via}: {e}"));
             }
         },

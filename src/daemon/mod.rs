@@ -3,6 +3,7 @@
 //! listener for health and metrics. Runs are the same `run_source` the CLI
 //! calls, on blocking threads, cancellable at safe points.
 
+mod mail;
 pub mod notify;
 pub mod readiness;
 pub mod runner;

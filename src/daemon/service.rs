@@ -94,6 +94,8 @@ struct Daemon {
     sources: BTreeMap<String, Running>,
     /// Tasks of removed sources still finishing a run.
     retiring: BTreeMap<String, Retiring>,
+    /// The mail dispatcher's task.
+    mail: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// A source's task and its file watch.
@@ -125,6 +127,7 @@ async fn serve(config: Config, db: PathBuf) -> u8 {
     let _config_watch = daemon.watch_config(reload_tx);
     let sources: Vec<SourceConfig> = daemon.config.sources.clone();
     daemon.start_sources(&sources);
+    daemon.start_mail();
     daemon.announce_ready();
     daemon.serve_until_stopped(&mut signals, reload_rx).await;
     daemon.stop().await;
@@ -167,7 +170,18 @@ impl Daemon {
             notifier,
             sources: BTreeMap::new(),
             retiring: BTreeMap::new(),
+            mail: None,
         })
+    }
+
+    /// Starts the mail dispatcher; it follows reloads by itself.
+    fn start_mail(&mut self) {
+        self.mail = Some(super::mail::spawn(
+            self.db.clone(),
+            self.config_tx.subscribe(),
+            self.stop_tx.subscribe(),
+            Arc::clone(&self.shared),
+        ));
     }
 
     /// Watches the config file: a change reloads as SIGHUP does.
@@ -399,7 +413,11 @@ impl Daemon {
             .map(|r| r.task)
             .collect();
         let retiring: Vec<Retiring> = std::mem::take(&mut self.retiring).into_values().collect();
+        let mail = self.mail.take();
         let drained = tokio::time::timeout(DRAIN, async {
+            if let Some(mail) = mail {
+                let _ = mail.await;
+            }
             for task in tasks {
                 task.join().await;
             }

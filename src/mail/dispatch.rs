@@ -28,6 +28,7 @@ use super::{build_message, Deliver, MailKind, MailVars, MessageMeta, SendError, 
 use crate::config::{Config, SendWindow, WelcomeConfig};
 use crate::model::Status;
 use crate::store::{OutboxEntry, Store, StoreError};
+use crate::sync::Cancel;
 
 /// Messages delivered at once: as many as the SMTP pool keeps connections
 /// (`transport::POOL_SIZE`).
@@ -159,6 +160,8 @@ pub enum Stopped {
         /// The limit.
         per_minute: u32,
     },
+    /// The process is stopping: the rest waits for the next dispatcher.
+    Cancelled,
     /// The store failed while reading or claiming mail: nothing was lost
     /// (claimed messages are requeued by the next dispatcher).
     Store(StoreError),
@@ -176,7 +179,11 @@ impl fmt::Display for Stopped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Stopped::Window { opens: Some(at) } => {
-                write!(f, "the send window is closed; it opens at {}", at.to_rfc3339())
+                write!(
+                    f,
+                    "the send window is closed; it opens at {}",
+                    at.to_rfc3339()
+                )
             }
             Stopped::Window { opens: None } => {
                 f.write_str("the send window has no days, so it never opens")
@@ -185,6 +192,7 @@ impl fmt::Display for Stopped {
                 f,
                 "mail.rate_per_minute ({per_minute}) reached; the rest waits for the next run"
             ),
+            Stopped::Cancelled => f.write_str("stopped: the process is stopping"),
             Stopped::Store(e) => write!(f, "stopped: the store failed: {e}"),
             Stopped::MarkSent { id, error } => write!(
                 f,
@@ -200,6 +208,7 @@ pub struct Dispatcher<D> {
     deliver: D,
     templates: Templates,
     settings: DispatchSettings,
+    cancel: Cancel,
 }
 
 /// One claimed message, built and ready to go.
@@ -233,7 +242,15 @@ impl<D: Deliver + Sync> Dispatcher<D> {
             deliver,
             templates,
             settings,
+            cancel: Cancel::new(),
         }
+    }
+
+    /// Stops its flushes when `cancel` is set (the daemon's shutdown): no
+    /// message is claimed after that; those in flight are settled.
+    pub fn with_cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = cancel;
+        self
     }
 
     /// The transport it sends through.
@@ -272,7 +289,10 @@ impl<D: Deliver + Sync> Dispatcher<D> {
                 scope.spawn(|| self.work(&shared, now, runtime));
             }
         });
-        shared.into_inner().unwrap_or_else(PoisonError::into_inner).flush
+        shared
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flush
     }
 
     /// Requeues what a dead sender left, then checks the window and the
@@ -355,6 +375,10 @@ impl<D: Deliver + Sync> Dispatcher<D> {
         now_ms: i64,
     ) -> Result<Option<Job>, StoreError> {
         loop {
+            if self.cancel.is_cancelled() {
+                s.flush.stopped = Some(Stopped::Cancelled);
+                return Ok(None);
+            }
             if s.budget == Some(0) {
                 if let Some(per_minute) = self.settings.rate_per_minute {
                     s.flush.stopped = Some(Stopped::RateLimit { per_minute });
@@ -439,10 +463,12 @@ impl<D: Deliver + Sync> Dispatcher<D> {
             message_id: &entry.message_id,
             date: utc(now_ms),
         };
-        Ok(match build_message(&self.templates, entry.kind, &vars, &meta) {
-            Ok(message) => Prepared::Ready(message),
-            Err(e) => Prepared::Broken(e.to_string()),
-        })
+        Ok(
+            match build_message(&self.templates, entry.kind, &vars, &meta) {
+                Ok(message) => Prepared::Ready(message),
+                Err(e) => Prepared::Broken(e.to_string()),
+            },
+        )
     }
 
     /// A new set-password token for the welcome `entry`, its hash stored:
@@ -468,7 +494,10 @@ impl<D: Deliver + Sync> Dispatcher<D> {
         let ttl_ms = i64::try_from(welcome.token_ttl.as_millis()).unwrap_or(i64::MAX);
         let expires_ms = now_ms.saturating_add(ttl_ms);
         store.create_password_token(entry.user, &hash, expires_ms, now_ms)?;
-        Ok(Ok((link, utc(expires_ms).with_timezone(&self.settings.zone))))
+        Ok(Ok((
+            link,
+            utc(expires_ms).with_timezone(&self.settings.zone),
+        )))
     }
 
     /// Settles a delivered (or refused) message in the store. Marking a sent

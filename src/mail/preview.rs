@@ -44,7 +44,11 @@ pub fn preview_vars(
         .as_ref()
         .map_or(crate::config::DEFAULT_TOKEN_TTL, |m| m.welcome.token_ttl);
     let ttl = Duration::from_std(ttl).unwrap_or(Duration::MAX);
-    vars.expires = Some(now.checked_add_signed(ttl).unwrap_or(now).with_timezone(&zone));
+    vars.expires = Some(
+        now.checked_add_signed(ttl)
+            .unwrap_or(now)
+            .with_timezone(&zone),
+    );
     vars
 }
 

@@ -8,8 +8,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
@@ -109,7 +109,11 @@ impl Transport {
                 let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
                     .port(*port)
                     .timeout(Some(mail.timeout))
-                    .pool_config(PoolConfig::new().max_size(POOL_SIZE).idle_timeout(POOL_IDLE));
+                    .pool_config(
+                        PoolConfig::new()
+                            .max_size(POOL_SIZE)
+                            .idle_timeout(POOL_IDLE),
+                    );
                 if *tls != SmtpTls::None {
                     let parameters = tls_parameters(host, mail.ca_file.as_deref())?;
                     builder = builder.tls(match tls {
@@ -119,10 +123,8 @@ impl Transport {
                 }
                 if let Some(user) = user {
                     let password = password.as_ref().map(|p| p.expose().to_owned());
-                    builder = builder.credentials(Credentials::new(
-                        user.clone(),
-                        password.unwrap_or_default(),
-                    ));
+                    builder = builder
+                        .credentials(Credentials::new(user.clone(), password.unwrap_or_default()));
                 }
                 Ok(Transport {
                     inner: Inner::Smtp {
@@ -337,8 +339,14 @@ mod tests {
 
     #[test]
     fn eml_names_stay_inside_the_folder() {
-        assert_eq!(eml_name(&message("<17.ab@example.com>")), "17.ab@example.com.eml");
-        assert_eq!(eml_name(&message("<../../etc/passwd>")), "_.._.._etc_passwd.eml");
+        assert_eq!(
+            eml_name(&message("<17.ab@example.com>")),
+            "17.ab@example.com.eml"
+        );
+        assert_eq!(
+            eml_name(&message("<../../etc/passwd>")),
+            "_.._.._etc_passwd.eml"
+        );
         assert_eq!(eml_name(&message("<.hidden>")), "_.hidden.eml");
         assert!(!eml_name(&message("<a/b\\c d>")).contains(['/', '\\', ' ']));
     }
@@ -362,10 +370,19 @@ mod tests {
             },
             described: String::new(),
         };
-        let first = transport.deliver(&message("<1.x@example.com>")).await.unwrap();
+        let first = transport
+            .deliver(&message("<1.x@example.com>"))
+            .await
+            .unwrap();
         assert!(first.reply.starts_with("written to "), "{first:?}");
-        transport.deliver(&message("<1.x@example.com>")).await.unwrap();
-        transport.deliver(&message("<2.x@example.com>")).await.unwrap();
+        transport
+            .deliver(&message("<1.x@example.com>"))
+            .await
+            .unwrap();
+        transport
+            .deliver(&message("<2.x@example.com>"))
+            .await
+            .unwrap();
         let mut names: Vec<String> = std::fs::read_dir(&target)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

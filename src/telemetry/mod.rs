@@ -129,6 +129,10 @@ impl SourceSeries {
 struct Registry {
     sources: BTreeMap<String, SourceSeries>,
     outbox: BTreeMap<String, u64>,
+    /// Messages the dispatcher sent, by kind.
+    mail_sent: BTreeMap<String, u64>,
+    /// Messages that ended `failed`, by kind.
+    mail_failed: BTreeMap<String, u64>,
 }
 
 impl Registry {
@@ -214,6 +218,13 @@ impl Metrics {
         self.lock().outbox.insert(state.to_owned(), depth);
     }
 
+    /// The dispatcher sent `sent` and failed `failed` more messages of `kind`.
+    pub fn mail_dispatched(&self, kind: &str, sent: u64, failed: u64) {
+        let mut registry = self.lock();
+        *registry.mail_sent.entry(kind.to_owned()).or_default() += sent;
+        *registry.mail_failed.entry(kind.to_owned()).or_default() += failed;
+    }
+
     /// Every series in the Prometheus text format 0.0.4, families sorted by
     /// name and series by label values, so two scrapes of the same state are
     /// the same text. A family without series is left out.
@@ -226,6 +237,18 @@ impl Metrics {
         write_changes(&mut w, sources);
         write_per_source(&mut w, sources, &HELD);
         write_per_source(&mut w, sources, &LAST_SUCCESS);
+        write_mail(
+            &mut w,
+            "liaison_mail_failed_total",
+            "Messages that ended failed, by kind.",
+            &registry.mail_failed,
+        );
+        write_mail(
+            &mut w,
+            "liaison_mail_sent_total",
+            "Messages the dispatcher sent, by kind.",
+            &registry.mail_sent,
+        );
         write_outbox(&mut w, &registry.outbox);
         write_per_source(&mut w, sources, &ROW_ERRORS);
         write_durations(&mut w, sources);
@@ -345,6 +368,16 @@ fn write_failures(w: &mut TextWriter, sources: &BTreeMap<String, SourceSeries>) 
             let n = s.failures[i];
             w.sample(name, &[("source", source), ("kind", kind)], Value::Int(n));
         }
+    }
+}
+
+fn write_mail(w: &mut TextWriter, name: &str, help: &str, by_kind: &BTreeMap<String, u64>) {
+    if by_kind.is_empty() {
+        return;
+    }
+    w.family(name, Kind::Counter, help);
+    for (kind, n) in by_kind {
+        w.sample(name, &[("kind", kind)], Value::Int(*n));
     }
 }
 

@@ -120,6 +120,7 @@ fn families_print_sorted_by_name_each_with_help_and_type() {
     m.source_configured("b");
     m.source_configured("a");
     m.set_outbox("queued", 3);
+    m.mail_dispatched("welcome", 1, 0);
     let text = m.encode();
     let types: Vec<&str> = text
         .lines()
@@ -127,7 +128,7 @@ fn families_print_sorted_by_name_each_with_help_and_type() {
         .map(|l| l.split(' ').next().unwrap_or(""))
         .collect();
     let helps = text.lines().filter(|l| l.starts_with("# HELP ")).count();
-    assert_eq!(types.len(), 9, "{text}");
+    assert_eq!(types.len(), 11, "{text}");
     assert_eq!(helps, types.len());
     let mut sorted = types.clone();
     sorted.sort_unstable();
@@ -149,6 +150,29 @@ fn the_outbox_gauge_holds_the_last_depth_per_state() {
         [
             "liaison_outbox_messages{state=\"failed\"} 1",
             "liaison_outbox_messages{state=\"queued\"} 0",
+        ]
+    );
+}
+
+#[test]
+fn mail_counters_add_up_by_kind() {
+    let m = Metrics::new();
+    m.mail_dispatched("welcome", 3, 1);
+    m.mail_dispatched("registration_confirmation", 2, 0);
+    m.mail_dispatched("welcome", 4, 0);
+    let text = m.encode();
+    assert_eq!(
+        lines(&text, "liaison_mail_sent_total{"),
+        [
+            "liaison_mail_sent_total{kind=\"registration_confirmation\"} 2",
+            "liaison_mail_sent_total{kind=\"welcome\"} 7",
+        ]
+    );
+    assert_eq!(
+        lines(&text, "liaison_mail_failed_total{"),
+        [
+            "liaison_mail_failed_total{kind=\"registration_confirmation\"} 0",
+            "liaison_mail_failed_total{kind=\"welcome\"} 1",
         ]
     );
 }

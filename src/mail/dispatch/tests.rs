@@ -45,7 +45,11 @@ impl Deliver for Scripted {
             during();
         }
         let reply = self.replies.lock().unwrap().pop_front();
-        let reply = reply.unwrap_or_else(|| Ok(Accepted { reply: "250 OK".into() }));
+        let reply = reply.unwrap_or_else(|| {
+            Ok(Accepted {
+                reply: "250 OK".into(),
+            })
+        });
         if reply.is_ok() {
             let text = String::from_utf8(message.formatted()).unwrap();
             self.sent.lock().unwrap().push(text);
@@ -201,7 +205,9 @@ fn each_due_welcome_goes_once_with_a_working_single_use_link() {
     let mut store = s.store();
     let hash = crate::password::token_hash(&token);
     assert!(matches!(
-        store.redeem_password_token(&hash, "$argon2id$x", s.now(), "test").unwrap(),
+        store
+            .redeem_password_token(&hash, "$argon2id$x", s.now(), "test")
+            .unwrap(),
         TokenCheck::Valid(_)
     ));
     assert_eq!(
@@ -279,10 +285,12 @@ fn transient_failures_end_failed_after_max_attempts() {
 
 #[test]
 fn mail_due_outside_the_window_waits_for_it() {
-    let window = "  window:\n    days: mon-fri\n    from: 8\n    to: 18\n  timezone: Europe/Prague\n";
+    let window =
+        "  window:\n    days: mon-fri\n    from: 8\n    to: 18\n  timezone: Europe/Prague\n";
     let s = Setup::new(2, window);
     // Saturday 2026-12-05 12:00 UTC.
-    s.clock.store(T0 + 4 * 86_400_000 + 2 * 3_600_000, Ordering::SeqCst);
+    s.clock
+        .store(T0 + 4 * 86_400_000 + 2 * 3_600_000, Ordering::SeqCst);
     let deliver = Scripted::default();
     let flush = s.flush(&deliver);
     assert_eq!(flush.sent.total(), 0);
@@ -294,7 +302,8 @@ fn mail_due_outside_the_window_waits_for_it() {
     }
     assert!(deliver.messages().is_empty());
     // Monday 08:00 Prague.
-    s.clock.store(T0 + 6 * 86_400_000 - 3 * 3_600_000, Ordering::SeqCst);
+    s.clock
+        .store(T0 + 6 * 86_400_000 - 3 * 3_600_000, Ordering::SeqCst);
     assert_eq!(s.flush(&Scripted::default()).sent.welcome, 2);
 }
 
@@ -361,11 +370,8 @@ fn a_message_that_cannot_be_marked_sent_stops_the_dispatcher() {
     let mut settings = DispatchSettings::of(&s.config).unwrap();
     settings.concurrency = 1;
     let clock = || s.now();
-    let flush = Dispatcher::new(&deliver, templates, settings).flush(
-        s.store(),
-        &clock,
-        s.runtime.handle(),
-    );
+    let flush =
+        Dispatcher::new(&deliver, templates, settings).flush(s.store(), &clock, s.runtime.handle());
     assert!(flush.is_error());
     assert!(
         matches!(flush.stopped, Some(Stopped::MarkSent { .. })),

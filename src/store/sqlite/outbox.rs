@@ -10,8 +10,8 @@ use super::SqliteStore;
 use crate::model::UserId;
 use crate::reconcile::Plan;
 use crate::store::{
-    Addressee, DriverError, HeldBatch, MailKind, Outbox, OutboxEntry, OutboxPolicy, OutboxState, Release,
-    StoreError,
+    Addressee, DriverError, HeldBatch, MailKind, Outbox, OutboxEntry, OutboxPolicy, OutboxState,
+    Release, StoreError,
 };
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
@@ -381,9 +381,7 @@ impl Outbox for SqliteStore {
     fn outbox_sent_since(&mut self, since_ms: i64) -> Result<u64, StoreError> {
         // A sent message's `updated_at` is its `sent_at`: the state index covers it.
         self.conn
-            .prepare_cached(
-                "SELECT count(*) FROM outbox WHERE state = 'sent' AND updated_at > ?1",
-            )
+            .prepare_cached("SELECT count(*) FROM outbox WHERE state = 'sent' AND updated_at > ?1")
             .and_then(|mut s| s.query_row([since_ms], |r| r.get::<_, i64>(0)))
             .map(|n| n as u64)
             .map_err(q("counting recently sent mail"))
