@@ -133,3 +133,26 @@ fn the_daemon_sends_welcomes_on_the_mail_schedule_and_counts_them() {
         3.0
     );
 }
+
+#[test]
+fn status_shows_the_outbox_depth_by_state() {
+    let s = sandbox(&[], &[]);
+    let before = s.run(&["status", "--format", "json"]).expect(0).json();
+    assert_eq!(
+        before["outbox"],
+        serde_json::json!({"queued": 0, "sending": 0, "sent": 0, "failed": 0, "cancelled": 0}),
+        "no store yet: an empty outbox"
+    );
+    s.sync(0);
+    let queued = s.run(&["status", "--format", "json"]).expect(0).json();
+    assert_eq!(queued["outbox"]["queued"], 3, "{queued}");
+    s.run(&["mail", "flush"]).expect(0);
+    let sent = s.run(&["status", "--format", "json"]).expect(0).json();
+    assert_eq!(sent["outbox"]["queued"], 0, "{sent}");
+    assert_eq!(sent["outbox"]["sent"], 3, "{sent}");
+    let human = s.run(&["status"]).expect(0).stdout;
+    assert!(
+        human.contains("outbox: 0 queued, 0 sending, 3 sent, 0 failed, 0 cancelled"),
+        "{human}"
+    );
+}

@@ -12,7 +12,7 @@ use super::args::{Format, ListFormat};
 use super::status::{self, SourceStatus, StatusView};
 use super::text::{error_chain, quoted, visible};
 use crate::reconcile::{ContactChange, DeprovisionAction, Plan};
-use crate::store::{RunRow, UserDetail, UserView};
+use crate::store::{OutboxState, RunRow, UserDetail, UserView};
 use crate::sync::RunReport;
 
 /// Bytes to stdout as they are (`mail preview` prints a message with its
@@ -614,6 +614,7 @@ fn write_status(view: &StatusView, format: Format) -> io::Result<()> {
         )?;
     }
     status_table(&mut out, &view.sources)?;
+    writeln!(out, "{}", outbox_line(&view.outbox))?;
     for s in &view.sources {
         if let Some(f) = s.runs.as_ref().and_then(|r| r.last.failure.as_ref()) {
             writeln!(
@@ -631,6 +632,12 @@ fn write_status(view: &StatusView, format: Format) -> io::Result<()> {
         }
     }
     out.flush()
+}
+
+/// `outbox: 2 queued, 0 sending, 40 sent, 1 failed, 0 cancelled`.
+fn outbox_line(outbox: &[(OutboxState, u64)]) -> String {
+    let counts: Vec<String> = outbox.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    format!("outbox: {}", counts.join(", "))
 }
 
 /// One row per source: when, how, what changed, failures, next run.
@@ -752,6 +759,11 @@ fn status_json(view: &StatusView) -> Value {
         "store": view.store.display().to_string(),
         "daemon": daemon,
         "sources": sources,
+        "outbox": view
+            .outbox
+            .iter()
+            .map(|(state, n)| (state.as_str().to_owned(), json!(n)))
+            .collect::<serde_json::Map<_, _>>(),
     })
 }
 

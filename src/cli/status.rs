@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::config::{Config, SourceConfig};
-use crate::store::{DaemonState, LockHolder, RunSummary, SqliteStore, Store, StoreError};
+use crate::store::{
+    DaemonState, LockHolder, Outbox, OutboxState, RunSummary, SqliteStore, Store, StoreError,
+};
 
 /// Everything `status` shows.
 #[derive(Debug)]
@@ -22,6 +24,9 @@ pub struct StatusView {
     /// Each configured source in config order, then sources the history
     /// knows that the config no longer has.
     pub sources: Vec<SourceStatus>,
+    /// The outbox depth: each state with its count, in the order of a
+    /// message's life (all zero before the store exists).
+    pub outbox: Vec<(OutboxState, u64)>,
     /// Notes for stderr (a daemon state file that cannot be read, say).
     pub notes: Vec<String>,
 }
@@ -55,11 +60,16 @@ pub struct SourceStatus {
 pub fn gather(config: &Config, db: &Path, now: DateTime<Utc>) -> Result<StatusView, StoreError> {
     let mut notes = Vec::new();
     let store_exists = db.exists();
-    let summaries = if store_exists {
-        SqliteStore::open_read_only(db)?.run_summaries()?
+    let (summaries, counts) = if store_exists {
+        let mut store = SqliteStore::open_read_only(db)?;
+        (store.run_summaries()?, store.outbox_counts()?)
     } else {
-        Vec::new()
+        Default::default()
     };
+    let outbox = OutboxState::ALL
+        .iter()
+        .map(|&state| (state, counts.get(state.as_str()).copied().unwrap_or(0)))
+        .collect();
     let holder = SqliteStore::daemon_holder(db)?;
     let state = match &holder {
         Some(h) => daemon_state(db, h, &mut notes),
@@ -76,6 +86,7 @@ pub fn gather(config: &Config, db: &Path, now: DateTime<Utc>) -> Result<StatusVi
         store_exists,
         daemon,
         sources,
+        outbox,
         notes,
     })
 }
