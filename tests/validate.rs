@@ -123,3 +123,29 @@ fn an_unknown_mail_timezone_fails_validate() {
         r.stderr
     );
 }
+
+#[test]
+fn validate_warns_when_welcomes_can_have_no_set_password_link() {
+    let base = "store: sqlite://liaison.db\n\
+                sources:\n\
+                \x20 - name: partners\n\
+                \x20   type: csv\n\
+                \x20   path: partners.csv\n\
+                mail:\n\
+                \x20 transport: file://mail\n\
+                \x20 from: support@example.com\n";
+    let s = Sandbox::new(base);
+    let r = s.run(&["validate"]).expect(0);
+    assert!(
+        r.stderr
+            .contains("warning: mail.welcome: welcomes have no set-password link")
+            && r.stderr.contains("api.public_url"),
+        "{}",
+        r.stderr
+    );
+    let s = Sandbox::new(&format!(
+        "{base}api:\n  listen: 127.0.0.1:0\n  public_url: https://liaison.example.com\n"
+    ));
+    let r = s.run(&["validate"]).expect(0);
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+}

@@ -57,12 +57,28 @@ fn validate(cli: &Cli) -> u8 {
                 if c.sources.len() == 1 { "" } else { "s" }
             ));
             note_removed_sources(&c);
+            warn_welcome_without_link(&c);
             exit::OK
         }
         Err(errors) => {
             print_config_errors(&errors);
             exit::INVALID
         }
+    }
+}
+
+/// `validate` warns when mail is configured but welcomes can have no
+/// set-password link: the dispatcher fails each welcome then (with this reason).
+fn warn_welcome_without_link(config: &Config) {
+    if config
+        .mail
+        .as_ref()
+        .is_some_and(|m| m.welcome.set_password_url.is_none())
+    {
+        output::error_line(
+            "warning: mail.welcome: welcomes have no set-password link and will fail when sent; \
+             set mail.welcome.set_password_url or api.public_url",
+        );
     }
 }
 
