@@ -38,10 +38,11 @@ pub fn flush(config: &Config, format: Format) -> anyhow::Result<u8> {
         .thread_name("liaison-mail")
         .enable_all()
         .build()?;
-    let transport = {
-        let _inside = runtime.enter();
-        Transport::from_config(mail)?
-    };
+    // lettre's SMTP pool starts a task when it is built and another when it is
+    // dropped: both need the runtime's context, so this thread stays inside it
+    // until the dispatcher (declared later, dropped first) is gone.
+    let _inside = runtime.enter();
+    let transport = Transport::from_config(mail)?;
     let via = transport.describe().to_owned();
     let dispatcher = Dispatcher::new(transport, templates, settings);
     let done = dispatcher.flush(store, &crate::clock::now_ms, runtime.handle());
