@@ -49,6 +49,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0006_passwords.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("migrations/0007_registration.sql"),
+        fill: None,
+    },
 ];
 
 /// The latest schema version this build knows.
