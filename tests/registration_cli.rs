@@ -336,7 +336,10 @@ fn mail_flush_writes_the_confirmation_as_an_eml() {
     let text = std::fs::read_to_string(&files[0]).unwrap();
     let id = files[0].file_stem().unwrap().to_string_lossy().into_owned();
     assert!(text.contains(&format!("Message-ID: <{id}>")), "{text}");
-    assert!(text.contains("To: \"Hal Jordan\" <hal@x.example>"), "{text}");
+    assert!(
+        text.contains("To: \"Hal Jordan\" <hal@x.example>"),
+        "{text}"
+    );
     assert!(text.contains("Login: hal.jordan"), "{text}");
     assert!(text.contains("Company: ACME s.r.o."), "{text}");
     assert_eq!(mail_status(&s)["counts"]["sent"], 1);
