@@ -368,3 +368,34 @@ fn without_mail_a_registration_queues_nothing_and_a_resend_is_refused() {
     s.run(&["users", "approve", "ida"]).expect(0);
     assert_eq!(mail_status(&s)["counts"]["queued"], 0);
 }
+
+#[test]
+fn a_source_contact_with_a_registered_address_joins_that_user() {
+    let s = sandbox(&[]);
+    register(&s, "Kim", "kim@acme.example", &[]);
+    s.write(
+        "partners.csv",
+        &format!("{HEADER}c1,Kim Kay,KIM@acme.example,acme,ACME,portal\n"),
+    );
+    let run = s.sync(0);
+    assert_eq!(
+        (&run["created"], &run["updated"]),
+        (&Value::from(0), &Value::from(1)),
+        "{run}"
+    );
+    let users = s.users();
+    assert_eq!(users.len(), 1, "{users:?}");
+    let u = &users[0];
+    assert_eq!(
+        (&u["origin"], &u["status"], &u["contacts"], &u["accounts"]),
+        (
+            &Value::from("registration"),
+            &Value::from("active"),
+            &serde_json::json!(["c1"]),
+            &serde_json::json!(["acme"])
+        )
+    );
+    // Welcomed at registration: sync queues no second welcome.
+    let kinds: Vec<String> = queued(&s).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds, ["registration_confirmation", "welcome"]);
+}

@@ -393,13 +393,13 @@ fn write_user_list(source: UserSource<'_>, format: ListFormat) -> anyhow::Result
                 .max(5);
             writeln!(
                 out,
-                "{:<width$}  {:<8}  {:<6}  {:<30}  TITLE",
+                "{:<width$}  {:<8}  {:<12}  {:<30}  TITLE",
                 "LOGIN", "STATUS", "ORIGIN", "E-MAIL"
             )?;
             for [login, status, origin, email, title] in &rows {
                 writeln!(
                     out,
-                    "{login:<width$}  {status:<8}  {origin:<6}  {email:<30}  {title}"
+                    "{login:<width$}  {status:<8}  {origin:<12}  {email:<30}  {title}"
                 )?;
             }
             let n = rows.len();
