@@ -16,6 +16,7 @@ mod mail_preview;
 mod metrics;
 mod outbox_cli;
 mod passwords_cli;
+mod registration_cli;
 mod regression;
 mod status_cli;
 mod store;

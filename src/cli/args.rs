@@ -174,6 +174,51 @@ pub enum UsersCommand {
     },
     /// Set a password (one line on standard input) under the password policy.
     SetPassword(SetPasswordArgs),
+    /// Register someone as a self-registration would: a pending user with
+    /// its confirmation queued, approved at once when its e-mail's domain
+    /// is a known account's.
+    Register(RegisterArgs),
+    /// Approve a pending user: it becomes active and its welcome is queued.
+    Approve(LifecycleArgs),
+    /// Reject a pending user: it becomes rejected and its queued mail is cancelled.
+    Reject(LifecycleArgs),
+    /// Queue an active user's welcome again.
+    ResendWelcome(LifecycleArgs),
+    /// Queue a user's registration confirmation again.
+    ResendConfirmation(LifecycleArgs),
+}
+
+/// `users register` arguments.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// The person's name: the user's title, and where its login comes from.
+    #[arg(long)]
+    pub name: String,
+    /// The person's e-mail address.
+    #[arg(long)]
+    pub email: String,
+    /// Link this account (its id) directly; it must be known to the store.
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+    /// The language of the user's mail (default: `default_locale`).
+    #[arg(long)]
+    pub locale: Option<String>,
+    /// Who is making the change, for the journal (default: the OS user).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
+
+/// The arguments of `users approve|reject|resend-welcome|resend-confirmation`.
+#[derive(Debug, Args)]
+pub struct LifecycleArgs {
+    /// The user's login.
+    pub login: String,
+    /// Who is making the change, for the journal (default: the OS user).
+    #[arg(long)]
+    pub actor: Option<String>,
 }
 
 /// `users set-password LOGIN` or `users set-password --token TOKEN`.

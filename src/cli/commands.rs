@@ -10,6 +10,7 @@ use super::args::{Cli, Command, Format, ListArgs, MailCommand, SyncArgs, UsersCo
 use super::exit;
 use super::interrupt::Interrupts;
 use super::output;
+use super::register::{lifecycle, Lifecycle};
 use super::text::{quoted, visible};
 use crate::config::{self, Config, SourceConfig, StoreLocation};
 use crate::mail::{self, MailKind, MessageMeta, Templates};
@@ -449,6 +450,17 @@ fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<u8> {
         },
         UsersCommand::SetPassword(args) => {
             super::password::set_password(config, store.as_mut(), args)
+        }
+        UsersCommand::Register(args) => super::register::register(config, store.as_mut(), args),
+        UsersCommand::Approve(args) => lifecycle(config, store.as_mut(), Lifecycle::Approve, args),
+        UsersCommand::Reject(args) => lifecycle(config, store.as_mut(), Lifecycle::Reject, args),
+        UsersCommand::ResendWelcome(args) => {
+            let resend = Lifecycle::Resend(MailKind::Welcome);
+            lifecycle(config, store.as_mut(), resend, args)
+        }
+        UsersCommand::ResendConfirmation(args) => {
+            let resend = Lifecycle::Resend(MailKind::RegistrationConfirmation);
+            lifecycle(config, store.as_mut(), resend, args)
         }
     }
 }

@@ -393,13 +393,13 @@ fn write_user_list(source: UserSource<'_>, format: ListFormat) -> anyhow::Result
                 .max(5);
             writeln!(
                 out,
-                "{:<width$}  {:<8}  {:<6}  {:<30}  TITLE",
+                "{:<width$}  {:<8}  {:<12}  {:<30}  TITLE",
                 "LOGIN", "STATUS", "ORIGIN", "E-MAIL"
             )?;
             for [login, status, origin, email, title] in &rows {
                 writeln!(
                     out,
-                    "{login:<width$}  {status:<8}  {origin:<6}  {email:<30}  {title}"
+                    "{login:<width$}  {status:<8}  {origin:<12}  {email:<30}  {title}"
                 )?;
             }
             let n = rows.len();
@@ -490,7 +490,7 @@ fn write_user_detail(d: &UserDetail, format: Format) -> io::Result<()> {
     if let Some(desc) = &u.description {
         writeln!(out, "description: {}", visible(desc))?;
     }
-    write_accounts(&mut out, &d.linked_accounts)?;
+    write_accounts(&mut out, &d.linked_accounts, &d.direct_accounts)?;
     writeln!(
         out,
         "flags:       account_contacts={} account_tickets={} external_comments={}",
@@ -534,12 +534,16 @@ fn write_user_detail(d: &UserDetail, format: Format) -> io::Result<()> {
         };
         writeln!(
             out,
-            "  {}  {:<7} {}{}",
+            "  {}  {:<7} {}{}{}",
             h.at,
             h.action,
             h.source
                 .as_deref()
                 .map(|s| format!("[{}] ", visible(s)))
+                .unwrap_or_default(),
+            h.actor
+                .as_deref()
+                .map(|a| format!("by {} ", visible(a)))
                 .unwrap_or_default(),
             visible(&what)
         )?;
@@ -547,8 +551,13 @@ fn write_user_detail(d: &UserDetail, format: Format) -> io::Result<()> {
     out.flush()
 }
 
-/// The user's accounts, one a line: id, name, domains (`-` for none).
-fn write_accounts(out: &mut impl Write, accounts: &[crate::model::Account]) -> io::Result<()> {
+/// The user's accounts, one a line: id, name, domains (`-` for none), and
+/// `direct` after those linked to it directly rather than through a contact.
+fn write_accounts(
+    out: &mut impl Write,
+    accounts: &[crate::model::Account],
+    direct: &[String],
+) -> io::Result<()> {
     if accounts.is_empty() {
         return writeln!(out, "accounts:    -");
     }
@@ -557,10 +566,15 @@ fn write_accounts(out: &mut impl Write, accounts: &[crate::model::Account]) -> i
         let domains: Vec<String> = a.domains.iter().map(|d| d.as_str().to_owned()).collect();
         writeln!(
             out,
-            "  {}  {}  domains {}",
+            "  {}  {}  domains {}{}",
             visible(a.id.as_str()),
             visible(a.name.as_deref().unwrap_or("-")),
-            list_or_dash(&domains)
+            list_or_dash(&domains),
+            if direct.iter().any(|id| id == a.id.as_str()) {
+                "  (direct)"
+            } else {
+                ""
+            }
         )?;
     }
     Ok(())

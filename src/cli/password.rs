@@ -85,7 +85,7 @@ fn read_password() -> anyhow::Result<Option<String>> {
 }
 
 /// The OS user, for the journal.
-fn os_user() -> String {
+pub(super) fn os_user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".to_owned())

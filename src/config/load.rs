@@ -255,13 +255,7 @@ fn registration(ctx: &mut Ctx<'_>, section: &Section<'_>) -> RegistrationConfig 
 /// A language tag such as `en`, `cs` or `pt-BR`.
 fn locale(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<String> {
     let text = walk::string(ctx, path, node)?;
-    let mut parts = text.split(['-', '_']);
-    let language_ok = parts
-        .next()
-        .is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
-    let rest_ok =
-        parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
-    if language_ok && rest_ok {
+    if crate::model::is_language_tag(&text) {
         Some(text)
     } else {
         let message = format!(

@@ -561,8 +561,8 @@ fn mark_sent<S: Store>(
     }
 }
 
-/// The wait before attempt `attempts + 1`: [`RETRY_FIRST`] doubling, at most
-/// [`RETRY_MAX`].
+/// The wait before attempt `attempts + 1`: 60 s after the first attempt,
+/// doubling, at most 4 h.
 pub fn retry_after(attempts: u32) -> Duration {
     let doublings = attempts.saturating_sub(1).min(16);
     RETRY_FIRST.saturating_mul(1 << doublings).min(RETRY_MAX)

@@ -185,12 +185,7 @@ fn normalise(locale: &str) -> String {
 
 /// Whether `stem` is a language tag: `en`, `cs`, `pt-BR`, `zh_Hant`.
 fn is_locale(stem: &str) -> bool {
-    let mut parts = stem.split(['-', '_']);
-    let language_ok = parts
-        .next()
-        .is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
-    language_ok
-        && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+    crate::model::is_language_tag(stem)
 }
 
 fn built_in_sources() -> BTreeMap<Key, Source> {

@@ -7,6 +7,7 @@ mod error;
 pub mod lock;
 pub mod outbox;
 mod passwords;
+pub mod registration;
 mod runs;
 pub mod search;
 mod sqlite;
@@ -24,6 +25,10 @@ pub use outbox::{
     DEFAULT_MAX_WELCOME_PER_RUN,
 };
 pub use passwords::TokenCheck;
+pub use registration::{
+    AdminError, Approval, Queued, Reconfirmation, Registered, Registration, RegistrationPolicy,
+    Registrations,
+};
 pub use runs::{succeeded, RunRow, RunSummary};
 pub use sqlite::{
     ApplyReport, DaemonLock, DispatchLock, JournalMode, SqliteStore, BULK_THRESHOLD, SCAN_THRESHOLD,
@@ -93,10 +98,11 @@ pub struct RunRecord {
     pub failure: Option<crate::sync::RunFailure>,
 }
 
-/// Persistence of users, links, journal, runs and the outbox ([`Outbox`]).
-/// Implementations apply a plan atomically: either everything in it is
-/// written, with its journal, outbox and run record, or nothing is.
-pub trait Store: Outbox + Send {
+/// Persistence of users, links, journal, runs, the outbox ([`Outbox`]) and
+/// the admin lifecycle of users ([`Registrations`]). Implementations apply a
+/// plan atomically: either everything in it is written, with its journal,
+/// outbox and run record, or nothing is.
+pub trait Store: Outbox + Registrations + Send {
     /// Calls `visit` with every anchor of `source` and its contact id, without
     /// collecting them (a big source has a million).
     fn for_each_anchor(

@@ -9,7 +9,7 @@ use crate::model::{Account, Attributes, Origin, Status};
 pub struct UserFilter {
     /// Only users in this status.
     pub status: Option<Status>,
-    /// Only users linked to a contact of this account id.
+    /// Only users linked to this account id, through a contact or directly.
     pub account: Option<String>,
     /// Only users of this origin.
     pub origin: Option<Origin>,
@@ -40,7 +40,8 @@ pub struct UserView {
     pub origin: Origin,
     /// Linked contact ids, as the sources gave them.
     pub contacts: Vec<String>,
-    /// Account ids of the linked contacts.
+    /// Account ids of the linked contacts and those linked directly
+    /// (a registration, an admin), sorted, each once.
     pub accounts: Vec<String>,
     /// May see other external users of the same account.
     pub account_contacts: bool,
@@ -86,7 +87,11 @@ pub struct HistoryEntry {
     pub run: Option<i64>,
     /// Source of the run.
     pub source: Option<String>,
-    /// `create`, `update`, `link`, `unlink`, `enable`, `disable`, `delete`.
+    /// Who made an admin write (its `--actor`); `None` for a sync run's.
+    pub actor: Option<String>,
+    /// `create`, `update`, `link`, `unlink`, `enable`, `disable`, `delete`,
+    /// `approve`, `reject`, `password_set`, `resend_welcome`,
+    /// `resend_confirmation`, `confirmation_requeued`.
     pub action: String,
     /// Changed field, for updates.
     pub field: Option<String>,
@@ -106,6 +111,9 @@ pub struct UserDetail {
     pub linked_contacts: Vec<LinkedContact>,
     /// The user's accounts (`accounts`) in full: id, name, domains.
     pub linked_accounts: Vec<Account>,
+    /// The ids of the accounts linked to the user directly, not through a
+    /// contact (a registration's, an admin's), sorted.
+    pub direct_accounts: Vec<String>,
     /// Journal, oldest first.
     pub history: Vec<HistoryEntry>,
 }

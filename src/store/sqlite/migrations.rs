@@ -49,6 +49,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0006_passwords.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("migrations/0007_registration.sql"),
+        fill: None,
+    },
 ];
 
 /// The latest schema version this build knows.
@@ -305,5 +309,33 @@ mod tests {
                 ("nameless".into(), None, String::new()),
             ]
         );
+    }
+    #[test]
+    fn a_version_6_store_reads_back_without_direct_accounts_or_actors() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for m in &MIGRATIONS[..6] {
+            conn.execute_batch(m.sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 6;
+             INSERT INTO users (id, login, title, email, email_norm, locale, status, origin,
+                 account_contacts, account_tickets, external_comments, grants, attributes,
+                 created_at, updated_at)
+             VALUES (1, 'ann', 'Ann', 'ann@x.example', 'ann@x.example', 'en', 'active',
+                 'sync', 0, 0, 0, '[]', '{}', 0, 0);
+             INSERT INTO journal (run_id, source, user_id, login, at, action)
+             VALUES (1, 'p', 1, 'ann', 0, 'create');",
+        )
+        .unwrap();
+        migrate(&mut conn, "m").unwrap();
+        let d = super::super::read::user_detail(&conn, "ann")
+            .unwrap()
+            .unwrap();
+        assert!(d.direct_accounts.is_empty() && d.user.accounts.is_empty());
+        assert_eq!(d.history[0].actor, None);
+        let confirmed: Option<i64> = conn
+            .query_row("SELECT confirmation_queued_at FROM users", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(confirmed, None);
     }
 }

@@ -10,6 +10,7 @@ mod migrations;
 mod outbox;
 mod passwords;
 mod read;
+mod registration;
 mod runs;
 mod write;
 

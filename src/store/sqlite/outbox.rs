@@ -149,6 +149,43 @@ pub(crate) fn queue(
     Ok(queued as u64)
 }
 
+/// Queues one `kind` message for `user` whatever its status and its mail so
+/// far (a registration's confirmation, an admin's resend); a welcome marks
+/// the user welcomed. Returns how many were queued: 0 when it has no address.
+pub(crate) fn queue_for(
+    tx: &Connection,
+    policy: &OutboxPolicy,
+    kind: MailKind,
+    user: UserId,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let queued = tx
+        .prepare_cached(
+            "INSERT INTO outbox (id, kind, user_id, recipient, locale, not_before, state, \
+             message_id, run_id, created_at, updated_at) \
+             SELECT n.id, ?2, u.id, u.email, u.locale, ?3, 'queued', \
+             '<' || n.id || '.' || lower(hex(randomblob(6))) || '@' || ?4 || '>', NULL, ?3, ?3 \
+             FROM users u, (SELECT coalesce(max(id), 0) + 1 AS id FROM outbox) n \
+             WHERE u.id = ?1 AND u.email IS NOT NULL",
+        )
+        .and_then(|mut s| s.execute(params![user.0, kind.as_str(), now, policy.message_domain]))
+        .map_err(q("queueing mail"))?;
+    if queued > 0 {
+        let mark = match kind {
+            MailKind::Welcome => {
+                "UPDATE users SET welcome_queued_at = coalesce(welcome_queued_at, ?2) WHERE id = ?1"
+            }
+            MailKind::RegistrationConfirmation => {
+                "UPDATE users SET confirmation_queued_at = ?2 WHERE id = ?1"
+            }
+        };
+        tx.prepare_cached(mark)
+            .and_then(|mut s| s.execute(params![user.0, now]))
+            .map_err(q("marking a user's mail queued"))?;
+    }
+    Ok(queued as u64)
+}
+
 /// Cancels the queued (not yet claimed) mail of `user`: it was disabled,
 /// rejected or deleted. Returns how many messages were cancelled.
 pub(crate) fn cancel_queued(tx: &Connection, user: UserId, now: i64) -> Result<u64, StoreError> {
@@ -163,12 +200,15 @@ pub(crate) fn cancel_queued(tx: &Connection, user: UserId, now: i64) -> Result<u
 }
 
 /// A user's login, title, status and account names (the config's name, else
-/// a source's, else the id), sorted, as a JSON array.
+/// a source's, else the id), sorted, as a JSON array: the accounts of its
+/// linked contacts and those linked to it directly (a registration's).
 const ADDRESSEE: &str = "SELECT u.login, u.title, u.status, \
      (SELECT json_group_array(name) FROM (SELECT DISTINCT \
-         coalesce(a.config_name, nullif(a.name, ''), c.account_id) AS name \
-         FROM contacts c LEFT JOIN accounts a ON a.id = c.account_id \
-         WHERE c.user_id = u.id AND c.linked = 1 AND c.account_id IS NOT NULL ORDER BY 1)) \
+         coalesce(a.config_name, nullif(a.name, ''), l.account_id) AS name \
+         FROM (SELECT c.account_id FROM contacts c \
+               WHERE c.user_id = ?1 AND c.linked = 1 AND c.account_id IS NOT NULL \
+               UNION SELECT ua.account_id FROM user_accounts ua WHERE ua.user_id = ?1) l \
+         LEFT JOIN accounts a ON a.id = l.account_id ORDER BY 1)) \
      FROM users u WHERE u.id = ?1";
 
 const ENTRY_COLUMNS: &str = "id, kind, user_id, recipient, locale, not_before, attempts, \

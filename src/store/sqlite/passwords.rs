@@ -60,9 +60,10 @@ fn store_password(
     .map_err(q("revoking open set-password tokens"))?;
     let by = serde_json::json!({ "actor": actor }).to_string();
     tx.execute(
-        "INSERT INTO journal (run_id, source, user_id, login, at, action, field, old, new) \
-         SELECT NULL, NULL, id, login, ?2, 'password_set', NULL, NULL, ?3 FROM users WHERE id = ?1",
-        params![user, now_ms, by],
+        "INSERT INTO journal (run_id, source, user_id, login, at, action, field, old, new, \
+         actor) SELECT NULL, NULL, id, login, ?2, 'password_set', NULL, NULL, ?3, ?4 \
+         FROM users WHERE id = ?1",
+        params![user, now_ms, by, actor],
     )
     .map_err(q("journaling the password set"))?;
     Ok(())

@@ -411,7 +411,8 @@ fn conditions(filter: &UserFilter) -> (String, Vec<Value>) {
     if let Some(a) = &filter.account {
         let n = arg(&mut args, a.clone());
         sql.push_str(&format!(
-            " AND id IN (SELECT user_id FROM contacts WHERE linked = 1 AND account_id = ?{n})"
+            " AND (id IN (SELECT user_id FROM contacts WHERE linked = 1 AND account_id = ?{n}) \
+             OR id IN (SELECT user_id FROM user_accounts WHERE account_id = ?{n}))"
         ));
     }
     for (k, v) in &filter.attributes {
@@ -475,23 +476,48 @@ fn visit_rows(
 }
 
 /// A user's linked contact ids (by source, then id) and their distinct
-/// account ids, as one JSON array of two arrays computed by SQLite in one probe.
+/// account ids, as one JSON array of two arrays computed by SQLite in one
+/// probe; then the accounts linked to it directly (`user_accounts`), a JSON
+/// array of its own: the second column.
 const LINK_COLUMNS: &str = "\
     (SELECT json_array(\
         json_group_array(c.contact_id ORDER BY c.source, c.contact_id), \
         json_group_array(DISTINCT c.account_id ORDER BY c.account_id) \
             FILTER (WHERE c.account_id IS NOT NULL)) \
-     FROM contacts c WHERE c.user_id = users.id AND c.linked = 1)";
+     FROM contacts c WHERE c.user_id = users.id AND c.linked = 1), \
+    (SELECT json_group_array(ua.account_id ORDER BY ua.account_id) \
+     FROM user_accounts ua WHERE ua.user_id = users.id)";
 
-/// The [`LINK_COLUMNS`] at column `at`: contact ids and account ids.
-fn links_from_row(
-    row: &rusqlite::Row<'_>,
-    at: usize,
-) -> Result<(Vec<String>, Vec<String>), StoreError> {
-    let text: String = row.get(at).map_err(q("reading links"))?;
-    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+/// A user's links as [`LINK_COLUMNS`] give them.
+struct Links {
+    /// Linked contact ids.
+    contacts: Vec<String>,
+    /// Every account: the contacts' and the direct ones, sorted, each once.
+    accounts: Vec<String>,
+    /// The accounts linked directly, sorted.
+    direct: Vec<String>,
+}
+
+/// The [`LINK_COLUMNS`] at column `at`.
+fn links_from_row(row: &rusqlite::Row<'_>, at: usize) -> Result<Links, StoreError> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
         what: "links",
         detail: e.to_string(),
+    };
+    let text: String = row.get(at).map_err(q("reading links"))?;
+    let (contacts, mut accounts): (Vec<String>, Vec<String>) =
+        serde_json::from_str(&text).map_err(corrupt)?;
+    let text: String = row.get(at + 1).map_err(q("reading links"))?;
+    let direct: Vec<String> = serde_json::from_str(&text).map_err(corrupt)?;
+    if !direct.is_empty() {
+        accounts.extend(direct.iter().cloned());
+        accounts.sort_unstable();
+        accounts.dedup();
+    }
+    Ok(Links {
+        contacts,
+        accounts,
+        direct,
     })
 }
 
@@ -530,7 +556,7 @@ pub fn user_detail(conn: &Connection, login: &str) -> Result<Option<UserDetail>,
     }
     let mut hstmt = conn
         .prepare_cached(
-            "SELECT at, run_id, source, action, field, old, new FROM journal \
+            "SELECT at, run_id, source, action, field, old, new, actor FROM journal \
              WHERE user_id = ?1 ORDER BY id",
         )
         .map_err(q("reading history"))?;
@@ -545,38 +571,42 @@ pub fn user_detail(conn: &Connection, login: &str) -> Result<Option<UserDetail>,
                 r.get::<_, Option<String>>(4)?,
                 r.get::<_, Option<String>>(5)?,
                 r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<String>>(7)?,
             ))
         })
         .map_err(q("reading history"))?
         .map(|row| {
-            row.map(|(at, run, source, action, field, old, new)| HistoryEntry {
-                at: rfc3339(at),
-                run,
-                source,
-                action,
-                field,
-                old: json(old),
-                new: json(new),
-            })
+            row.map(
+                |(at, run, source, action, field, old, new, actor)| HistoryEntry {
+                    at: rfc3339(at),
+                    run,
+                    source,
+                    actor,
+                    action,
+                    field,
+                    old: json(old),
+                    new: json(new),
+                },
+            )
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(q("reading history"))?;
-    let linked_accounts = super::accounts::accounts(conn, &links.1)?;
+    let linked_accounts = super::accounts::accounts(conn, &links.accounts)?;
+    let direct_accounts = links.direct.clone();
     Ok(Some(UserDetail {
         user: view_of(u, links, created, updated),
         linked_contacts,
         linked_accounts,
+        direct_accounts,
         history,
     }))
 }
 
 /// A user as the directory shows it, with its linked contacts and accounts.
-fn view_of(
-    u: ExternalUser,
-    (contacts, accounts): (Vec<String>, Vec<String>),
-    created: i64,
-    updated: i64,
-) -> UserView {
+fn view_of(u: ExternalUser, links: Links, created: i64, updated: i64) -> UserView {
+    let Links {
+        contacts, accounts, ..
+    } = links;
     UserView {
         id: u.id.0,
         login: u.login.to_string(),

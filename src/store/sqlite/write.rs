@@ -581,6 +581,9 @@ impl<'t> Writer<'t> {
             .execute("DELETE FROM user_search WHERE id = ?1", [user.0])
             .map_err(q("deleting a user's search text"))?;
         self.tx
+            .execute("DELETE FROM user_accounts WHERE user_id = ?1", [user.0])
+            .map_err(q("deleting a user's direct accounts"))?;
+        self.tx
             .execute("DELETE FROM users WHERE id = ?1", [user.0])
             .map_err(q("deleting a user"))?;
         self.journal(user, login, "delete", None, Some(&record), None)
