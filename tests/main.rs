@@ -13,6 +13,7 @@ mod guard;
 mod lifecycle;
 mod mail_dispatch;
 mod mail_preview;
+mod mail_transport;
 mod metrics;
 mod outbox_cli;
 mod passwords_cli;
