@@ -10,7 +10,8 @@ requires AUTH (PLAIN or LOGIN; after TLS when there is TLS) and answers wrong
 credentials with `535 5.7.8`. --delay-ms waits that long in each DATA before
 answering (a slow server, for tests that stop a client mid-batch). Each accepted message is written to DIR/NNNNNN.eml (the bytes as
 received) with one JSON line in DIR/envelopes.jsonl (file, mail_from,
-rcpt_tos). Each new connection appends a line to DIR/connections.log.
+rcpt_tos). Each new connection appends a line to DIR/connections.log (the
+readiness probe's own connection is not counted).
 
 Reply scripting: DIR/replies.txt, one SMTP reply per line (`451 4.3.0 try
 later`, `550 5.1.1 no such user`); each DATA consumes the first line, and an
@@ -134,6 +135,11 @@ def main():
         **kwargs,
     )
     controller.start()
+    # start() connected once to check the server answers: not a client's.
+    try:
+        os.remove(os.path.join(args.dir, "connections.log"))
+    except FileNotFoundError:
+        pass
     print("READY %d" % port, flush=True)
     try:
         sys.stdin.read()  # until the test closes our stdin or kills us
