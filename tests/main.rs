@@ -12,6 +12,7 @@ mod errors_cli;
 mod guard;
 mod lifecycle;
 mod mail_dispatch;
+mod mail_failures;
 mod mail_preview;
 mod mail_transport;
 mod metrics;

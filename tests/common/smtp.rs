@@ -301,14 +301,12 @@ impl Captured {
         self.parsed().ctype.mimetype.clone()
     }
 
-    /// Each leaf part's MIME type and decoded body, in order.
+    /// Each leaf part's MIME type and decoded body (line ends as `\n`), in order.
     pub fn parts(&self) -> Vec<(String, String)> {
         fn leaves(p: &mailparse::ParsedMail<'_>, out: &mut Vec<(String, String)>) {
             if p.subparts.is_empty() {
-                out.push((
-                    p.ctype.mimetype.clone(),
-                    p.get_body().expect("a decodable body"),
-                ));
+                let body = p.get_body().expect("a decodable body");
+                out.push((p.ctype.mimetype.clone(), body.replace("\r\n", "\n")));
             }
             for s in &p.subparts {
                 leaves(s, out);
