@@ -324,3 +324,276 @@ fn mail_flush_over_smtp_exits_cleanly_after_sending() {
     assert!(run.stderr.is_empty(), "{}", run.stderr);
     assert_eq!(server.count(), 1);
 }
+
+/// Seconds from now to the RFC 3339 time `at`.
+fn seconds_until(at: &Value) -> i64 {
+    let at = chrono::DateTime::parse_from_rfc3339(at.as_str().unwrap()).unwrap();
+    (at.with_timezone(&Utc) - Utc::now()).num_seconds()
+}
+
+#[test]
+fn a_451_is_retried_after_a_doubling_backoff_with_the_same_message_id() {
+    let server = SmtpServer::plain();
+    server.script_replies(&[
+        "451 4.3.0 greylisted, try later",
+        "451 4.3.0 still greylisted",
+    ]);
+    let s = sandbox(&server.url(), &[], &[], &people(1));
+    s.sync(0);
+    let queued_id = status(&s)["queued"][0]["message_id"].clone();
+
+    let first = flush(&s);
+    assert_eq!(
+        (first["retried"].as_u64(), first["sent"]["welcome"].as_u64()),
+        (Some(1), Some(0)),
+        "{first}"
+    );
+    let waiting = status(&s)["queued"][0].clone();
+    assert_eq!(waiting["attempts"], 1, "{waiting}");
+    assert_eq!(waiting["message_id"], queued_id);
+    let error = waiting["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("451") && error.contains("greylisted, try later"),
+        "{error}"
+    );
+    let wait = seconds_until(&waiting["not_before"]);
+    assert!((55..=60).contains(&wait), "first retry in {wait}s");
+
+    // Not due yet: a flush now leaves it alone.
+    let early = flush(&s);
+    assert_eq!(
+        (early["retried"].as_u64(), early["sent"]["welcome"].as_u64()),
+        (Some(0), Some(0)),
+        "{early}"
+    );
+
+    // Due after a minute: deferred again, now for twice as long.
+    let later = Utc::now() + Duration::seconds(61);
+    assert_eq!(flush_at(&s, Some(later))["retried"], 1);
+    let waiting = status(&s)["queued"][0].clone();
+    assert_eq!(waiting["attempts"], 2, "{waiting}");
+    let wait = seconds_until(&waiting["not_before"]) - 61;
+    assert!(
+        (115..=120).contains(&wait),
+        "second retry {wait}s after the first"
+    );
+
+    // The third attempt is accepted: one message, the id it was queued with.
+    let done = flush_at(&s, Some(Utc::now() + Duration::seconds(61 + 121)));
+    assert_eq!(done["sent"]["welcome"], 1, "{done}");
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].message_id(), queued_id.as_str().unwrap());
+    assert_welcome(&messages[0], &login_of(&s, "person0@example.com"));
+    assert_eq!(status(&s)["counts"]["sent"], 1);
+}
+
+#[test]
+fn a_550_fails_the_message_at_once_with_its_reason() {
+    let server = SmtpServer::plain();
+    server.script_replies(&["550 5.1.1 mailbox unavailable"]);
+    let s = sandbox(&server.url(), &[], &[], &people(2));
+    s.sync(0);
+    let done = flush(&s);
+    assert_eq!(done["failed"]["welcome"], 1, "{done}");
+    assert_eq!(done["sent"]["welcome"], 1, "{done}");
+    assert_eq!(done["retried"], 0, "{done}");
+    let st = status(&s);
+    assert_eq!(st["counts"]["failed"], 1, "{st}");
+    assert_eq!(st["counts"]["sent"], 1, "{st}");
+    let failure = &st["failures"][0];
+    assert_eq!(failure["state"], "failed", "{failure}");
+    assert_eq!(failure["attempts"], 1, "{failure}");
+    let reason = failure["last_error"].as_str().unwrap();
+    assert!(
+        reason.contains("550") && reason.contains("mailbox unavailable"),
+        "{reason}"
+    );
+    // Never tried again, however late.
+    let much_later = flush_at(&s, Some(Utc::now() + Duration::days(2)));
+    assert_eq!(much_later["sent"]["welcome"], 0, "{much_later}");
+    assert_eq!(server.count(), 1);
+    let human = s.run(&["mail", "status"]).expect(0);
+    assert!(
+        human.stdout.contains("mailbox unavailable"),
+        "{}",
+        human.stdout
+    );
+}
+
+#[test]
+fn mail_is_retried_while_the_server_is_down_and_delivered_once_it_is_up() {
+    let port = free_port();
+    let s = sandbox(&format!("smtp://127.0.0.1:{port}"), &[], &[], &people(2));
+    s.sync(0);
+    let down = flush(&s);
+    assert_eq!(down["retried"], 2, "{down}");
+    assert_eq!(down["sent"]["welcome"], 0, "{down}");
+    let st = status(&s);
+    assert_eq!(st["counts"]["queued"], 2, "{st}");
+    let error = st["queued"][0]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("127.0.0.1:{port}")) && error.contains("refused"),
+        "{error}"
+    );
+
+    let server = SmtpServer::start(SmtpOptions {
+        port: Some(port),
+        ..SmtpOptions::default()
+    });
+    // Up again, but the retry is not due yet.
+    assert_eq!(flush(&s)["sent"]["welcome"], 0);
+    assert_eq!(server.count(), 0);
+    let up = flush_at(&s, Some(Utc::now() + Duration::seconds(61)));
+    assert_eq!(up["sent"]["welcome"], 2, "{up}");
+    assert_eq!(server.count(), 2);
+    // Pooled: never more connections than messages in flight.
+    assert!(server.connections() <= 2, "{}", server.connections());
+    assert_eq!(status(&s)["counts"]["sent"], 2);
+}
+
+#[test]
+fn the_rate_limit_sends_so_many_a_minute_and_the_rest_waits() {
+    let server = SmtpServer::plain();
+    let s = sandbox(&server.url(), &["rate_per_minute: 2"], &[], &people(5));
+    s.sync(0);
+    let first = flush(&s);
+    assert_eq!(first["sent"]["welcome"], 2, "{first}");
+    let stopped = first["stopped"].as_str().unwrap();
+    assert!(
+        stopped.contains("mail.rate_per_minute (2) reached"),
+        "{stopped}"
+    );
+    assert_eq!(server.count(), 2);
+    assert_eq!(status(&s)["counts"]["queued"], 3);
+    // Within the same minute nothing more goes.
+    assert_eq!(flush(&s)["sent"]["welcome"], 0);
+    assert_eq!(server.count(), 2);
+    // Each later minute, two more.
+    let next = flush_at(&s, Some(Utc::now() + Duration::seconds(90)));
+    assert_eq!(next["sent"]["welcome"], 2, "{next}");
+    let last = flush_at(&s, Some(Utc::now() + Duration::seconds(180)));
+    assert_eq!(last["sent"]["welcome"], 1, "{last}");
+    assert_eq!(last["stopped"], Value::Null, "{last}");
+    assert_eq!(server.count(), 5);
+}
+
+#[test]
+fn a_name_with_cr_lf_cannot_inject_a_header_or_a_recipient() {
+    let server = SmtpServer::plain();
+    let mut csv = HEADER.to_owned();
+    csv.push_str(
+        "c1,\"Eve\r\nBcc: evil@example.com\r\nX-Injected: yes\",eve@example.com,acme,Acme,portal,en\n",
+    );
+    let s = sandbox(&server.url(), &[], &[], &csv);
+    s.sync(0);
+    assert_eq!(flush(&s)["sent"]["welcome"], 1);
+    let envelopes = server.envelopes();
+    assert_eq!(envelopes.len(), 1);
+    assert_eq!(envelopes[0].rcpt_tos, ["eve@example.com"]);
+    let m = &server.messages()[0];
+    let names: Vec<String> = m
+        .header_names()
+        .iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    assert!(!names.contains(&"bcc".to_owned()), "{}", m.header_block());
+    assert!(
+        !names.contains(&"x-injected".to_owned()),
+        "{}",
+        m.header_block()
+    );
+    assert_eq!(m.headers("To").len(), 1);
+    let raw = m.header_block();
+    for line in raw.lines() {
+        assert!(
+            !line.starts_with("Bcc:") && !line.starts_with("X-Injected:"),
+            "{raw}"
+        );
+    }
+    let to = m.header("To");
+    assert!(
+        to.ends_with("<eve@example.com>") && !to.contains(['\r', '\n']),
+        "{to}"
+    );
+}
+
+#[test]
+fn a_user_disabled_before_the_flush_is_never_welcomed() {
+    let server = SmtpServer::plain();
+    let s = sandbox(&server.url(), &[], &[], &people(3));
+    s.sync(0);
+    assert_eq!(status(&s)["counts"]["queued"], 3);
+    // person1 leaves the source: sync disables the user and cancels its mail.
+    let mut csv = HEADER.to_owned();
+    for line in people(3).lines().skip(1).filter(|l| !l.starts_with("c1,")) {
+        csv.push_str(line);
+        csv.push('\n');
+    }
+    s.write("partners.csv", &csv);
+    s.run(&[
+        "sync",
+        "--once",
+        "--allow-mass-deprovision",
+        "--format",
+        "json",
+    ])
+    .expect(0);
+    assert_eq!(
+        s.user(&login_of(&s, "person1@example.com"))["status"],
+        "disabled"
+    );
+    let st = status(&s);
+    assert_eq!(
+        (
+            st["counts"]["queued"].as_u64(),
+            st["counts"]["cancelled"].as_u64()
+        ),
+        (Some(2), Some(1)),
+        "{st}"
+    );
+    assert_eq!(flush(&s)["sent"]["welcome"], 2);
+    assert_eq!(
+        flush_at(&s, Some(Utc::now() + Duration::days(1)))["sent"]["welcome"],
+        0
+    );
+    let recipients: Vec<String> = server
+        .envelopes()
+        .into_iter()
+        .flat_map(|e| e.rcpt_tos)
+        .collect();
+    assert_eq!(recipients.len(), 2);
+    assert!(
+        !recipients.contains(&"person1@example.com".to_owned()),
+        "{recipients:?}"
+    );
+}
+
+#[test]
+fn a_user_an_admin_disabled_after_queueing_is_cancelled_by_the_dispatcher() {
+    // An admin's disable does not go through sync's cancelling: the
+    // dispatcher checks the user when it claims the message.
+    let server = SmtpServer::plain();
+    let s = sandbox(&server.url(), &[], &[], &people(2));
+    s.sync(0);
+    let db = rusqlite::Connection::open(s.path().join("liaison.db")).unwrap();
+    db.execute(
+        "UPDATE users SET status = 'disabled', disabled_by = 'admin' WHERE email = 'person0@example.com'",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let done = flush(&s);
+    assert_eq!(
+        (done["sent"]["welcome"].as_u64(), done["cancelled"].as_u64()),
+        (Some(1), Some(1)),
+        "{done}"
+    );
+    let recipients: Vec<String> = server
+        .envelopes()
+        .into_iter()
+        .flat_map(|e| e.rcpt_tos)
+        .collect();
+    assert_eq!(recipients, ["person1@example.com"]);
+    assert_eq!(status(&s)["counts"]["cancelled"], 1);
+}
