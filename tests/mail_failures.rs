@@ -597,3 +597,162 @@ fn a_user_an_admin_disabled_after_queueing_is_cancelled_by_the_dispatcher() {
     assert_eq!(recipients, ["person1@example.com"]);
     assert_eq!(status(&s)["counts"]["cancelled"], 1);
 }
+
+#[test]
+fn kill_9_mid_batch_then_a_rerun_delivers_every_message_with_duplicates_only_in_flight() {
+    const USERS: usize = 200;
+    let server = SmtpServer::start(SmtpOptions {
+        delay_ms: 30,
+        ..SmtpOptions::default()
+    });
+    let s = sandbox(&server.url(), &[], &[], &people(USERS));
+    s.sync(0);
+    let mut sender = Daemon::command(&s, &["mail", "flush"], &[]);
+    server.wait_for(40);
+    sender.signal("KILL");
+    sender.wait_exit(std::time::Duration::from_secs(30));
+    let before = server.count();
+    assert!(
+        before < USERS,
+        "the flush finished before the kill ({before})"
+    );
+
+    let rerun = flush(&s);
+    assert!(rerun["requeued"].as_u64().unwrap() <= 4, "{rerun}");
+    let st = status(&s);
+    assert_eq!(st["counts"]["sent"], USERS, "{st}");
+    assert_eq!(st["counts"]["queued"], 0, "{st}");
+    assert_eq!(st["counts"]["sending"], 0, "{st}");
+
+    // Every user got its welcome; a Message-ID captured twice is a duplicate.
+    let mut by_id: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in server.messages() {
+        by_id
+            .entry(m.message_id())
+            .or_default()
+            .push(m.header("To"));
+    }
+    assert_eq!(by_id.len(), USERS);
+    let recipients: std::collections::BTreeSet<String> = server
+        .envelopes()
+        .into_iter()
+        .flat_map(|e| e.rcpt_tos)
+        .collect();
+    assert_eq!(recipients.len(), USERS);
+    for tos in by_id.values() {
+        assert!(tos.iter().all(|t| t == &tos[0]), "{tos:?}");
+    }
+    let duplicates = server.count() - USERS;
+    println!(
+        "kill -9 mid-batch: {before} of {USERS} delivered before the kill, {} requeued, \
+         {duplicates} duplicate(s) after the rerun",
+        rerun["requeued"]
+    );
+    // At most one message per worker can be between the server's 250 and the
+    // local commit when the process dies (the documented window).
+    assert!(duplicates <= 4, "{duplicates} duplicates");
+}
+
+/// The next Saturday at least a week from now, 10:00 in Prague.
+fn a_saturday_morning_in_prague() -> chrono::DateTime<chrono_tz::Tz> {
+    use chrono::{Datelike, TimeZone};
+    let mut day = (Utc::now() + Duration::days(7)).date_naive();
+    while day.weekday() != chrono::Weekday::Sat {
+        day = day.succ_opt().unwrap();
+    }
+    chrono_tz::Europe::Prague
+        .from_local_datetime(&day.and_hms_opt(10, 0, 0).unwrap())
+        .single()
+        .unwrap()
+}
+
+#[test]
+fn mail_waits_for_the_send_window_in_its_time_zone() {
+    let server = SmtpServer::plain();
+    let s = sandbox(
+        &server.url(),
+        &[
+            "window: { days: [mon-fri], from: \"08:00\", to: \"18:00\" }",
+            "timezone: Europe/Prague",
+        ],
+        &[],
+        &people(1),
+    );
+    s.sync(0);
+    let saturday = a_saturday_morning_in_prague();
+    let closed = flush_at(&s, Some(saturday.with_timezone(&Utc)));
+    assert_eq!(closed["sent"]["welcome"], 0, "{closed}");
+    let monday_8 = (saturday + Duration::days(2) - Duration::hours(2)).with_timezone(&Utc);
+    assert_eq!(
+        closed["stopped"],
+        format!(
+            "the send window is closed; it opens at {}",
+            monday_8.to_rfc3339()
+        ),
+        "{closed}"
+    );
+    // Sunday 23:00 Prague: still closed.
+    let sunday_night = saturday + Duration::hours(37);
+    assert_eq!(
+        flush_at(&s, Some(sunday_night.with_timezone(&Utc)))["sent"]["welcome"],
+        0
+    );
+    assert_eq!(server.count(), 0);
+    // Monday 08:30 Prague: open.
+    let monday = (monday_8 + Duration::minutes(30)).with_timezone(&Utc);
+    assert_eq!(flush_at(&s, Some(monday))["sent"]["welcome"], 1);
+    assert_eq!(server.count(), 1);
+}
+
+/// `users set-password --token TOKEN` with `password` on stdin and the clock at `at`.
+fn set_password_with_token(
+    s: &Sandbox,
+    token: &str,
+    at: chrono::DateTime<Utc>,
+) -> crate::common::Run {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_liaison"))
+        .arg("--config")
+        .arg(s.config())
+        .args(["users", "set-password", "--token", token])
+        .env_remove("RUST_LOG")
+        .env("LIAISON_TEST_NOW", at.to_rfc3339())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "Secr3t!pw").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    crate::common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn the_link_in_a_delivered_welcome_sets_a_password_once_and_expires() {
+    let server = SmtpServer::plain();
+    let s = sandbox(
+        &server.url(),
+        // Right after `welcome.set_password_url`: a key of `mail.welcome`.
+        &["  token_ttl: 1d"],
+        &[],
+        &people(2),
+    );
+    s.sync(0);
+    flush(&s);
+    let token = |address: &str| token_in(&to(&server, address).part("text/plain"));
+    let (first, second) = (token("person0@example.com"), token("person1@example.com"));
+    // Good once, within its lifetime.
+    set_password_with_token(&s, &first, Utc::now()).expect(0);
+    let again = set_password_with_token(&s, &first, Utc::now()).expect(1);
+    assert!(again.stderr.contains("already used"), "{}", again.stderr);
+    // After mail.welcome.token_ttl (1d) it is refused.
+    let late = set_password_with_token(&s, &second, Utc::now() + Duration::hours(25)).expect(1);
+    assert!(late.stderr.contains("expired"), "{}", late.stderr);
+}

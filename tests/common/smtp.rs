@@ -201,7 +201,8 @@ impl SmtpServer {
             }
             assert!(
                 Instant::now() < deadline,
-                "{count} of {n} messages arrived within {PATIENCE:?}"
+                "{count} of {n} messages arrived within {PATIENCE:?}; the server said:\n{}",
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -324,7 +325,10 @@ impl Captured {
             .into_iter()
             .find(|(t, _)| t == mime)
             .map(|(_, body)| body)
-            .unwrap_or_else(|| panic!("no {mime} part in\n{}", String::from_utf8_lossy(&self.raw)))
+            .unwrap_or_else(|| {
+                let raw = String::from_utf8_lossy(&self.raw);
+                panic!("no {mime} part in {}:\n{raw}", self.file)
+            })
     }
 }
 
