@@ -110,11 +110,20 @@ fn mail_test_over_starttls_without_the_ca_fails_on_the_certificate_and_sends_not
     assert!(
         run.stderr
             .contains("error: not sent (temporary): ann@example.com via smtp+starttls://")
-            && run.stderr.contains("invalid peer certificate"),
+            && run
+                .stderr
+                .contains("invalid peer certificate: UnknownIssuer"),
         "{}",
         run.stderr
     );
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    // Each part of the cause is said once (lettre nests its own errors).
+    assert_eq!(
+        run.stderr.matches("Connection error").count(),
+        1,
+        "{}",
+        run.stderr
+    );
     assert_eq!(server.count(), 0);
 }
 
@@ -401,4 +410,18 @@ fn a_ca_file_that_is_a_server_certificate_and_key_still_validates() {
     s.write("bundle.pem", &bundle);
     s.run(&["validate"]).expect(0);
     mail_test(&s, "ann@example.com").expect(0);
+}
+
+#[test]
+fn mail_test_over_smtps_without_the_ca_fails_on_the_certificate() {
+    let server = SmtpServer::start(SmtpOptions {
+        tls: Tls::Implicit,
+        ..SmtpOptions::default()
+    });
+    let s = sandbox(&server.url(), &[]);
+    let run = mail_test(&s, "ann@example.com").expect(1);
+    let line = run.stderr.trim_end();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(line.contains("invalid peer certificate"), "{line}");
+    assert_eq!(server.count(), 0);
 }

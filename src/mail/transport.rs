@@ -237,8 +237,13 @@ fn classify(e: &lettre::transport::smtp::Error, server: &str) -> SendError {
     } else if e.is_timeout() {
         format!("{server}: timed out: {cause}")
     } else {
-        let what = e.to_string();
-        format!("{server}: {what}")
+        // lettre nests its errors ("Connection error: Connection error: …",
+        // a failed STARTTLS handshake): say the kind once, then the root cause.
+        let what = lettre_kind(e);
+        match root_cause(e) {
+            Some(root) => format!("{server}: {what}: {root}"),
+            None => format!("{server}: {what}"),
+        }
     };
     let reason = one_line(&reason);
     if e.is_permanent() {
@@ -246,6 +251,27 @@ fn classify(e: &lettre::transport::smtp::Error, server: &str) -> SendError {
     } else {
         SendError::Transient { code, reason }
     }
+}
+
+/// What went wrong, in lettre's words for its kind of error, without its causes.
+fn lettre_kind(e: &lettre::transport::smtp::Error) -> String {
+    let full = e.to_string();
+    match std::error::Error::source(e).map(|s| s.to_string()) {
+        Some(cause) => full
+            .strip_suffix(&cause)
+            .and_then(|k| k.strip_suffix(": "))
+            .map_or_else(|| full.clone(), str::to_owned),
+        None => full,
+    }
+}
+
+/// The innermost error of `e`'s source chain, if it has one.
+fn root_cause(e: &dyn std::error::Error) -> Option<String> {
+    let mut cause = e.source()?;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    Some(cause.to_string())
 }
 
 /// `text` on one line, at most [`MAX_REASON`] bytes (cut at a character).
