@@ -1,12 +1,17 @@
 """A real SMTP server for the tests (aiosmtpd 1.4.6) that captures every message.
 
-Usage: smtp_capture.py --dir DIR [--tls-cert F --tls-key F [--implicit-tls]]
-                       [--auth-user U --auth-pass P]
+Usage: smtp_capture.py --dir DIR [--port P] [--tls-cert F --tls-key F [--implicit-tls]]
+                       [--auth-user U --auth-pass P] [--delay-ms MS]
 
-Listens on a free port of 127.0.0.1 and prints `READY <port>` once it accepts
-connections. Each accepted message is written to DIR/NNNNNN.eml (the bytes as
+Listens on 127.0.0.1 (on --port, else on a free port) and prints `READY <port>`
+once it accepts connections. With a certificate it requires STARTTLS, or with
+--implicit-tls speaks TLS from the first byte (smtps). With --auth-user it
+requires AUTH (PLAIN or LOGIN; after TLS when there is TLS) and answers wrong
+credentials with `535 5.7.8`. --delay-ms waits that long in each DATA before
+answering (a slow server, for tests that stop a client mid-batch). Each accepted message is written to DIR/NNNNNN.eml (the bytes as
 received) with one JSON line in DIR/envelopes.jsonl (file, mail_from,
-rcpt_tos). Each new connection appends a line to DIR/connections.log.
+rcpt_tos). Each new connection appends a line to DIR/connections.log (the
+readiness probe's own connection is not counted).
 
 Reply scripting: DIR/replies.txt, one SMTP reply per line (`451 4.3.0 try
 later`, `550 5.1.1 no such user`); each DATA consumes the first line, and an
@@ -25,9 +30,10 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 class Capture:
-    def __init__(self, folder):
+    def __init__(self, folder, delay_ms=0):
         self.folder = folder
         self.count = 0
+        self.delay = delay_ms / 1000.0
 
     def next_reply(self):
         path = os.path.join(self.folder, "replies.txt")
@@ -44,6 +50,8 @@ class Capture:
         return lines[0].strip() or None
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         reply = self.next_reply()
         if reply is not None and not reply.startswith("250"):
             return reply
@@ -78,6 +86,8 @@ def main():
     parser.add_argument("--implicit-tls", action="store_true")
     parser.add_argument("--auth-user")
     parser.add_argument("--auth-pass")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay-ms", type=int, default=0)
     args = parser.parse_args()
 
     kwargs = {}
@@ -95,23 +105,29 @@ def main():
                 and auth_data.login.decode() == args.auth_user
                 and auth_data.password.decode() == args.auth_pass
             )
-            return AuthResult(success=ok)
+            # handled=False: aiosmtpd answers a failure with 535 itself (with
+            # the default, handled=True, it answers nothing and the client hangs).
+            return AuthResult(success=ok, handled=False)
 
         kwargs["authenticator"] = authenticate
         kwargs["auth_required"] = True
-        kwargs["auth_require_tls"] = context is not None
+        # aiosmtpd only counts STARTTLS as TLS; with implicit TLS the whole
+        # connection is encrypted already.
+        kwargs["auth_require_tls"] = context is not None and not args.implicit_tls
 
     # Port 0: the OS picks a free port; aiosmtpd's readiness probe needs a real
     # one, so bind a socket first to learn it.
     import socket
 
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = args.port
+    if not port:
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
 
     controller = CountingController(
-        Capture(args.dir),
+        Capture(args.dir, args.delay_ms),
         hostname="127.0.0.1",
         port=port,
         ssl_context=context if args.implicit_tls else None,
@@ -119,6 +135,11 @@ def main():
         **kwargs,
     )
     controller.start()
+    # start() connected once to check the server answers: not a client's.
+    try:
+        os.remove(os.path.join(args.dir, "connections.log"))
+    except FileNotFoundError:
+        pass
     print("READY %d" % port, flush=True)
     try:
         sys.stdin.read()  # until the test closes our stdin or kills us

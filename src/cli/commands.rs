@@ -22,6 +22,13 @@ use crate::sync::{
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    // The test clock is for one-shot commands; the daemon keeps the real one.
+    if !matches!(cli.command, Command::Run) {
+        if let Err(why) = crate::clock::set_from_env() {
+            output::error_line(&format!("error: {why}"));
+            return ExitCode::from(exit::INVALID);
+        }
+    }
     let code = match &cli.command {
         Command::Run => crate::daemon::run(&cli.config),
         Command::Status { format } => with_config(&cli, |c| status(c, *format)),
@@ -42,7 +49,7 @@ fn status(config: &Config, format: Format) -> anyhow::Result<u8> {
     let StoreLocation::Sqlite(path) = &config.store else {
         bail!("the PostgreSQL store is not part of this build yet; use sqlite://");
     };
-    let view = super::status::gather(config, path, chrono::Utc::now())
+    let view = super::status::gather(config, path, crate::clock::now())
         .map_err(|e| naming_the_store(e.into(), &path.display().to_string()))?;
     output::status(&view, format)?;
     Ok(exit::OK)
@@ -503,7 +510,7 @@ fn mail_preview(
         None => None,
     };
     let templates = Templates::for_config(config)?;
-    let now = chrono::Utc::now();
+    let now = crate::clock::now();
     // The link the dispatcher would make, with a placeholder token.
     let link_base = config
         .mail

@@ -38,20 +38,33 @@ pub fn flush(config: &Config, format: Format) -> anyhow::Result<u8> {
         .thread_name("liaison-mail")
         .enable_all()
         .build()?;
-    // lettre's SMTP pool starts a task when it is built and another when it is
-    // dropped: both need the runtime's context, so this thread stays inside it
-    // until the dispatcher (declared later, dropped first) is gone.
-    let _inside = runtime.enter();
-    let transport = Transport::from_config(mail)?;
+    // lettre's SMTP pool starts a task when it is built (and when dropped:
+    // see `close`).
+    let transport = {
+        let _inside = runtime.enter();
+        Transport::from_config(mail)?
+    };
     let via = transport.describe().to_owned();
     let dispatcher = Dispatcher::new(transport, templates, settings);
     let done = dispatcher.flush(store, &crate::clock::now_ms, runtime.handle());
+    close(&runtime, dispatcher);
     report(&done, &via, format)?;
     Ok(if done.is_error() {
         exit::FAILURE
     } else {
         exit::OK
     })
+}
+
+/// Drops the dispatcher inside `runtime`: lettre's SMTP pool closes its
+/// connections from a task it spawns when dropped, which panics outside a
+/// runtime (after the mail went out, as exit 101).
+fn close(runtime: &tokio::runtime::Runtime, dispatcher: Dispatcher<Transport>) {
+    runtime.block_on(async move {
+        drop(dispatcher);
+        // Let the closing task start before the runtime goes away.
+        tokio::task::yield_now().await;
+    });
 }
 
 fn report(done: &Flush, via: &str, format: Format) -> anyhow::Result<()> {

@@ -37,7 +37,7 @@ pub(super) fn set_password(
     }
     let hash = hash_password(&password)?;
     let actor = args.actor.clone().unwrap_or_else(os_user);
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = crate::clock::now_ms();
     match (&args.login, &args.token) {
         (_, Some(token)) => {
             match store.redeem_password_token(&token_hash(token), &hash, now, &actor)? {

@@ -192,7 +192,7 @@ pub(super) fn password_page(public: &url::Url) -> url::Url {
 /// Largest `mail.ca_file` read: a bundle of a few hundred certificates.
 const MAX_CA_FILE: u64 = 4 * 1024 * 1024;
 
-/// A readable PEM file holding at least one certificate.
+/// A readable PEM file of certificates that all parse.
 fn check_ca_file(path: &std::path::Path) -> Result<(), String> {
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
@@ -206,7 +206,10 @@ fn check_ca_file(path: &std::path::Path) -> Result<(), String> {
             "{shown} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
         ));
     }
-    Ok(())
+    // The marker alone is not a certificate: parse each one as the transport
+    // will, or every send would fail on a file `validate` passed.
+    crate::mail::check_ca_pem(&pem)
+        .map_err(|why| format!("{shown} holds no usable certificate: {why}"))
 }
 
 /// `file://PATH`, `smtp://`, `smtps://` or `smtp+starttls://[USER[:PASSWORD]@]HOST[:PORT]`.

@@ -65,5 +65,5 @@ pub use preview::{preview_vars, PREVIEW_TOKEN};
 pub use render::Rendered;
 pub use send::{Accepted, Deliver, SendError};
 pub use templates::{Part, Templates};
-pub use transport::{Transport, TransportError};
+pub use transport::{check_ca_pem, Transport, TransportError};
 pub use vars::MailVars;

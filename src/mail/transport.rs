@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
@@ -175,6 +175,25 @@ fn tls_parameters(host: &str, ca_file: Option<&Path>) -> Result<TlsParameters, T
         .map_err(|e| TransportError::Tls(one_line(&e.to_string())))
 }
 
+/// Whether `pem` (the contents of `mail.ca_file`) holds certificates the
+/// TLS client can trust: each is decoded and parsed as the transport will
+/// parse it, so `validate` refuses what would make every send fail. Without
+/// the system roots, so it costs only the file's own certificates.
+pub fn check_ca_pem(pem: &[u8]) -> Result<(), String> {
+    // lettre's errors read "tls error: <cause>"; the cause is what helps.
+    let why = |e: lettre::transport::smtp::Error| {
+        let cause = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
+        one_line(&cause)
+    };
+    let certificate = Certificate::from_pem(pem).map_err(why)?;
+    TlsParameters::builder("localhost".to_owned())
+        .certificate_store(CertificateStore::None)
+        .add_root_certificate(certificate)
+        .build()
+        .map(|_| ())
+        .map_err(why)
+}
+
 async fn send_smtp(
     client: &AsyncSmtpTransport<Tokio1Executor>,
     timeout: Duration,
@@ -218,8 +237,13 @@ fn classify(e: &lettre::transport::smtp::Error, server: &str) -> SendError {
     } else if e.is_timeout() {
         format!("{server}: timed out: {cause}")
     } else {
-        let what = e.to_string();
-        format!("{server}: {what}")
+        // lettre nests its errors ("Connection error: Connection error: …",
+        // a failed STARTTLS handshake): say the kind once, then the root cause.
+        let what = lettre_kind(e);
+        match root_cause(e) {
+            Some(root) => format!("{server}: {what}: {root}"),
+            None => format!("{server}: {what}"),
+        }
     };
     let reason = one_line(&reason);
     if e.is_permanent() {
@@ -227,6 +251,27 @@ fn classify(e: &lettre::transport::smtp::Error, server: &str) -> SendError {
     } else {
         SendError::Transient { code, reason }
     }
+}
+
+/// What went wrong, in lettre's words for its kind of error, without its causes.
+fn lettre_kind(e: &lettre::transport::smtp::Error) -> String {
+    let full = e.to_string();
+    match std::error::Error::source(e).map(|s| s.to_string()) {
+        Some(cause) => full
+            .strip_suffix(&cause)
+            .and_then(|k| k.strip_suffix(": "))
+            .map_or_else(|| full.clone(), str::to_owned),
+        None => full,
+    }
+}
+
+/// The innermost error of `e`'s source chain, if it has one.
+fn root_cause(e: &dyn std::error::Error) -> Option<String> {
+    let mut cause = e.source()?;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    Some(cause.to_string())
 }
 
 /// `text` on one line, at most [`MAX_REASON`] bytes (cut at a character).
@@ -405,6 +450,17 @@ mod tests {
         let err = transport.deliver(&message("<1@x>")).await.unwrap_err();
         assert!(!err.is_permanent());
         assert!(err.reason().contains("not-a-dir"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_pem_is_checked_certificate_by_certificate() {
+        let armour = |body: &str| {
+            format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n")
+        };
+        let not_der = check_ca_pem(armour("bm90IGEgY2VydGlmaWNhdGU=").as_bytes()).unwrap_err();
+        assert!(not_der.contains("BadEncoding"), "{not_der}");
+        let not_base64 = check_ca_pem(armour("!!!").as_bytes()).unwrap_err();
+        assert!(!not_base64.is_empty());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod prometheus;
+pub mod smtp;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -116,16 +117,24 @@ impl Sandbox {
     /// Runs `liaison --config <sandbox config> ARGS` from a different working
     /// directory, so relative paths must resolve against the config's folder.
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_liaison"))
+        self.run_with_env(args, &[])
+    }
+
+    /// [`Sandbox::run`] with `env` set (secrets the config names as
+    /// `${env:NAME}`, test knobs such as `LIAISON_TEST_NOW`).
+    pub fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_liaison"));
+        command
             .arg("--config")
             .arg(self.config())
             .args(args)
             .current_dir(std::env::temp_dir())
             .env_remove("LIAISON_CONFIG")
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("run liaison");
-        Run::from(out)
+            .env_remove("RUST_LOG");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        Run::from(command.output().expect("run liaison"))
     }
 
     /// `sync --once --format json`, expecting `code`; returns the JSON.
