@@ -422,6 +422,31 @@ fn a_550_fails_the_message_at_once_with_its_reason() {
 }
 
 #[test]
+fn a_failed_welcome_resent_by_an_admin_is_delivered_with_a_new_message_id() {
+    let server = SmtpServer::plain();
+    server.script_replies(&["550 5.7.1 relay denied"]);
+    let s = sandbox(&server.url(), &[], &[], &people(1));
+    s.sync(0);
+    assert_eq!(flush(&s)["failed"]["welcome"], 1);
+    let failed_id = status(&s)["failures"][0]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let login = login_of(&s, "person0@example.com");
+    s.run(&["users", "resend-welcome", &login, "--actor", "ops"])
+        .expect(0);
+    let resent = flush(&s);
+    assert_eq!(resent["sent"]["welcome"], 1, "{resent}");
+    let st = status(&s);
+    assert_eq!(st["counts"]["failed"], 1, "the failure stays as history: {st}");
+    assert_eq!(st["counts"]["sent"], 1, "{st}");
+    let delivered = to(&server, "person0@example.com");
+    assert_welcome(&delivered, &login);
+    assert_ne!(delivered.message_id(), failed_id, "a resend is a new message");
+    assert_eq!(server.count(), 1, "the refused attempt captured nothing");
+}
+
+#[test]
 fn mail_is_retried_while_the_server_is_down_and_delivered_once_it_is_up() {
     let port = free_port();
     let s = sandbox(&format!("smtp://127.0.0.1:{port}"), &[], &[], &people(2));
