@@ -438,11 +438,18 @@ fn a_failed_welcome_resent_by_an_admin_is_delivered_with_a_new_message_id() {
     let resent = flush(&s);
     assert_eq!(resent["sent"]["welcome"], 1, "{resent}");
     let st = status(&s);
-    assert_eq!(st["counts"]["failed"], 1, "the failure stays as history: {st}");
+    assert_eq!(
+        st["counts"]["failed"], 1,
+        "the failure stays as history: {st}"
+    );
     assert_eq!(st["counts"]["sent"], 1, "{st}");
     let delivered = to(&server, "person0@example.com");
     assert_welcome(&delivered, &login);
-    assert_ne!(delivered.message_id(), failed_id, "a resend is a new message");
+    assert_ne!(
+        delivered.message_id(),
+        failed_id,
+        "a resend is a new message"
+    );
     assert_eq!(server.count(), 1, "the refused attempt captured nothing");
 }
 
