@@ -248,14 +248,13 @@ fn read_again(s: &Sandbox) -> liaison::sync::ReadResult {
         .for_each_anchor("partners", &mut |id, anchor| known.push(id, anchor))
         .unwrap();
     let connector = liaison::plugins::build(&source.connector);
-    liaison::sync::read_source(
-        connector.as_ref(),
-        &mapping,
-        known,
-        liaison::config::Ratio::percent(50),
-        &liaison::sync::Cancel::new(),
-    )
-    .unwrap()
+    let reading = liaison::sync::Reading {
+        request: &liaison_plugin_api::ReadRequest::full(),
+        ctx: &liaison_plugin_api::ReadContext::default(),
+        mapping: &mapping,
+        max_bad_row_ratio: liaison::config::Ratio::percent(50),
+    };
+    liaison::sync::read_source(connector.as_ref(), &reading, known, None).unwrap()
 }
 
 #[test]

@@ -247,7 +247,8 @@ impl Retry {
         match &finished.failure {
             Some(f) if f.retryable => {
                 self.failures = self.failures.saturating_add(1);
-                let delay = backoff(self.failures, config);
+                // A source that said how long to wait is not asked sooner.
+                let delay = backoff(self.failures, config).max(f.retry_after.unwrap_or_default());
                 info!(
                     retry_in_s = delay.as_secs_f64(),
                     attempt = self.failures,

@@ -1,29 +1,8 @@
 //! Cancelling a run from another thread: a shutdown or a signal sets it, the
 //! run looks at it at safe points and stops there, applying nothing.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
-/// A shared cancellation flag; clones see the same flag.
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
-
-impl Cancel {
-    /// A flag that is not set.
-    pub fn new() -> Self {
-        Cancel::default()
-    }
-
-    /// Asks every run holding a clone of this flag to stop at its next safe point.
-    pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    /// Whether [`Cancel::cancel`] was called.
-    pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+/// The cancellation flag a run and its connector's read share.
+pub use liaison_plugin_api::Cancel;
 
 /// Takes the store's writer lock like [`crate::store::Store::lock_writer`],
 /// waiting up to `wait` in one-second slices so that `cancel` is seen within

@@ -3,8 +3,9 @@
 //! label from the kind; people read the message. SPEC §5 names the kinds.
 
 use std::fmt;
+use std::time::Duration;
 
-use liaison_plugin_api::SourceError;
+use liaison_plugin_api::{SourceError, SourceErrorKind};
 
 use super::read::ReadFailure;
 use crate::store::StoreError;
@@ -104,6 +105,9 @@ pub struct RunFailure {
     pub message: String,
     /// Whether the same run may succeed if tried again.
     pub retryable: bool,
+    /// How long the source asked us to wait before trying again (a rate
+    /// limit's `Retry-After`): the retry waits at least this long.
+    pub retry_after: Option<Duration>,
 }
 
 impl RunFailure {
@@ -113,6 +117,7 @@ impl RunFailure {
             kind,
             message: message.into(),
             retryable: kind.retryable_by_default(),
+            retry_after: None,
         }
     }
 
@@ -135,8 +140,13 @@ impl RunFailure {
             ReadFailure::TooManyBadRows { .. } => FailureKind::BadRows,
             ReadFailure::Cancelled => FailureKind::Cancelled,
             ReadFailure::Source(e) => source_kind(e),
+            ReadFailure::Store(e) => return RunFailure::from_store(e),
         };
-        RunFailure::new(kind, failure.to_string())
+        let mut run = RunFailure::new(kind, failure.to_string());
+        if let ReadFailure::Source(e) = failure {
+            run.retry_after = e.retry_after();
+        }
+        run
     }
 }
 
@@ -148,9 +158,13 @@ impl fmt::Display for RunFailure {
 
 /// Who is at fault for a connector's error.
 fn source_kind(error: &SourceError) -> FailureKind {
-    match error {
-        SourceError::Io { .. } | SourceError::NotFound(_) => FailureKind::SourceUnreachable,
-        SourceError::Invalid(_) => FailureKind::SourceInvalid,
+    match error.kind() {
+        SourceErrorKind::Unreachable => FailureKind::SourceUnreachable,
+        SourceErrorKind::Auth => FailureKind::SourceAuth,
+        SourceErrorKind::RateLimited => FailureKind::SourceRateLimited,
+        SourceErrorKind::Incomplete => FailureKind::SourceIncomplete,
+        SourceErrorKind::Invalid => FailureKind::SourceInvalid,
+        SourceErrorKind::CursorExpired => FailureKind::CursorExpired,
     }
 }
 
@@ -193,5 +207,27 @@ mod tests {
         let invalid = ReadFailure::Source(SourceError::Invalid("header undecodable".into()));
         let f = RunFailure::from_read(&invalid);
         assert_eq!((f.kind, f.retryable), (FailureKind::SourceInvalid, false));
+    }
+
+    #[test]
+    fn a_rate_limit_is_retryable_after_the_wait_the_source_asked_for() {
+        let limited = ReadFailure::Source(SourceError::RateLimited {
+            message: "429 Too Many Requests".into(),
+            retry_after: Some(Duration::from_secs(30)),
+        });
+        let f = RunFailure::from_read(&limited);
+        assert_eq!(
+            (f.kind, f.retryable, f.retry_after),
+            (
+                FailureKind::SourceRateLimited,
+                true,
+                Some(Duration::from_secs(30))
+            )
+        );
+        let refused = RunFailure::from_read(&ReadFailure::Source(SourceError::Auth("401".into())));
+        assert_eq!(
+            (refused.kind, refused.retryable),
+            (FailureKind::SourceAuth, false)
+        );
     }
 }

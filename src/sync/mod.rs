@@ -15,7 +15,10 @@ mod differential_tests;
 
 pub use cancel::{lock_writer_cancellable, Cancel};
 pub use failure::{FailureKind, RunFailure};
-pub use read::{read_source, ReadFailure, ReadResult, RowError, Seen, SeenState, StoredContacts};
+pub use read::{
+    read_source, AnchorLookup, ReadFailure, ReadResult, Reading, RowError, Seen, SeenState,
+    StoredContacts,
+};
 pub use run::{
     retire_source, run_source, run_sources, RunOptions, RunReport, RunStatus, SourceRunError,
     ALL_LOGINS_THRESHOLD,

@@ -1,20 +1,30 @@
 //! Reading a source through its connector and mapping, sorting records into
-//! unchanged, changed and unreadable, and judging whether the read is complete.
+//! unchanged, changed, unreadable and left, and judging whether the read is
+//! complete (SPEC §2 "Full reads, change reads and cursors").
+//!
+//! A full read starts from every stored anchor of the source: what it does not
+//! return has left. A changes read starts from none and looks up only the
+//! anchors its items name, a batch at a time ([`AnchorLookup`]); what it does
+//! not mention stays as it is, and a key it repeats (paging by modification
+//! time does) keeps its last reading.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::mpsc::{sync_channel, Receiver};
 
 use hashbrown::HashTable;
 
-use liaison_plugin_api::{Connector, Item, Location};
+use liaison_plugin_api::{
+    Connector, Cursor, Item, Location, ReadContext, ReadEnd, ReadMode, ReadRequest, SourceError,
+};
 use serde::Serialize;
 
 use super::cancel::Cancel;
 use crate::config::Ratio;
 use crate::mapping::{Mapped, Mapping};
 use crate::model::ContactRecord;
-use crate::store::Anchor;
+use crate::store::{Anchor, StoreError};
 
 /// A row that was reported and skipped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -34,6 +44,9 @@ pub enum SeenState {
     Changed(u32),
     /// Present but unreadable (bad row or duplicate id): kept as it is.
     Unreadable,
+    /// Left the source, said explicitly: a deletion, or a changes read's
+    /// record that `when:` now leaves out.
+    Left,
 }
 
 /// A contact id that was read: how, and where (for messages).
@@ -153,6 +166,12 @@ pub struct ReadResult {
     /// Rows that could not be read (bad rows and duplicated ids), each
     /// counted once: never more than `rows`.
     pub bad_rows: usize,
+    /// Deletions read (changes reads only).
+    pub deletions: usize,
+    /// How the read ended: the mode delivered and the cursor to store.
+    end: Option<ReadEnd>,
+    /// A changes read was asked for: a repeated key keeps its last reading.
+    keep_last: bool,
 }
 
 impl std::fmt::Debug for ReadResult {
@@ -217,9 +236,30 @@ impl ReadResult {
         found.copied()
     }
 
-    /// Whether the source had stored contacts when the read began.
+    /// Whether the read found stored contacts of the source (all of them for a
+    /// full read, those it named for a changes read).
     pub fn has_stored_contacts(&self) -> bool {
         !self.known.is_empty()
+    }
+
+    /// The mode the connector delivered (a complete read always says).
+    pub fn delivered(&self) -> ReadMode {
+        self.end.as_ref().map_or(ReadMode::Full, |e| e.mode)
+    }
+
+    /// The cursor the read ended with, to store when its run applies.
+    pub fn cursor(&self) -> Option<&Cursor> {
+        self.end.as_ref().and_then(|e| e.cursor.as_ref())
+    }
+
+    /// Whether stored contact `id`, not among the read's changed records, is
+    /// still in the source: read unchanged, or (in a changes read) not
+    /// mentioned at all.
+    pub fn still_present(&self, id: &str) -> bool {
+        match self.seen(id) {
+            Some((state, _)) => state == SeenState::Unchanged,
+            None => self.delivered() == ReadMode::Changes,
+        }
     }
 
     /// The stored anchor of contact `id`, if it has one.
@@ -250,13 +290,21 @@ impl ReadResult {
         })
     }
 
-    /// Stored contacts the read did not see: they left the source.
+    /// Stored contacts that left the source: named as left, or (in a full
+    /// read) not seen at all.
     pub fn left(&self) -> impl Iterator<Item = &Anchor> {
+        let full = self.delivered() == ReadMode::Full;
         self.known
             .anchors
             .iter()
             .zip(&self.seen)
-            .filter_map(|(anchor, seen)| seen.is_none().then_some(anchor))
+            .filter_map(move |(anchor, seen)| {
+                let gone = match seen {
+                    None => full,
+                    Some(seen) => seen.state == SeenState::Left,
+                };
+                gone.then_some(anchor)
+            })
     }
 
     /// Contact ids read in a state `wanted` accepts, with their anchors. New
@@ -289,6 +337,8 @@ impl ReadResult {
         };
         match entry {
             None => *entry = Some(Seen { state, location }),
+            // A changes read repeats a key when it changed twice: the last wins.
+            Some(first) if self.keep_last => *first = Seen { state, location },
             Some(first) => duplicate(
                 &mut self.errors,
                 &mut self.bad_rows,
@@ -308,6 +358,9 @@ impl ReadResult {
             _ => None,
         }
         .unwrap_or_else(|| self.hash(id));
+        if self.keep_last {
+            self.forget_other(id, hash);
+        }
         if let Some(first) = self.fresh_index_hashed(id, hash, &self.changed) {
             // Seen before as a clean new record: it moves over to be judged.
             if let Ok(entry) = self.fresh.find_entry(hash, |&i| i == first) {
@@ -346,16 +399,20 @@ impl ReadResult {
         }
     }
 
+    /// Forgets how contact `id` (no anchor, hashing to `hash`) was read before,
+    /// so that its next reading replaces it.
+    fn forget_other(&mut self, id: &str, hash: u64) {
+        if let Some(first) = self.fresh_index_hashed(id, hash, &self.changed) {
+            if let Ok(entry) = self.fresh.find_entry(hash, |&i| i == first) {
+                entry.remove();
+            }
+        }
+        self.others.remove(id);
+    }
+
     /// Notes contact `id` (in `slot` of `known` if stored) read in `state` at `location`.
-    fn see(
-        &mut self,
-        id: &str,
-        slot: Option<u32>,
-        state: SeenState,
-        location: Location,
-        known: &StoredContacts,
-    ) {
-        match slot.or_else(|| known.slot(id)) {
+    fn see(&mut self, id: &str, slot: Option<u32>, state: SeenState, location: Location) {
+        match slot.or_else(|| self.known.slot(id)) {
             Some(slot) => self.see_known(id, slot, state, location),
             None => self.see_other(id, state, location),
         }
@@ -363,21 +420,37 @@ impl ReadResult {
 
     /// Reports a row that could not be read; notes its id when it is known
     /// (the contact then counts as present and keeps its links).
-    fn bad_row(
-        &mut self,
-        location: Location,
-        contact_id: Option<&str>,
-        message: String,
-        known: &StoredContacts,
-    ) {
+    fn bad_row(&mut self, location: Location, contact_id: Option<&str>, message: String) {
         self.bad_rows += 1;
         self.errors.push(RowError {
             location: location.to_string(),
             message,
         });
         if let Some(id) = contact_id {
-            self.see(id, None, SeenState::Unreadable, location, known);
+            self.see(id, None, SeenState::Unreadable, location);
         }
+    }
+
+    /// Takes a new or changed contact read at `location`. A stored, linked
+    /// contact the row maps to unchanged (the mapping or an unread column
+    /// changed) only renews its digest.
+    fn take_contact(&mut self, mut r: ContactRecord, fingerprint: u64, location: Location) {
+        let slot = self.known.slot(r.contact_id());
+        if let Some((s, anchor)) = slot.and_then(|s| Some((s, self.known.anchor(s)?))) {
+            if !self.known.replan && anchor.linked && r.content_digest() == anchor.content {
+                self.renewed.push((s, fingerprint));
+                let id = r.contact_id().to_owned();
+                self.see_known(&id, s, SeenState::Unchanged, location);
+                return;
+            }
+        }
+        r.fingerprint = fingerprint;
+        let at = self.changed.len() as u32;
+        let id = r.contact_id().to_owned();
+        self.changed_hash.push(self.hash(&id));
+        self.changed.push(r);
+        self.changed_at.push(location.clone());
+        self.see(&id, slot, SeenState::Changed(at), location);
     }
 }
 
@@ -421,9 +494,9 @@ fn duplicate(
 /// Why a read did not complete; nothing is applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadFailure {
-    /// The connector failed.
+    /// The connector failed, or broke the contract (SPEC §2).
     #[error("{0}")]
-    Source(#[from] liaison_plugin_api::SourceError),
+    Source(#[from] SourceError),
     /// Too many bad rows for the read to count as complete.
     #[error("{bad} of {rows} rows could not be read ({:.1} %), more than the allowed {:.1} %", 100.0 * *bad as f64 / *rows as f64, 100.0 * limit.as_f64())]
     TooManyBadRows {
@@ -436,41 +509,135 @@ pub enum ReadFailure {
         /// The row errors, each with its location.
         errors: Vec<RowError>,
     },
+    /// The store could not say which anchors a changes read names.
+    #[error("{0}")]
+    Store(#[from] StoreError),
     /// The run was cancelled while it read.
     #[error("the read was cancelled")]
     Cancelled,
 }
 
-/// Reads the whole source, mapping every new or changed record; `known` are
-/// the source's stored contacts, each with the fingerprint it was read with.
+/// Finds a source's stored anchors while a changes read runs, so that a
+/// delta of ten records looks up ten anchors, not the source's million.
+pub trait AnchorLookup {
+    /// Calls `found` with each of `ids` that is stored, and its anchor.
+    fn anchors_of(
+        &mut self,
+        ids: &[&str],
+        found: &mut dyn FnMut(&str, Anchor),
+    ) -> Result<(), StoreError>;
+
+    /// Calls `found` with every stored contact of the source: a changes
+    /// request that the connector answered in full needs them all.
+    fn all_anchors(&mut self, found: &mut dyn FnMut(&str, Anchor)) -> Result<(), StoreError>;
+}
+
+/// What one read asks for, besides the connector and the stored contacts.
+pub struct Reading<'a> {
+    /// The mode and cursor asked for.
+    pub request: &'a ReadRequest,
+    /// Cancellation, clock and runtime handed to the connector.
+    pub ctx: &'a ReadContext,
+    /// The source's mapping.
+    pub mapping: &'a Mapping,
+    /// `max_bad_row_ratio`.
+    pub max_bad_row_ratio: Ratio,
+}
+
+/// Reads the source as `reading` asks, mapping every new or changed record.
+/// `known` are the source's stored contacts with the fingerprints they were
+/// read with: all of them, or (given `lookup`) none yet, each looked up when
+/// the read names it.
 pub fn read_source(
     connector: &dyn Connector,
-    mapping: &Mapping,
+    reading: &Reading<'_>,
     known: StoredContacts,
-    max_bad_row_ratio: Ratio,
-    cancel: &Cancel,
+    lookup: Option<&mut dyn AnchorLookup>,
 ) -> Result<ReadResult, ReadFailure> {
-    let stream = connector.read()?;
+    let stream = connector.read(reading.request, reading.ctx)?;
     let mut out = ReadResult {
         seen: vec![None; known.len()],
+        keep_last: reading.request.mode == ReadMode::Changes,
+        known,
         ..ReadResult::default()
     };
-    let consumed = std::thread::scope(|scope| {
+    let mapping = reading.mapping;
+    let mut sorting = Sorting {
+        out: &mut out,
+        mapping,
+        lookup,
+        first_deletion: None,
+    };
+    std::thread::scope(|scope| {
         let rx = read_ahead(scope, stream, mapping);
-        consume(&mut out, rx, mapping, &known, cancel)
-    });
-    out.known = known;
-    consumed?;
+        sorting.consume(rx, &reading.ctx.cancel)
+    })?;
+    let first_deletion = sorting.first_deletion.take();
+    let lookup = sorting.lookup.take();
+    check_end(&out, reading, first_deletion)?;
+    if let (ReadMode::Full, Some(lookup)) = (out.delivered(), lookup) {
+        // Answered in full: whatever it did not return has left.
+        out.know_all(lookup)?;
+    }
     debug_assert!(out.bad_rows <= out.rows, "a row counts once");
-    if out.rows > 0 && max_bad_row_ratio.exceeded_by(out.bad_rows, out.rows) {
+    if out.rows > 0
+        && reading
+            .max_bad_row_ratio
+            .exceeded_by(out.bad_rows, out.rows)
+    {
         return Err(ReadFailure::TooManyBadRows {
             bad: out.bad_rows,
             rows: out.rows,
-            limit: max_bad_row_ratio,
-            errors: out.errors,
+            limit: reading.max_bad_row_ratio,
+            errors: std::mem::take(&mut out.errors),
         });
     }
     Ok(out)
+}
+
+/// Checks how a read that went through ended: with its end item, in a mode
+/// the request allows, and without deletions in a full read.
+fn check_end(
+    out: &ReadResult,
+    reading: &Reading<'_>,
+    first_deletion: Option<Location>,
+) -> Result<(), ReadFailure> {
+    let Some(end) = &out.end else {
+        if reading.ctx.cancel.is_cancelled() {
+            return Err(ReadFailure::Cancelled);
+        }
+        return Err(SourceError::Incomplete(
+            "the read stopped without saying it ended (no end item): nothing is applied".into(),
+        )
+        .into());
+    };
+    if reading.request.mode == ReadMode::Full && end.mode == ReadMode::Changes {
+        return Err(SourceError::Invalid(
+            "asked for a full read, the connector delivered only changes".into(),
+        )
+        .into());
+    }
+    if let (ReadMode::Full, Some(at)) = (end.mode, first_deletion) {
+        return Err(SourceError::Invalid(format!(
+            "{at}: a deletion in a full read (deletions belong to changes reads)"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+impl ReadResult {
+    /// Adds every stored contact of the source not known yet (none of them
+    /// was read, so each counts as left).
+    fn know_all(&mut self, lookup: &mut dyn AnchorLookup) -> Result<(), StoreError> {
+        let (known, seen) = (&mut self.known, &mut self.seen);
+        lookup.all_anchors(&mut |id, anchor| {
+            if known.slot(id).is_none() {
+                known.push(id, anchor);
+                seen.push(None);
+            }
+        })
+    }
 }
 
 /// Items handed over this many at a time.
@@ -481,8 +648,8 @@ const BATCH: usize = 1024;
 /// to 1 MiB): 1024 rows of the benchmark file hold ~120 KB.
 const BATCH_BYTES: usize = 1024 * 1024;
 
-/// An item with its digest ([`Mapping::fingerprint`], 0 for a bad row).
-type Digested = Result<(Item, u64), liaison_plugin_api::SourceError>;
+/// An item with its digest ([`Mapping::fingerprint`], 0 for anything but a record).
+type Digested = Result<(Item, u64), SourceError>;
 
 /// Parses `stream` on a scoped thread that also digests each record: parsing
 /// and hashing there, looking up and mapping here, each thread has about half
@@ -503,7 +670,7 @@ fn read_ahead<'scope>(
                 bytes += text_len(&item);
                 let fingerprint = match &item {
                     Item::Record(record) => mapping.fingerprint(record),
-                    Item::Bad(_) => 0,
+                    Item::Bad(_) | Item::Deleted(_) | Item::End(_) => 0,
                 };
                 (item, fingerprint)
             }));
@@ -528,103 +695,172 @@ fn text_len(item: &Item) -> usize {
     let record = match item {
         Item::Record(record) => Some(record),
         Item::Bad(bad) => bad.partial.as_ref(),
+        Item::Deleted(_) | Item::End(_) => None,
     };
     record.map_or(0, |r| r.text().len())
 }
 
-/// Sorts what the parsing thread sends into `out`: a stored contact whose row
-/// has its stored digest is unchanged and not mapped.
-fn consume(
-    out: &mut ReadResult,
-    rx: Receiver<Vec<Digested>>,
-    mapping: &Mapping,
-    known: &StoredContacts,
-    cancel: &Cancel,
-) -> Result<(), ReadFailure> {
-    for batch in rx {
-        // Between batches is a safe point: nothing is written while reading.
-        // Returning drops the receiver, which stops the parsing thread.
-        if cancel.is_cancelled() {
-            return Err(ReadFailure::Cancelled);
-        }
-        consume_batch(out, batch, mapping, known)?;
-    }
-    Ok(())
+/// The sorting side of a read: what the parsing thread sends goes into `out`.
+struct Sorting<'r, 'm, 'l> {
+    out: &'r mut ReadResult,
+    mapping: &'m Mapping,
+    /// Where a changes read looks up the anchors its items name.
+    lookup: Option<&'l mut dyn AnchorLookup>,
+    /// Where the read's first deletion was (a full read may have none).
+    first_deletion: Option<Location>,
 }
 
-/// Sorts one batch of [`consume`].
-fn consume_batch(
-    out: &mut ReadResult,
-    batch: Vec<Digested>,
-    mapping: &Mapping,
-    known: &StoredContacts,
-) -> Result<(), ReadFailure> {
-    for digested in batch {
-        let (item, fingerprint) = digested?;
-        out.rows += 1;
-        let mut slot = None;
-        if let Item::Record(record) = &item {
-            if let Some(id) = mapping.contact_id_of(record) {
-                slot = known.slot(&id);
-                let unchanged = slot
-                    .and_then(|s| known.anchor(s))
-                    .is_some_and(|a| !known.replan && a.linked && a.fingerprint == fingerprint);
-                if let (Some(s), true) = (slot, unchanged) {
-                    let location = record.location.clone();
-                    out.see_known(&id, s, SeenState::Unchanged, location);
-                    continue;
+impl Sorting<'_, '_, '_> {
+    /// Sorts every batch; a stored contact whose row has its stored digest
+    /// is unchanged and not mapped.
+    fn consume(&mut self, rx: Receiver<Vec<Digested>>, cancel: &Cancel) -> Result<(), ReadFailure> {
+        for batch in rx {
+            // Between batches is a safe point: nothing is written while reading.
+            // Returning drops the receiver, which stops the parsing thread.
+            if cancel.is_cancelled() {
+                return Err(ReadFailure::Cancelled);
+            }
+            let batch = batch.into_iter().collect::<Result<Vec<_>, _>>()?;
+            self.look_up(&batch)?;
+            for (item, fingerprint) in batch {
+                self.sort(item, fingerprint)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the stored anchors of the ids `batch` names that are not known yet.
+    fn look_up(&mut self, batch: &[(Item, u64)]) -> Result<(), ReadFailure> {
+        let Some(lookup) = self.lookup.as_deref_mut() else {
+            return Ok(());
+        };
+        let mapping = self.mapping;
+        let known = &mut self.out.known;
+        let mut ids: Vec<Cow<'_, str>> = batch
+            .iter()
+            .filter_map(|(item, _)| item_id(item, mapping))
+            .filter(|id| known.slot(id).is_none())
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let ids: Vec<&str> = ids.iter().map(|id| id.as_ref()).collect();
+        let seen = &mut self.out.seen;
+        lookup.anchors_of(&ids, &mut |id, anchor| {
+            if known.slot(id).is_none() {
+                known.push(id, anchor);
+                seen.push(None);
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Sorts one item.
+    fn sort(&mut self, item: Item, fingerprint: u64) -> Result<(), ReadFailure> {
+        if let Some(end) = &self.out.end {
+            let what = match &item {
+                Item::End(_) => "a second end item".to_owned(),
+                other => format!("{} after the end item", describe(other)),
+            };
+            let mode = end.mode;
+            return Err(SourceError::Invalid(format!("{what} (the read ended as {mode})")).into());
+        }
+        match item {
+            Item::End(end) => self.out.end = Some(end),
+            Item::Deleted(deletion) => {
+                self.out.deletions += 1;
+                self.first_deletion
+                    .get_or_insert_with(|| deletion.location.clone());
+                self.out
+                    .see(&deletion.key, None, SeenState::Left, deletion.location);
+            }
+            item => {
+                self.out.rows += 1;
+                if !self.unchanged(&item, fingerprint) {
+                    self.take_item(item, fingerprint);
                 }
             }
         }
-        take_item(out, item, fingerprint, slot, mapping, known);
+        Ok(())
     }
-    Ok(())
-}
 
-/// Maps a new or changed record (or reports a bad row) into `out`.
-fn take_item(
-    out: &mut ReadResult,
-    item: Item,
-    fingerprint: u64,
-    slot: Option<u32>,
-    mapping: &Mapping,
-    known: &StoredContacts,
-) {
-    match item {
-        Item::Record(record) => match mapping.apply(&record) {
-            Mapped::Skipped => {}
-            Mapped::Contact(mut r) => {
-                // A stored, linked contact the row maps to unchanged (the
-                // mapping or an unread column changed): only its digest renews.
-                let stored = slot.and_then(|s| Some((s, known.anchor(s)?)));
-                if let Some((s, anchor)) = stored {
-                    if !known.replan
-                        && anchor.linked
-                        && known.id(s) == r.contact_id()
-                        && r.content_digest() == anchor.content
-                    {
-                        out.renewed.push((s, fingerprint));
-                        out.see_known(r.contact_id(), s, SeenState::Unchanged, record.location);
-                        return;
+    /// Whether `item` is a stored contact's record with its stored digest;
+    /// if so it is noted unchanged.
+    fn unchanged(&mut self, item: &Item, fingerprint: u64) -> bool {
+        let Item::Record(record) = item else {
+            return false;
+        };
+        let Some(id) = self.mapping.contact_id_of(record) else {
+            return false;
+        };
+        let known = &self.out.known;
+        let Some(slot) = known.slot(&id) else {
+            return false;
+        };
+        let unchanged = known
+            .anchor(slot)
+            .is_some_and(|a| !known.replan && a.linked && a.fingerprint == fingerprint);
+        if unchanged {
+            self.out
+                .see_known(&id, slot, SeenState::Unchanged, record.location.clone());
+        }
+        unchanged
+    }
+
+    /// Maps a new or changed record (or reports a bad row) into the result.
+    fn take_item(&mut self, item: Item, fingerprint: u64) {
+        let out = &mut *self.out;
+        match item {
+            Item::Record(record) => match self.mapping.apply(&record) {
+                // In a changes read a record `when:` now leaves out has left;
+                // in a full read, not being read says so already.
+                Mapped::Skipped if out.keep_last => {
+                    if let Some(id) = self.mapping.contact_id_of(&record) {
+                        let location = record.location.clone();
+                        out.see(&id, None, SeenState::Left, location);
                     }
                 }
-                r.fingerprint = fingerprint;
-                let at = out.changed.len() as u32;
-                let id = r.contact_id().to_owned();
-                out.changed_hash.push(out.hash(&id));
-                out.changed.push(r);
-                out.changed_at.push(record.location.clone());
-                out.see(&id, slot, SeenState::Changed(at), record.location, known);
+                Mapped::Skipped => {}
+                Mapped::Contact(r) => out.take_contact(r, fingerprint, record.location),
+                Mapped::Invalid {
+                    contact_id,
+                    message,
+                } => out.bad_row(record.location, contact_id.as_deref(), message),
+            },
+            Item::Bad(bad) => {
+                let partial = bad.partial.as_ref();
+                let contact_id = bad.key.clone().or_else(|| {
+                    partial.and_then(|p| self.mapping.contact_id_of(p).map(Cow::into_owned))
+                });
+                out.bad_row(bad.location, contact_id.as_deref(), bad.message);
             }
-            Mapped::Invalid {
-                contact_id,
-                message,
-            } => out.bad_row(record.location, contact_id.as_deref(), message, known),
-        },
-        Item::Bad(bad) => {
-            let contact_id = bad.partial.as_ref().and_then(|p| mapping.contact_id_of(p));
-            out.bad_row(bad.location, contact_id.as_deref(), bad.message, known);
+            Item::Deleted(_) | Item::End(_) => {}
         }
+    }
+}
+
+/// The contact id an item names, if it names one.
+fn item_id<'i>(item: &'i Item, mapping: &Mapping) -> Option<Cow<'i, str>> {
+    match item {
+        Item::Record(record) => mapping.contact_id_of(record),
+        Item::Bad(bad) => match &bad.key {
+            Some(key) => Some(Cow::Borrowed(key.as_str())),
+            None => bad.partial.as_ref().and_then(|p| mapping.contact_id_of(p)),
+        },
+        Item::Deleted(deletion) => Some(Cow::Borrowed(deletion.key.as_str())),
+        Item::End(_) => None,
+    }
+}
+
+/// What an item is, for messages.
+fn describe(item: &Item) -> String {
+    match item {
+        Item::Record(record) => format!("{}: a record", record.location),
+        Item::Bad(bad) => format!("{}: a bad record", bad.location),
+        Item::Deleted(deletion) => format!("{}: a deletion", deletion.location),
+        Item::End(_) => "an end item".to_owned(),
     }
 }
 
@@ -634,16 +870,19 @@ mod tests {
     use std::collections::{HashMap, HashSet};
     use std::sync::Arc;
 
-    use liaison_plugin_api::{BadRow, Connector, Item, ItemStream, Location, Record, Schema};
+    use liaison_plugin_api::{
+        BadRow, Cancel, Connector, Item, ItemStream, Location, ReadContext, ReadEnd, ReadMode,
+        ReadRequest, Record, Schema,
+    };
     use proptest::prelude::*;
 
-    use super::{read_source, ReadFailure, StoredContacts};
+    use super::{read_source, ReadFailure, ReadResult, Reading, StoredContacts};
     use crate::config::Ratio;
     use crate::mapping::Mapping;
     use crate::model::UserId;
     use crate::store::Anchor;
 
-    /// A connector handing out fixed items.
+    /// A connector handing out fixed items, then the end of a full read.
     struct Items(Vec<Item>);
 
     impl Connector for Items {
@@ -651,9 +890,33 @@ mod tests {
             "test"
         }
 
-        fn read(&self) -> Result<ItemStream<'_>, liaison_plugin_api::SourceError> {
-            Ok(Box::new(self.0.clone().into_iter().map(Ok)))
+        fn read(
+            &self,
+            _: &ReadRequest,
+            _: &ReadContext,
+        ) -> Result<ItemStream<'_>, liaison_plugin_api::SourceError> {
+            let end = Item::End(ReadEnd {
+                mode: ReadMode::Full,
+                cursor: None,
+            });
+            Ok(Box::new(self.0.iter().cloned().chain([end]).map(Ok)))
         }
+    }
+
+    /// A full read of `connector` with every stored contact in `known`.
+    fn read_full(
+        connector: &dyn Connector,
+        mapping: &Mapping,
+        known: StoredContacts,
+        max_bad_row_ratio: Ratio,
+    ) -> Result<ReadResult, ReadFailure> {
+        let reading = Reading {
+            request: &ReadRequest::full(),
+            ctx: &ReadContext::new(Cancel::new()),
+            mapping,
+            max_bad_row_ratio,
+        };
+        read_source(connector, &reading, known, None)
     }
 
     /// How a generated row is read.
@@ -691,6 +954,7 @@ mod tests {
                 location: location.clone(),
                 message: "unreadable".into(),
                 partial,
+                key: None,
             })
         };
         match kind {
@@ -758,7 +1022,7 @@ mod tests {
                 .map(|(i, _)| format!("t.csv:{}", i + 2))
                 .collect();
 
-            let result = read_source(&Items(items), &mapping, known, Ratio::percent(100), &crate::sync::Cancel::new());
+            let result = read_full(&Items(items), &mapping, known, Ratio::percent(100));
             let read = match result {
                 Ok(read) => read,
                 Err(ReadFailure::TooManyBadRows { bad, rows, .. }) => {
@@ -785,7 +1049,12 @@ mod tests {
         );
         let mapping = Mapping::standard();
         let sizes: Vec<(usize, usize)> = std::thread::scope(|scope| {
-            let rx = super::read_ahead(scope, items.read().unwrap(), &mapping);
+            let ctx = ReadContext::default();
+            let rx = super::read_ahead(
+                scope,
+                items.read(&ReadRequest::full(), &ctx).unwrap(),
+                &mapping,
+            );
             rx.into_iter()
                 .map(|batch| {
                     let bytes = batch
@@ -796,7 +1065,8 @@ mod tests {
                 })
                 .collect()
         });
-        assert_eq!(sizes.iter().map(|(n, _)| n).sum::<usize>(), 20);
+        // 20 records and the end item.
+        assert_eq!(sizes.iter().map(|(n, _)| n).sum::<usize>(), 21);
         // Each batch stops at the first record that takes it to 1 MiB.
         assert!(sizes.len() >= 5, "{sizes:?}");
         assert!(
@@ -818,21 +1088,9 @@ mod tests {
             Items(all.collect())
         };
         let limit = Ratio::parse("0.29").unwrap();
-        let at = read_source(
-            &items(29),
-            &mapping,
-            StoredContacts::default(),
-            limit,
-            &crate::sync::Cancel::new(),
-        );
+        let at = read_full(&items(29), &mapping, StoredContacts::default(), limit);
         assert_eq!(at.unwrap().bad_rows, 29);
-        let over = read_source(
-            &items(30),
-            &mapping,
-            StoredContacts::default(),
-            limit,
-            &crate::sync::Cancel::new(),
-        );
+        let over = read_full(&items(30), &mapping, StoredContacts::default(), limit);
         assert!(
             matches!(
                 over,

@@ -4,12 +4,15 @@
 
 use std::collections::HashSet;
 
+use liaison_plugin_api::{ReadContext, ReadRequest};
 use serde::Serialize;
 use tracing::{debug, debug_span, info, info_span, warn};
 
 use super::cancel::Cancel;
 use super::failure::{FailureKind, RunFailure};
-use super::read::{read_source, ReadFailure, ReadResult, RowError, SeenState, StoredContacts};
+use super::read::{
+    read_source, ReadFailure, ReadResult, Reading, RowError, SeenState, StoredContacts,
+};
 use super::settings::plan_settings_digest;
 use crate::config::{Config, SourceConfig};
 use crate::mapping::Mapping;
@@ -286,7 +289,15 @@ fn read_phase(
     let ratio = source
         .max_bad_row_ratio
         .unwrap_or(config.safety.max_bad_row_ratio);
-    match read_source(connector.as_ref(), mapping, known, ratio, cancel) {
+    let request = ReadRequest::full();
+    let ctx = ReadContext::new(cancel.clone());
+    let reading = Reading {
+        request: &request,
+        ctx: &ctx,
+        mapping,
+        max_bad_row_ratio: ratio,
+    };
+    match read_source(connector.as_ref(), &reading, known, None) {
         Ok(read) => {
             debug!(
                 rows = read.rows,

@@ -135,6 +135,9 @@ pub struct Record {
     /// Per attribute, its pieces — only when some attribute is multi-valued;
     /// empty: attribute `i` is piece `i`, single-valued.
     spans: Vec<Span>,
+    /// The record's stable id in its source, from connectors that give one
+    /// (exec's `key`, an LDAP entryUUID, a CRM record id): its anchor.
+    key: Option<Box<str>>,
 }
 
 impl Record {
@@ -148,6 +151,7 @@ impl Record {
             text: String::new(),
             ends: Vec::with_capacity(values.len()),
             spans: Vec::new(),
+            key: None,
         };
         for value in &values {
             match value {
@@ -186,7 +190,19 @@ impl Record {
             text,
             ends,
             spans: Vec::new(),
+            key: None,
         })
+    }
+
+    /// This record with its stable id in the source (SPEC §2 "Keys and anchors").
+    pub fn with_key(mut self, key: impl Into<Box<str>>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// The record's stable id, when its connector gives one.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 
     fn push_piece(&mut self, s: &str) {
@@ -287,6 +303,7 @@ impl fmt::Debug for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Record")
             .field("location", &self.location)
+            .field("key", &self.key)
             .field("values", &self.values().collect::<Vec<_>>())
             .finish()
     }

@@ -11,14 +11,16 @@
 //! included), so an admin can jump straight to it.
 //!
 //! ```no_run
-//! use liaison_plugin_api::{Connector, Item};
+//! use liaison_plugin_api::{Connector, Item, ReadContext, ReadRequest};
 //! use liaison_plugin_csv::{CsvConfig, CsvConnector};
 //!
 //! let csv = CsvConnector::new(CsvConfig::new("/var/lib/liaison/partners-*.csv"));
-//! for item in csv.read()? {
+//! for item in csv.read(&ReadRequest::full(), &ReadContext::default())? {
 //!     match item? {
 //!         Item::Record(r) => println!("{}: {:?}", r.location, r.get("email")),
 //!         Item::Bad(b) => eprintln!("{}: {}", b.location, b.message),
+//!         Item::Deleted(d) => println!("{} left", d.key),
+//!         Item::End(end) => println!("read in {}", end.mode),
 //!     }
 //! }
 //! # Ok::<(), liaison_plugin_api::SourceError>(())
@@ -56,7 +58,9 @@ mod tests;
 
 use std::path::PathBuf;
 
-use liaison_plugin_api::{Connector, ItemStream, SourceError};
+use liaison_plugin_api::{
+    ending_with, Connector, ItemStream, ReadContext, ReadEnd, ReadMode, ReadRequest, SourceError,
+};
 
 /// The most bytes one record may take in the file (quotes and line breaks
 /// included): 1 MiB. A longer row is a bad row; a longer header, or a quoted
@@ -131,10 +135,22 @@ impl Connector for CsvConnector {
 
     /// Resolves the path or glob and opens the first file, so that a missing file
     /// or an empty glob fails here; later files are opened as the stream reaches
-    /// them, and a failure there ends the stream with an `Err`.
-    fn read(&self) -> Result<ItemStream<'_>, SourceError> {
+    /// them, and a failure there ends the stream with an `Err`. A file has no
+    /// change feed: every read is full, without a cursor, whatever was asked.
+    fn read(
+        &self,
+        _request: &ReadRequest,
+        ctx: &ReadContext,
+    ) -> Result<ItemStream<'_>, SourceError> {
         let files = files::resolve(&self.config.path)?;
         let stream = stream::CsvStream::open(&self.config, files)?;
-        Ok(Box::new(stream))
+        let cancel = ctx.cancel.clone();
+        // A cancelled read stops at the next row, without its end: failed.
+        let rows = stream.take_while(move |_| !cancel.is_cancelled());
+        let end = ReadEnd {
+            mode: ReadMode::Full,
+            cursor: None,
+        };
+        Ok(ending_with(rows, end))
     }
 }

@@ -198,6 +198,7 @@ fn too_long(
         location,
         message: format!("the row is longer than {MAX_RECORD_BYTES} bytes"),
         partial,
+        key: None,
     })))
 }
 
@@ -283,6 +284,7 @@ fn to_item(row: &RawRow<'_>, schema: Arc<Schema>, file: &Arc<str>, encoding: Enc
                         location,
                         message: "the row could not be split into fields".to_owned(),
                         partial: None,
+                        key: None,
                     }),
                 }
             }
@@ -309,6 +311,7 @@ fn to_item(row: &RawRow<'_>, schema: Arc<Schema>, file: &Arc<str>, encoding: Enc
         location: location.clone(),
         message: problem,
         partial: record(location, schema, fields),
+        key: None,
     })
 }
 

@@ -2,7 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use liaison_plugin_api::{BadRow, Connector, Item, Location, Record, SourceError, Value, ValueRef};
+use liaison_plugin_api::{
+    BadRow, Connector, Item, ItemStream, Location, ReadContext, ReadMode, ReadRequest, Record,
+    SourceError, Value, ValueRef,
+};
 
 use crate::{CsvConfig, CsvConnector, Encoding};
 
@@ -12,12 +15,23 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     path
 }
 
+/// A full read of `connector`, as the host asks for it.
+fn open(connector: &CsvConnector) -> Result<ItemStream<'_>, SourceError> {
+    connector.read(&ReadRequest::full(), &ReadContext::default())
+}
+
+/// Every item of a complete read, without its end item (checked: full, no cursor).
 fn read_all(config: CsvConfig) -> Vec<Item> {
-    CsvConnector::new(config)
-        .read()
+    let connector = CsvConnector::new(config);
+    let mut items = open(&connector)
         .unwrap()
         .collect::<Result<Vec<_>, _>>()
-        .unwrap()
+        .unwrap();
+    match items.pop() {
+        Some(Item::End(end)) => assert_eq!((end.mode, end.cursor), (ReadMode::Full, None)),
+        other => panic!("a complete read ends with its end item, not {other:?}"),
+    }
+    items
 }
 
 fn records(items: &[Item]) -> Vec<&Record> {
@@ -25,7 +39,7 @@ fn records(items: &[Item]) -> Vec<&Record> {
         .iter()
         .filter_map(|i| match i {
             Item::Record(r) => Some(r),
-            Item::Bad(_) => None,
+            _ => None,
         })
         .collect()
 }
@@ -35,7 +49,7 @@ fn bad_rows(items: &[Item]) -> Vec<&BadRow> {
         .iter()
         .filter_map(|i| match i {
             Item::Bad(b) => Some(b),
-            Item::Record(_) => None,
+            _ => None,
         })
         .collect()
 }
@@ -192,10 +206,8 @@ fn glob_reads_matching_files_in_sorted_order_each_with_its_header() {
 #[test]
 fn glob_matching_nothing_is_not_found() {
     let dir = tempfile::tempdir().unwrap();
-    let err = CsvConnector::new(CsvConfig::new(dir.path().join("*.csv")))
-        .read()
-        .err()
-        .unwrap();
+    let connector = CsvConnector::new(CsvConfig::new(dir.path().join("*.csv")));
+    let err = open(&connector).err().unwrap();
     assert!(matches!(err, SourceError::NotFound(_)), "{err}");
 }
 
@@ -204,10 +216,10 @@ fn missing_file_is_an_io_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing.csv");
     let connector = CsvConnector::new(CsvConfig::new(&path));
-    let err = connector.read().err().unwrap();
+    let err = open(&connector).err().unwrap();
     assert!(matches!(err, SourceError::Io { .. }), "{err}");
     assert!(err.to_string().contains("missing.csv"), "{err}");
-    assert!(connector.check().is_err());
+    assert!(connector.check(&ReadContext::default()).is_err());
     assert_eq!(connector.kind(), "csv");
 }
 
@@ -278,7 +290,7 @@ fn undecodable_header_fails_the_read() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "a.csv", b"id,n\xFFme\n1,Ann\n");
     let connector = CsvConnector::new(CsvConfig::new(&path));
-    let mut items = connector.read().unwrap();
+    let mut items = open(&connector).unwrap();
     let err = items.next().unwrap().unwrap_err();
     assert!(matches!(err, SourceError::Invalid(_)), "{err}");
     assert!(err.to_string().contains("a.csv:1"), "{err}");
@@ -412,13 +424,14 @@ fn throughput_one_million_rows() {
     let start = std::time::Instant::now();
     let connector = CsvConnector::new(CsvConfig::new(&path));
     let (mut good, mut bad, mut last_line) = (0u64, 0u64, 0u64);
-    for item in connector.read().unwrap() {
+    for item in open(&connector).unwrap() {
         match item.unwrap() {
             Item::Record(r) => {
                 good += 1;
                 last_line = line_of(&r.location);
             }
             Item::Bad(_) => bad += 1,
+            Item::Deleted(_) | Item::End(_) => {}
         }
     }
     let elapsed = start.elapsed();
@@ -433,7 +446,7 @@ fn throughput_one_million_rows() {
 /// The error that ends the read of `path`: the items before it must be `Ok`.
 fn read_error(config: CsvConfig) -> SourceError {
     let connector = CsvConnector::new(config);
-    let mut items = match connector.read() {
+    let mut items = match open(&connector) {
         Ok(items) => items,
         Err(e) => return e,
     };

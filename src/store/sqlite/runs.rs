@@ -142,6 +142,8 @@ fn failure_of(
         kind,
         message,
         retryable: retryable.unwrap_or_else(|| kind.retryable_by_default()),
+        // A wait the source asked for matters to the next retry only.
+        retry_after: None,
     }))
 }
 
