@@ -600,6 +600,7 @@ fn a_cancelled_apply_rolls_back_and_the_next_one_applies() {
         errors: 0,
         settings: 0,
         failure: None,
+        cursor: None,
     };
     let cancel = Cancel::new();
     cancel.cancel();

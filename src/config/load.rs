@@ -296,22 +296,8 @@ fn deprovision(ctx: &mut Ctx<'_>, section: &Section<'_>) -> DeprovisionConfig {
     section.deny_unknown(ctx, DEPROVISION_KEYS, "");
     if let Some(n) = section.get("delete_after") {
         let path = "deprovision.delete_after";
-        let text = match &n.value {
-            yaml::Value::Str(s) => Some(s.clone()),
-            // `30` without a unit: let the duration parser say what is missing.
-            yaml::Value::Int(i) => Some(i.to_string()),
-            _ => walk::string(ctx, path, n),
-        };
-        if let Some(text) = text {
-            match duration::parse_duration(&text) {
-                Ok(Some(d)) if d.is_zero() => ctx.error(
-                    n.span,
-                    path,
-                    "must be longer than zero (write never to keep disabled users)",
-                ),
-                Ok(d) => deprovision.delete_after = d,
-                Err(e) => ctx.error(n.span, path, format!("{e}, found {}", quote(&text))),
-            }
+        if let Some(d) = walk::duration_or_never(ctx, path, n, "to keep disabled users") {
+            deprovision.delete_after = d;
         }
     }
     deprovision

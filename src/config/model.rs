@@ -131,6 +131,9 @@ pub struct SourceConfig {
     pub map: Option<MapSpec>,
     /// Per-source override of `safety.max_bad_row_ratio`.
     pub max_bad_row_ratio: Option<Ratio>,
+    /// `full_every`: how often a read is full even when the connector could
+    /// read changes (default 1 day); `None` for `never`.
+    pub full_every: Option<std::time::Duration>,
 }
 
 /// `watch: true` or `watch: {quiet: 2s, rescan: 60s}` on a source that reads files.

@@ -23,6 +23,7 @@ const COMMON_KEYS: &[&str] = &[
     "run_on_start",
     "watch",
     "max_bad_row_ratio",
+    "full_every",
     "map",
     "when",
 ];
@@ -31,6 +32,9 @@ const WATCH_KEYS: &[&str] = &["quiet", "rescan"];
 
 /// Connector types whose sources read files, and so can be watched.
 const FILE_CONNECTORS: &[&str] = &["csv"];
+
+/// `full_every` when absent: a daily full read catches what a change feed missed.
+const DEFAULT_FULL_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Top-level values a source inherits unless it sets its own.
 pub(super) struct Defaults {
@@ -108,6 +112,16 @@ fn source(
     let max_bad_row_ratio = section
         .get("max_bad_row_ratio")
         .and_then(|n| walk::ratio(ctx, &section.child("max_bad_row_ratio"), n));
+    let full_every = match section.get("full_every") {
+        Some(n) => walk::duration_or_never(
+            ctx,
+            &section.child("full_every"),
+            n,
+            "for no periodic full read",
+        )
+        .unwrap_or(Some(DEFAULT_FULL_EVERY)),
+        None => Some(DEFAULT_FULL_EVERY),
+    };
     let map = map_spec(ctx, &section);
 
     let connector = match kind {
@@ -125,6 +139,7 @@ fn source(
         watch,
         map,
         max_bad_row_ratio,
+        full_every,
     })
 }
 

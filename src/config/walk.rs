@@ -416,6 +416,37 @@ pub(super) fn positive_duration(
     }
 }
 
+/// A duration longer than zero, or `never` (`Some(None)`); `None` after an
+/// error. `never_hint` says what `never` means here, for the zero message.
+pub(super) fn duration_or_never(
+    ctx: &mut Ctx<'_>,
+    path: &str,
+    node: &Node,
+    never_hint: &str,
+) -> Option<Option<std::time::Duration>> {
+    let text = match &node.value {
+        Value::Str(s) => s.clone(),
+        // `30` without a unit: let the duration parser say what is missing.
+        Value::Int(i) => i.to_string(),
+        _ => string(ctx, path, node)?,
+    };
+    match super::duration::parse_duration(&text) {
+        Ok(Some(d)) if d.is_zero() => {
+            ctx.error(
+                node.span,
+                path,
+                format!("must be longer than zero (write never {never_hint})"),
+            );
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            ctx.error(node.span, path, format!("{e}, found {}", quote(&text)));
+            None
+        }
+    }
+}
+
 /// An absolute `http://` or `https://` URL with a host.
 pub(super) fn http_url(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<url::Url> {
     let text = non_empty_string(ctx, path, node)?;

@@ -256,6 +256,12 @@ impl Mapping {
         }
     }
 
+    /// The digest of the mapping's definition (layout or templates, `when:`
+    /// and the mapping code's version).
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
     /// True for the standard layout (no `map:` fields).
     pub fn is_standard(&self) -> bool {
         matches!(self.fields, Fields::Standard(_))

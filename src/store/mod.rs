@@ -2,6 +2,7 @@
 //! run history. [`Store`] is the seam a PostgreSQL implementation joins; SQLite is
 //! the embedded default.
 
+mod cursors;
 pub mod daemon_state;
 mod error;
 pub mod lock;
@@ -17,6 +18,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
+pub use cursors::{CursorWrite, SourceCursor};
 pub use daemon_state::DaemonState;
 pub use error::{DriverError, StoreError};
 pub use lock::LockHolder;
@@ -96,6 +98,9 @@ pub struct RunRecord {
     pub settings: u64,
     /// Why the run failed, when it did.
     pub failure: Option<crate::sync::RunFailure>,
+    /// The cursor to store with the run: only an applied run (not held, not
+    /// failed, not a dry run) stores one.
+    pub cursor: Option<CursorWrite>,
 }
 
 /// Persistence of users, links, journal, runs, the outbox ([`Outbox`]) and
@@ -169,6 +174,18 @@ pub trait Store: Outbox + Registrations + Send {
     /// The plan-settings digest ([`RunRecord::settings`]) of `source`'s last
     /// applied run; `None` if it has none.
     fn plan_settings(&mut self, source: &str) -> Result<Option<u64>, StoreError>;
+
+    /// `source`'s stored cursor ([`RunRecord::cursor`]), if a run stored one.
+    fn source_cursor(&mut self, source: &str) -> Result<Option<SourceCursor>, StoreError>;
+
+    /// Calls `visit` with each of `ids` that is a stored contact of `source`,
+    /// and its anchor: what a changes read looks up, a batch at a time.
+    fn anchors_of(
+        &mut self,
+        source: &str,
+        ids: &[&str],
+        visit: &mut dyn FnMut(&str, Anchor),
+    ) -> Result<(), StoreError>;
 
     /// Starts a rehearsal: until [`Store::end_rehearsal`], applied plans are
     /// visible to this store handle only, and all of them are undone then.

@@ -20,7 +20,7 @@ pub use read::{
     StoredContacts,
 };
 pub use run::{
-    retire_source, run_source, run_sources, RunOptions, RunReport, RunStatus, SourceRunError,
-    ALL_LOGINS_THRESHOLD,
+    retire_source, run_source, run_sources, ReadSummary, RunOptions, RunReport, RunStatus,
+    SourceRunError, ALL_LOGINS_THRESHOLD,
 };
-pub use settings::plan_settings_digest;
+pub use settings::{plan_settings_digest, read_digest};

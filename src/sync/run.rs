@@ -3,22 +3,25 @@
 //! phase is a `tracing` span (`RUST_LOG=liaison=debug` shows its timing).
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 
-use liaison_plugin_api::{ReadContext, ReadRequest};
+use liaison_plugin_api::{ReadContext, ReadMode, ReadRequest};
 use serde::Serialize;
 use tracing::{debug, debug_span, info, info_span, warn};
 
 use super::cancel::Cancel;
 use super::failure::{FailureKind, RunFailure};
 use super::read::{
-    read_source, ReadFailure, ReadResult, Reading, RowError, SeenState, StoredContacts,
+    read_source, AnchorLookup, ReadFailure, ReadResult, Reading, RowError, SeenState,
+    StoredContacts,
 };
-use super::settings::plan_settings_digest;
+use super::settings::{plan_settings_digest, read_digest};
 use crate::config::{Config, SourceConfig};
 use crate::mapping::Mapping;
 use crate::model::{derive_login_base, ContactRecord};
 use crate::reconcile::{self, GuardLimits, Plan, PlanCounts, PlanOptions, SourceInput, State};
-use crate::store::{RunRecord, StateRequest, Store, StoreError};
+use crate::store::{Anchor, CursorWrite, RunRecord, StateRequest, Store, StoreError};
 
 /// Above this many changed records every taken login is loaded at once
 /// (cheaper than one range query per login base); see
@@ -41,6 +44,8 @@ pub struct RunOptions {
     /// Set from another thread to stop the run at its next safe point; a
     /// cancelled run applies nothing.
     pub cancel: Cancel,
+    /// Read in full whatever the stored cursor (`sync --once --full`).
+    pub full: bool,
 }
 
 impl Default for RunOptions {
@@ -51,6 +56,7 @@ impl Default for RunOptions {
             now_ms: 0,
             all_logins_above: ALL_LOGINS_THRESHOLD,
             cancel: Cancel::default(),
+            full: false,
         }
     }
 }
@@ -96,6 +102,19 @@ pub struct RunReport {
     pub errors: Vec<RowError>,
     /// Why the run failed, if it did.
     pub failure: Option<RunFailure>,
+    /// How the source was read (`None` when the read failed).
+    pub read: Option<ReadSummary>,
+}
+
+/// How a run read its source: the mode delivered and why it was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadSummary {
+    /// What the connector delivered.
+    pub mode: ReadMode,
+    /// Why the run asked for a full read, when it did.
+    pub full_because: Option<&'static str>,
+    /// Deletions the read named (changes reads only).
+    pub deletions: usize,
 }
 
 /// Runs one source: reads it, plans, guards and (unless a dry run) applies.
@@ -116,13 +135,26 @@ pub fn run_source(
         }
     };
     let settings = plan_settings_digest(config);
-    let known = load_anchors(store, &source.name, settings)?;
-    let mut read = match read_phase(config, source, &mapping, known, &opts.cancel) {
+    let read_with = read_digest(source, &mapping);
+    let choice = choose_read(store, source, settings, read_with, opts)?;
+    let mut read = match read_phase(config, source, store, &mapping, &choice, opts) {
         Ok(r) => r,
         Err((errors, failure)) => return fail(store, &source.name, opts, errors, failure),
     };
-    // Emptiness is judged by the records kept (`when:` may drop every row).
-    let source_empty = read.read_as(|_| true).next().is_none();
+    // Emptiness is judged by the records kept (`when:` may drop every row);
+    // a changes read says nothing about the rest of the source.
+    let source_empty = read.delivered() == ReadMode::Full
+        && read.read_as(|s| s != SeenState::Left).next().is_none();
+    let summary = ReadSummary {
+        mode: read.delivered(),
+        full_because: choice.full_because,
+        deletions: read.deletions,
+    };
+    let cursor = CursorWrite {
+        cursor: read.cursor().cloned(),
+        read_with,
+        full: summary.mode == ReadMode::Full,
+    };
     if opts.cancel.is_cancelled() {
         return cancelled(store, &source.name, opts);
     }
@@ -146,7 +178,13 @@ pub fn run_source(
     if opts.cancel.is_cancelled() {
         return cancelled(store, &source.name, opts);
     }
-    commit(store, &source.name, plan, errors, held, settings, opts)
+    let marks = Marks {
+        settings,
+        cursor: Some(cursor),
+    };
+    let mut report = commit(store, &source.name, plan, errors, held, marks, opts)?;
+    report.read = Some(summary);
+    Ok(report)
 }
 
 /// A store error during the run of one of several sources.
@@ -236,7 +274,17 @@ pub fn retire_source(
     let mut plan = plan_phase(config, input, &state, opts);
     let held = guard_phase(config, source, store, &mut plan, false, opts)?;
     drop(state);
-    commit(store, source, plan, Vec::new(), held, settings, opts)
+    // A retired source forgets its cursor: added back, it reads in full.
+    let forget = CursorWrite {
+        cursor: None,
+        read_with: 0,
+        full: false,
+    };
+    let marks = Marks {
+        settings,
+        cursor: Some(forget),
+    };
+    commit(store, source, plan, Vec::new(), held, marks, opts)
 }
 
 /// The source's mapping: its `map:` compiled, or the standard layout.
@@ -253,18 +301,74 @@ fn compile_mapping(source: &SourceConfig) -> Result<Mapping, String> {
     }
 }
 
-/// Phase 1: the source's stored anchors. When the settings a plan depends on
-/// changed since the source's last applied run, every record is planned again
-/// once (an unchanged row would otherwise never see the new settings).
+/// How a run reads its source: the request, and why it is a full one.
+struct ReadChoice {
+    request: ReadRequest,
+    /// Why the read is full (`None` for a changes read).
+    full_because: Option<&'static str>,
+    /// The plan settings changed since the source's last applied run: every
+    /// record is planned again once (an unchanged row would otherwise never
+    /// see the new settings), which takes a full read.
+    replan: bool,
+}
+
+/// Decides how the run reads (SPEC §2): changes since the stored cursor,
+/// unless a full read is asked for, there is no cursor, the mapping or the
+/// connector settings or the plan settings changed since it was stored, or
+/// `full_every` has passed since the last full read.
+fn choose_read(
+    store: &mut dyn Store,
+    source: &SourceConfig,
+    settings: u64,
+    read_with: u64,
+    opts: &RunOptions,
+) -> Result<ReadChoice, StoreError> {
+    let replan = store.plan_settings(&source.name)? != Some(settings);
+    let stored = store.source_cursor(&source.name)?;
+    let full_because = match &stored {
+        _ if opts.full => Some("a full read was asked for"),
+        None => Some("no cursor is stored"),
+        Some(stored) if stored.cursor.is_none() => Some("no cursor is stored"),
+        Some(stored) if stored.read_with != read_with => {
+            Some("the mapping or the connector settings changed since the cursor was stored")
+        }
+        _ if replan => Some("the plan settings changed"),
+        Some(stored) => match (source.full_every, stored.last_full_ms) {
+            (None, _) => None,
+            (Some(_), None) => Some("full_every: no full read is recorded"),
+            (Some(every), Some(last)) => (opts.now_ms.saturating_sub(last)
+                >= every.as_millis() as i64)
+                .then_some("full_every has passed since the last full read"),
+        },
+    };
+    let request = match (&full_because, stored.and_then(|s| s.cursor)) {
+        (None, Some(cursor)) => ReadRequest::changes(cursor),
+        _ => ReadRequest::full(),
+    };
+    if let Some(why) = full_because {
+        debug!(why, "reading in full");
+    }
+    Ok(ReadChoice {
+        request,
+        full_because,
+        replan,
+    })
+}
+
+/// Phase 1: the source's stored anchors, for a full read: all of them. A
+/// changes read starts from none and looks up those it names.
 fn load_anchors(
     store: &mut dyn Store,
     source: &str,
-    settings: u64,
+    choice: &ReadChoice,
 ) -> Result<StoredContacts, StoreError> {
     let _phase = debug_span!("load_anchors").entered();
     let mut known = StoredContacts::default();
+    if choice.request.mode == ReadMode::Changes {
+        return Ok(known);
+    }
     store.for_each_anchor(source, &mut |id, anchor| known.push(id, anchor))?;
-    if !known.is_empty() && store.plan_settings(source)? != Some(settings) {
+    if !known.is_empty() && choice.replan {
         info!(
             source,
             "plan settings changed since the last run: every record is planned again"
@@ -275,34 +379,74 @@ fn load_anchors(
     Ok(known)
 }
 
-/// Phase 2: the whole source, read and digested; an incomplete read is the
-/// row errors and the reason.
+/// Looks up the anchors a changes read names in the store.
+struct StoreAnchors<'s> {
+    store: &'s mut dyn Store,
+    source: &'s str,
+}
+
+impl AnchorLookup for StoreAnchors<'_> {
+    fn anchors_of(
+        &mut self,
+        ids: &[&str],
+        found: &mut dyn FnMut(&str, Anchor),
+    ) -> Result<(), StoreError> {
+        self.store.anchors_of(self.source, ids, found)
+    }
+
+    fn all_anchors(&mut self, found: &mut dyn FnMut(&str, Anchor)) -> Result<(), StoreError> {
+        self.store.for_each_anchor(self.source, found)
+    }
+}
+
+/// Phase 2: the source read and digested as `choice` asks; an incomplete
+/// read is the row errors and the reason.
 fn read_phase(
     config: &Config,
     source: &SourceConfig,
+    store: &mut dyn Store,
     mapping: &Mapping,
-    known: StoredContacts,
-    cancel: &Cancel,
+    choice: &ReadChoice,
+    opts: &RunOptions,
 ) -> Result<ReadResult, (Vec<RowError>, RunFailure)> {
-    let _phase = debug_span!("read").entered();
+    let store_failed = |e: StoreError| (Vec::new(), RunFailure::from_store(&e));
+    let known = load_anchors(store, &source.name, choice).map_err(store_failed)?;
+    let _phase = debug_span!("read", mode = %choice.request.mode).entered();
     let connector = crate::plugins::build(&source.connector);
-    let ratio = source
-        .max_bad_row_ratio
-        .unwrap_or(config.safety.max_bad_row_ratio);
-    let request = ReadRequest::full();
-    let ctx = ReadContext::new(cancel.clone());
+    let runtime = ReadRuntime::get().map_err(|e| {
+        let message = format!("cannot start the runtime the connector reads on: {e}");
+        (
+            Vec::new(),
+            RunFailure::new(FailureKind::SourceUnreachable, message),
+        )
+    })?;
+    let ctx = ReadContext::new(opts.cancel.clone())
+        .with_clock(Arc::new(|| {
+            std::time::UNIX_EPOCH + Duration::from_millis(crate::clock::now_ms().max(0) as u64)
+        }))
+        .with_runtime(runtime.handle());
     let reading = Reading {
-        request: &request,
+        request: &choice.request,
         ctx: &ctx,
         mapping,
-        max_bad_row_ratio: ratio,
+        max_bad_row_ratio: source
+            .max_bad_row_ratio
+            .unwrap_or(config.safety.max_bad_row_ratio),
     };
-    match read_source(connector.as_ref(), &reading, known, None) {
+    let mut lookup = StoreAnchors {
+        store,
+        source: &source.name,
+    };
+    let lookup =
+        (choice.request.mode == ReadMode::Changes).then_some(&mut lookup as &mut dyn AnchorLookup);
+    match read_source(connector.as_ref(), &reading, known, lookup) {
         Ok(read) => {
             debug!(
                 rows = read.rows,
                 changed = read.changed.len(),
                 bad = read.bad_rows,
+                deletions = read.deletions,
+                delivered = %read.delivered(),
                 "source read"
             );
             Ok(read)
@@ -327,6 +471,34 @@ fn read_phase(
     }
 }
 
+/// The tokio runtime async connectors read on: the caller's (the daemon's),
+/// else one of the run's own with a single worker (the CLI).
+enum ReadRuntime {
+    Current(tokio::runtime::Handle),
+    Own(tokio::runtime::Runtime),
+}
+
+impl ReadRuntime {
+    fn get() -> std::io::Result<Self> {
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            return Ok(ReadRuntime::Current(handle));
+        }
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("liaison-read")
+            .enable_all()
+            .build()
+            .map(ReadRuntime::Own)
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        match self {
+            ReadRuntime::Current(handle) => handle.clone(),
+            ReadRuntime::Own(runtime) => runtime.handle().clone(),
+        }
+    }
+}
+
 /// Phase 3: the slice of the store the plan needs — the users the changed
 /// records and the contacts that left touch, the users sharing their e-mails,
 /// the expired users of this source, and every login a new user could want.
@@ -343,7 +515,9 @@ fn load_state_phase(
         all_logins: read.changed.len() > opts.all_logins_above,
         // A changed record may share its address with an unchanged contact
         // of this source whose user has another one (a first load has none).
-        contacts_by_email: !read.changed.is_empty() && read.has_stored_contacts(),
+        // (A changes read knows only the stored contacts it named.)
+        contacts_by_email: !read.changed.is_empty()
+            && (read.has_stored_contacts() || read.delivered() == ReadMode::Changes),
         disabled_before: config
             .deprovision
             .delete_after
@@ -450,13 +624,10 @@ fn siblings(read: &mut ReadResult, state: &State, source: &str) -> (SourceInput,
     let _phase = debug_span!("siblings").entered();
     let mut records = read.take_changed();
     let first_sibling = records.len();
-    let is_unchanged = |id: &str| {
-        read.seen(id)
-            .is_some_and(|(state, _)| state == SeenState::Unchanged)
-    };
     let mut in_plan: HashSet<&str> = HashSet::new();
     for c in &state.contacts {
-        if c.source == source && c.linked && is_unchanged(c.record.contact_id()) {
+        // Read unchanged, or (in a changes read) not mentioned: still there.
+        if c.source == source && c.linked && read.still_present(c.record.contact_id()) {
             records.push(c.record.clone());
             in_plan.insert(c.record.contact_id());
         }
@@ -578,6 +749,13 @@ fn row_errors(mut read: ReadResult, plan: &Plan, source: &str) -> Vec<RowError> 
     errors
 }
 
+/// What a run stores beside its plan: the plan settings it was planned with
+/// and the cursor its read ended with.
+struct Marks {
+    settings: u64,
+    cursor: Option<CursorWrite>,
+}
+
 /// Phase 7: applies the plan with its run record in one transaction (a dry
 /// run writes nothing, not even its run record, unless the store rehearses).
 fn commit(
@@ -586,7 +764,7 @@ fn commit(
     plan: Plan,
     errors: Vec<RowError>,
     held: bool,
-    settings: u64,
+    marks: Marks,
     opts: &RunOptions,
 ) -> Result<RunReport, StoreError> {
     let _phase = debug_span!("commit").entered();
@@ -604,8 +782,11 @@ fn commit(
             status: status.as_str(),
             counts,
             errors: errors.len(),
-            settings,
+            settings: marks.settings,
             failure: None,
+            // Only an applied run moves the cursor: a held one reads the
+            // same changes (and its held deletions) again next time.
+            cursor: marks.cursor.filter(|_| status == RunStatus::Applied),
         };
         match store.apply(&plan, &run, opts.now_ms, &opts.cancel) {
             // Rolled back before its commit: nothing applied.
@@ -634,6 +815,7 @@ fn commit(
         counts,
         errors,
         failure: None,
+        read: None,
     })
 }
 
@@ -666,6 +848,7 @@ fn fail(
             errors: errors.len(),
             settings: 0,
             failure: Some(failure.clone()),
+            cursor: None,
         })?;
     }
     Ok(RunReport {
@@ -678,5 +861,6 @@ fn fail(
         counts: PlanCounts::default(),
         errors,
         failure: Some(failure),
+        read: None,
     })
 }

@@ -5,7 +5,8 @@
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::config::Config;
+use crate::config::{Config, SourceConfig};
+use crate::mapping::Mapping;
 
 /// Bumped when the planner starts depending on another setting.
 const SETTINGS_VERSION: u64 = 1;
@@ -22,6 +23,18 @@ pub fn plan_settings_digest(config: &Config) -> u64 {
     }
     h.update(&[0xff]);
     h.update(config.default_locale.as_bytes());
+    h.digest()
+}
+
+/// A digest of what a source is read with: its mapping and its connector's
+/// settings. A cursor stored under another digest is not used: the run reads
+/// in full (a changed `map:` or LDAP base must see every record again).
+pub fn read_digest(source: &SourceConfig, mapping: &Mapping) -> u64 {
+    let mut h = Xxh3::with_seed(SETTINGS_VERSION);
+    h.update(&mapping.digest().to_le_bytes());
+    // The settings' debug form: stable within a build, and a new build
+    // that prints them differently only costs one full read.
+    h.update(format!("{:?}", source.connector).as_bytes());
     h.digest()
 }
 

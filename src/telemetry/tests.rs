@@ -214,6 +214,7 @@ fn report(status: RunStatus, failure: Option<crate::sync::RunFailure>) -> RunRep
         },
         errors: Vec::new(),
         failure,
+        read: None,
     }
 }
 

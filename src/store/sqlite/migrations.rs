@@ -53,6 +53,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0007_registration.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("migrations/0008_source_cursors.sql"),
+        fill: None,
+    },
 ];
 
 /// The latest schema version this build knows.

@@ -25,8 +25,8 @@ pub use journal_mode::JournalMode;
 pub use write::ApplyReport;
 
 use super::{
-    Anchor, DriverError, LockHolder, RunRecord, StateRequest, Store, StoreError, UserDetail,
-    UserFilter, UserView,
+    Anchor, DriverError, LockHolder, RunRecord, SourceCursor, StateRequest, Store, StoreError,
+    UserDetail, UserFilter, UserView,
 };
 use crate::reconcile::{Plan, State};
 use lock::FileLock;
@@ -300,6 +300,19 @@ impl Store for SqliteStore {
 
     fn plan_settings(&mut self, source: &str) -> Result<Option<u64>, StoreError> {
         read::plan_settings(&self.conn, source)
+    }
+
+    fn source_cursor(&mut self, source: &str) -> Result<Option<SourceCursor>, StoreError> {
+        read::source_cursor(&self.conn, source)
+    }
+
+    fn anchors_of(
+        &mut self,
+        source: &str,
+        ids: &[&str],
+        visit: &mut dyn FnMut(&str, Anchor),
+    ) -> Result<(), StoreError> {
+        read::anchors_of(&self.conn, source, ids, visit)
     }
 
     fn begin_rehearsal(&mut self) -> Result<(), StoreError> {

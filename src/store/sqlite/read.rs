@@ -14,9 +14,10 @@ use crate::model::{ExternalUser, UserId};
 use crate::reconcile::{State, StoredContact};
 use crate::store::search;
 use crate::store::{
-    Anchor, DriverError, HistoryEntry, LinkedContact, StateRequest, StoreError, UserDetail,
-    UserFilter, UserView,
+    Anchor, DriverError, HistoryEntry, LinkedContact, SourceCursor, StateRequest, StoreError,
+    UserDetail, UserFilter, UserView,
 };
+use liaison_plugin_api::Cursor;
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Query {
@@ -53,6 +54,56 @@ pub fn for_each_anchor(
         visit(id, anchor);
     }
     Ok(())
+}
+
+/// Calls `visit` with each of `ids` that is a stored contact of `source`: one
+/// primary-key seek each (a changes read names a batch of ids at a time).
+pub fn anchors_of(
+    conn: &Connection,
+    source: &str,
+    ids: &[&str],
+    visit: &mut dyn FnMut(&str, Anchor),
+) -> Result<(), StoreError> {
+    let err = q("looking up anchors");
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT user_id, linked, fingerprint, content FROM contacts \
+             WHERE source = ?1 AND contact_id = ?2",
+        )
+        .map_err(&err)?;
+    for id in ids {
+        let mut rows = stmt.query(rusqlite::params![source, id]).map_err(&err)?;
+        if let Some(r) = rows.next().map_err(&err)? {
+            let anchor = Anchor {
+                user: UserId(r.get(0).map_err(&err)?),
+                linked: r.get(1).map_err(&err)?,
+                fingerprint: r.get::<_, i64>(2).map_err(&err)? as u64,
+                content: r.get::<_, i64>(3).map_err(&err)? as u64,
+            };
+            visit(id, anchor);
+        }
+    }
+    Ok(())
+}
+
+/// `source`'s stored cursor, if an applied run stored one.
+pub fn source_cursor(conn: &Connection, source: &str) -> Result<Option<SourceCursor>, StoreError> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(
+        "SELECT cursor, read_with, stored_at, last_full_at FROM source_cursors WHERE source = ?1",
+    )
+    .and_then(|mut s| {
+        s.query_row([source], |r| {
+            Ok(SourceCursor {
+                cursor: r.get::<_, Option<String>>(0)?.map(Cursor::new),
+                read_with: r.get::<_, i64>(1)? as u64,
+                stored_ms: r.get(2)?,
+                last_full_ms: r.get(3)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(q("reading the source's cursor"))
 }
 
 /// The meta key holding a source's plan-settings digest.

@@ -172,6 +172,7 @@ mod tests {
             errors: 1,
             settings: 0,
             failure,
+            cursor: None,
         }
     }
 

@@ -18,8 +18,9 @@ use super::journal_mode::{self, JournalMode};
 use crate::model::{ContactRecord, Flags, Login, UserId};
 use crate::reconcile::{ContactChange, DeprovisionAction, FieldChange, NewUser, Plan, UserFields};
 use crate::store::search::search_text;
-use crate::store::{DriverError, RunRecord, StoreError};
+use crate::store::{CursorWrite, DriverError, RunRecord, StoreError};
 use crate::sync::Cancel;
+use liaison_plugin_api::Cursor;
 
 fn q(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |source| StoreError::Query {
@@ -808,8 +809,36 @@ fn commit_run(
     Ok(())
 }
 
-/// Writes everything `plan` changes, its run record and the source's plan
-/// settings, inside the caller's transaction.
+/// Stores `source`'s cursor as read by the run that started at `at`; a
+/// full read also becomes the source's last full read.
+fn store_cursor(
+    tx: &Connection,
+    source: &str,
+    cursor: &CursorWrite,
+    at: i64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO source_cursors (source, cursor, read_with, stored_at, last_full_at) \
+         VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 THEN ?4 END) \
+         ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor, \
+         read_with = excluded.read_with, stored_at = excluded.stored_at, \
+         last_full_at = COALESCE(excluded.last_full_at, last_full_at)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            source,
+            cursor.cursor.as_ref().map(Cursor::as_str),
+            cursor.read_with as i64,
+            at,
+            cursor.full,
+        ])
+    })
+    .map_err(q("storing the source's cursor"))?;
+    Ok(())
+}
+
+/// Writes everything `plan` changes, its run record, the source's plan
+/// settings and its cursor, inside the caller's transaction.
 fn write_run(
     tx: &Connection,
     plan: &Plan,
@@ -827,6 +856,9 @@ fn write_run(
             ])
         })
         .map_err(q("storing the plan settings"))?;
+    if let Some(cursor) = &run.cursor {
+        store_cursor(tx, &plan.source, cursor, run.started_ms)?;
+    }
     if bulk {
         for (name, _) in BULK_INDEXES {
             tx.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))
