@@ -10,6 +10,10 @@ use crate::config::ConnectorConfig;
 /// Every connector type name the product knows, built in or not.
 pub const KNOWN: &[&str] = &["csv", "ldap", "crm", "exec"];
 
+/// The connector types whose records carry a key (SPEC §2 "Keys and
+/// anchors"): the key is the contact id, and `map:` gives no `contact_id`.
+pub const KEYED: &[&str] = &["ldap", "crm", "exec"];
+
 /// The connector types compiled into this build.
 pub const BUILT_IN: &[&str] = &[
     #[cfg(feature = "csv")]

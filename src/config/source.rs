@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use crate::mapping::{MapSpec, Mapping};
-use crate::plugins::{BUILT_IN as BUILT_IN_CONNECTORS, KNOWN as KNOWN_CONNECTORS};
+use crate::plugins::{
+    BUILT_IN as BUILT_IN_CONNECTORS, KEYED as KEYED_CONNECTORS, KNOWN as KNOWN_CONNECTORS,
+};
 
 #[cfg(feature = "csv")]
 use super::model::ConnectorConfig;
@@ -122,7 +124,7 @@ fn source(
         .unwrap_or(Some(DEFAULT_FULL_EVERY)),
         None => Some(DEFAULT_FULL_EVERY),
     };
-    let map = map_spec(ctx, &section);
+    let map = map_spec(ctx, &section, kind);
 
     let connector = match kind {
         #[cfg(feature = "csv")]
@@ -248,13 +250,16 @@ fn connector_type(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<&'static
 /// `map:` and `when:` as a [`MapSpec`], compiled once to report template errors
 /// at the template's position. `None` (standard layout) when both are absent;
 /// `when:` alone gives empty `fields`: the standard layout, filtered.
-fn map_spec(ctx: &mut Ctx<'_>, section: &Section<'_>) -> Option<MapSpec> {
+fn map_spec(ctx: &mut Ctx<'_>, section: &Section<'_>, kind: Option<&str>) -> Option<MapSpec> {
     let map_node = section.get("map");
     let when_node = section.get("when");
     if map_node.is_none() && when_node.is_none() {
         return None;
     }
-    let mut spec = MapSpec::default();
+    let mut spec = MapSpec {
+        keyed: kind.is_some_and(|k| KEYED_CONNECTORS.contains(&k)),
+        ..MapSpec::default()
+    };
     let mut spans: Vec<Span> = Vec::new();
     let mut ok = true;
     if map_node.is_some() {

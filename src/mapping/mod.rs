@@ -67,6 +67,7 @@
 //!         ("account_id".into(), "{{ company | slug }}".into()),
 //!     ],
 //!     when: Some("kind == 'partner'".into()),
+//!     keyed: false,
 //! };
 //! let mapping = Mapping::compile(&spec).expect("valid map");
 //! let schema = Arc::new(Schema::new(
@@ -121,6 +122,9 @@ pub struct MapSpec {
     pub fields: Vec<(String, String)>,
     /// The `when:` expression, with or without `{{ }}`.
     pub when: Option<String>,
+    /// The source gives each record a key (exec, LDAP, the CRM): the key is
+    /// the contact id, so `map:` neither needs nor may give `contact_id`.
+    pub keyed: bool,
 }
 
 /// The digest of a mapping's definition, versioned.
@@ -136,6 +140,7 @@ fn spec_digest(spec: &MapSpec) -> u64 {
         put(template);
     }
     put(spec.when.as_deref().unwrap_or("\u{0}"));
+    put(if spec.keyed { "keyed" } else { "" });
     h.digest()
 }
 
@@ -237,7 +242,7 @@ impl Mapping {
         let fields = if spec.fields.is_empty() {
             Some(Fields::Standard(Standard::new()))
         } else {
-            match Templates::compile(&spec.fields) {
+            match Templates::compile(&spec.fields, spec.keyed) {
                 Ok(templates) => Some(Fields::Templates(Box::new(templates))),
                 Err(mut e) => {
                     errors.append(&mut e);
@@ -292,7 +297,11 @@ impl Mapping {
     /// needs no mapping at all: that is what makes a no-op run cheap.
     pub fn fingerprint(&self, record: &Record) -> u64 {
         use xxhash_rust::xxh3::xxh3_64_with_seed;
-        let seed = self.digest ^ self.schema_digest(&record.schema);
+        let mut seed = self.digest ^ self.schema_digest(&record.schema);
+        if let Some(key) = record.key() {
+            // The key is the contact id but not part of the record's text.
+            seed = xxh3_64_with_seed(key.as_bytes(), seed);
+        }
         if !record.has_many() {
             // The usual record: its whole text in one pass, then where each
             // value ends (so boundaries count), seeded with the names' digest.
@@ -350,9 +359,13 @@ impl Mapping {
         }
     }
 
-    /// Best-effort contact id of a record that could not be read cleanly.
-    /// Borrowed from the record where the layout allows (no allocation).
+    /// The contact id of a record: its key when the source gives keys, else
+    /// read as the mapping says (best effort for a record that could not be
+    /// read cleanly). Borrowed from the record where possible (no allocation).
     pub fn contact_id_of<'r>(&self, record: &'r Record) -> Option<Cow<'r, str>> {
+        if let Some(key) = record.key() {
+            return Some(Cow::Borrowed(key));
+        }
         match &self.fields {
             Fields::Standard(standard) => standard.contact_id(record).map(Cow::Borrowed),
             Fields::Templates(templates) => templates.contact_id(record).map(Cow::Owned),

@@ -98,8 +98,13 @@ impl Standard {
                 }
             }
         }
+        // A keyed record's key is its contact id, whatever its columns say.
+        if let Some(key) = record.key() {
+            draft.set_field(Field::ContactId, Cow::Borrowed(key));
+        }
         for field in Field::REQUIRED {
-            if columns.fields[field.index()].is_none() {
+            let keyed = field == Field::ContactId && record.key().is_some();
+            if columns.fields[field.index()].is_none() && !keyed {
                 draft.unavailable(field, format!("required column {field} is missing"));
             }
         }

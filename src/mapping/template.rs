@@ -60,7 +60,8 @@ struct Compiled {
 
 impl Templates {
     /// Compiles every entry, collecting every error.
-    pub(crate) fn compile(spec: &[(String, String)]) -> Result<Self, Vec<MapError>> {
+    /// `keyed`: the records carry keys, which are their contact ids.
+    pub(crate) fn compile(spec: &[(String, String)], keyed: bool) -> Result<Self, Vec<MapError>> {
         let mut env = environment();
         let mut fields: Vec<Compiled> = Vec::with_capacity(spec.len());
         let mut errors = Vec::new();
@@ -72,6 +73,14 @@ impl Templates {
                 ));
                 continue;
             };
+            if keyed && target == Target::Field(Field::ContactId) {
+                errors.push(MapError::new(
+                    key,
+                    "this source gives each record a key, which is its contact id: \
+                     remove contact_id from map",
+                ));
+                continue;
+            }
             if fields.iter().any(|f| f.key == *key) {
                 errors.push(MapError::new(key, "given more than once"));
                 continue;
@@ -100,13 +109,18 @@ impl Templates {
             });
         }
         for field in Field::REQUIRED {
+            if keyed && field == Field::ContactId {
+                continue;
+            }
             if !fields.iter().any(|f| f.target == Target::Field(field))
                 && !errors.iter().any(|e| e.key == field.name())
             {
-                errors.push(MapError::new(
-                    field.name(),
-                    "missing: a map must give contact_id, name and email",
-                ));
+                let message = if keyed {
+                    "missing: a map must give name and email"
+                } else {
+                    "missing: a map must give contact_id, name and email"
+                };
+                errors.push(MapError::new(field.name(), message));
             }
         }
         if errors.is_empty() {
@@ -120,6 +134,9 @@ impl Templates {
     pub(crate) fn apply(&self, record: &liaison_plugin_api::Record) -> Mapped {
         let ctx = context::of(record);
         let mut draft = Draft::default();
+        if let Some(key) = record.key() {
+            draft.set_field(Field::ContactId, Cow::Borrowed(key));
+        }
         let mut problems = Vec::new();
         for field in &self.fields {
             if let Some(expression) = &field.expression {
@@ -147,7 +164,8 @@ impl Templates {
         }
     }
 
-    /// Renders only the contact id.
+    /// Renders only the contact id (a keyed record's is its key, see
+    /// [`crate::mapping::Mapping::contact_id_of`]).
     pub(crate) fn contact_id(&self, record: &liaison_plugin_api::Record) -> Option<String> {
         let text = self
             .render(Field::ContactId.name(), &context::of(record))

@@ -11,6 +11,8 @@ mod run;
 mod settings;
 
 #[cfg(test)]
+mod changes_tests;
+#[cfg(test)]
 mod differential_tests;
 
 pub use cancel::{lock_writer_cancellable, Cancel};
@@ -20,7 +22,7 @@ pub use read::{
     StoredContacts,
 };
 pub use run::{
-    retire_source, run_source, run_sources, ReadSummary, RunOptions, RunReport, RunStatus,
-    SourceRunError, ALL_LOGINS_THRESHOLD,
+    retire_source, run_source, run_source_with, run_sources, ReadSummary, RunOptions, RunReport,
+    RunStatus, SourceRunError, ALL_LOGINS_THRESHOLD,
 };
 pub use settings::{plan_settings_digest, read_digest};

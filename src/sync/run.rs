@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use liaison_plugin_api::{ReadContext, ReadMode, ReadRequest};
+use liaison_plugin_api::{Connector, ReadContext, ReadMode, ReadRequest};
 use serde::Serialize;
 use tracing::{debug, debug_span, info, info_span, warn};
 
@@ -125,6 +125,19 @@ pub fn run_source(
     store: &mut dyn Store,
     opts: RunOptions,
 ) -> Result<RunReport, StoreError> {
+    let connector = crate::plugins::build(&source.connector);
+    run_source_with(config, source, connector.as_ref(), store, opts)
+}
+
+/// [`run_source`] reading through `connector` instead of the one the
+/// source's config builds: the seam library tests drive a fake source through.
+pub fn run_source_with(
+    config: &Config,
+    source: &SourceConfig,
+    connector: &dyn Connector,
+    store: &mut dyn Store,
+    opts: RunOptions,
+) -> Result<RunReport, StoreError> {
     let _run = info_span!("run", source = %source.name).entered();
     let opts = &opts;
     let mapping = match compile_mapping(source) {
@@ -137,7 +150,14 @@ pub fn run_source(
     let settings = plan_settings_digest(config);
     let read_with = read_digest(source, &mapping);
     let choice = choose_read(store, source, settings, read_with, opts)?;
-    let mut read = match read_phase(config, source, store, &mapping, &choice, opts) {
+    let phase = ReadPhase {
+        config,
+        source,
+        connector,
+        mapping: &mapping,
+        choice: &choice,
+    };
+    let mut read = match read_phase(&phase, store, opts) {
         Ok(r) => r,
         Err((errors, failure)) => return fail(store, &source.name, opts, errors, failure),
     };
@@ -399,20 +419,33 @@ impl AnchorLookup for StoreAnchors<'_> {
     }
 }
 
+/// What phase 2 reads the source with.
+#[derive(Clone, Copy)]
+struct ReadPhase<'a> {
+    config: &'a Config,
+    source: &'a SourceConfig,
+    connector: &'a dyn Connector,
+    mapping: &'a Mapping,
+    choice: &'a ReadChoice,
+}
+
 /// Phase 2: the source read and digested as `choice` asks; an incomplete
 /// read is the row errors and the reason.
 fn read_phase(
-    config: &Config,
-    source: &SourceConfig,
+    phase: &ReadPhase<'_>,
     store: &mut dyn Store,
-    mapping: &Mapping,
-    choice: &ReadChoice,
     opts: &RunOptions,
 ) -> Result<ReadResult, (Vec<RowError>, RunFailure)> {
+    let ReadPhase {
+        config,
+        source,
+        connector,
+        mapping,
+        choice,
+    } = *phase;
     let store_failed = |e: StoreError| (Vec::new(), RunFailure::from_store(&e));
     let known = load_anchors(store, &source.name, choice).map_err(store_failed)?;
     let _phase = debug_span!("read", mode = %choice.request.mode).entered();
-    let connector = crate::plugins::build(&source.connector);
     let runtime = ReadRuntime::get().map_err(|e| {
         let message = format!("cannot start the runtime the connector reads on: {e}");
         (
@@ -421,9 +454,7 @@ fn read_phase(
         )
     })?;
     let ctx = ReadContext::new(opts.cancel.clone())
-        .with_clock(Arc::new(|| {
-            std::time::UNIX_EPOCH + Duration::from_millis(crate::clock::now_ms().max(0) as u64)
-        }))
+        .with_clock(run_clock(opts.now_ms))
         .with_runtime(runtime.handle());
     let reading = Reading {
         request: &choice.request,
@@ -439,7 +470,7 @@ fn read_phase(
     };
     let lookup =
         (choice.request.mode == ReadMode::Changes).then_some(&mut lookup as &mut dyn AnchorLookup);
-    match read_source(connector.as_ref(), &reading, known, lookup) {
+    match read_source(connector, &reading, known, lookup) {
         Ok(read) => {
             debug!(
                 rows = read.rows,
@@ -469,6 +500,14 @@ fn read_phase(
         Err(ReadFailure::Cancelled) => Err((Vec::new(), RunFailure::cancelled())),
         Err(e) => Err((Vec::new(), RunFailure::from_read(&e))),
     }
+}
+
+/// The clock a connector reads at: the run's time (injected in tests, see
+/// [`RunOptions::now_ms`]), moving on as the read goes.
+fn run_clock(now_ms: i64) -> liaison_plugin_api::Clock {
+    let started = std::time::Instant::now();
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64);
+    Arc::new(move || at + started.elapsed())
 }
 
 /// The tokio runtime async connectors read on: the caller's (the daemon's),

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)]
 
+mod keyed;
 mod standard;
 mod templates;
 mod throughput;
@@ -45,6 +46,7 @@ fn spec(fields: &[(&str, &str)], when: Option<&str>) -> MapSpec {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
         when: when.map(str::to_owned),
+        keyed: false,
     }
 }
 
