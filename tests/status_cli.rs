@@ -230,3 +230,37 @@ fn a_source_no_longer_configured_is_listed_after_the_configured_ones() {
         .stdout
         .contains("hr (not in config)"));
 }
+
+#[test]
+fn status_shows_how_each_source_is_read_and_its_last_full_read() {
+    let s = Sandbox::new(&config());
+    s.write("partners.csv", &rows(2));
+    s.write("hr.csv", &rows(1));
+    let at = |time: &str| [("LIAISON_TEST_NOW", time.to_owned())];
+    let sync = at("2026-12-01T10:00:00Z");
+    let env: Vec<(&str, &str)> = sync.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    s.run_with_env(&["sync", "--once", "--source", "partners", "--full"], &env)
+        .expect(0);
+    let later = at("2026-12-01T13:00:30Z");
+    let env: Vec<(&str, &str)> = later.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let got = s
+        .run_with_env(&["status", "--format", "json"], &env)
+        .expect(0)
+        .json();
+    let cursor = &source(&got, "partners")["cursor"];
+    assert_eq!(cursor["present"], false, "CSV keeps no cursor: {cursor}");
+    assert_eq!(ms(&cursor["last_full_read"]) / 1000, 1_796_119_200);
+    assert!(
+        (10_825..=10_830).contains(&cursor["age_s"].as_i64().unwrap()),
+        "{cursor}"
+    );
+    assert_eq!(source(&got, "hr")["cursor"], Value::Null, "never run");
+    let human = s.run_with_env(&["status"], &env).expect(0).stdout;
+    assert!(
+        human.contains(
+            "partners: full reads only (no cursor), last full read 3h ago (2026-12-01T10:00:00"
+        ),
+        "{human}"
+    );
+    assert!(!human.contains("hr: full reads only"), "{human}");
+}

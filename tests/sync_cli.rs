@@ -23,9 +23,15 @@ fn first_run_creates_second_run_changes_nothing() {
     assert_eq!(
         first,
         json!({"source": "partners", "status": "applied", "created": 3, "updated": 0,
-               "disabled": 0, "enabled": 0, "deleted": 0, "unchanged": 0, "errors": [], "held": []})
+               "disabled": 0, "enabled": 0, "deleted": 0, "unchanged": 0, "errors": [],
+               "read": {"mode": "full", "full_because": "no cursor is stored", "deletions": 0},
+               "held": []})
     );
     let second = s.sync(0);
+    assert_eq!(
+        second["read"],
+        json!({"mode": "full", "full_because": "the source gives no cursor", "deletions": 0})
+    );
     assert_eq!(second["created"], 0);
     assert_eq!(second["updated"], 0);
     assert_eq!(second["unchanged"], 3);

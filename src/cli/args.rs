@@ -154,6 +154,10 @@ pub struct SyncArgs {
     /// Apply deprovisions the safety guard would hold.
     #[arg(long)]
     pub allow_mass_deprovision: bool,
+    /// Read every source in full, whatever its stored cursor (a changes
+    /// read's deletions may have been missed).
+    #[arg(long, conflicts_with = "retire_source")]
+    pub full: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,

@@ -329,6 +329,7 @@ fn sync(config: &Config, args: &SyncArgs) -> anyhow::Result<u8> {
         allow_mass_deprovision: args.allow_mass_deprovision,
         now_ms: crate::clock::now_ms(),
         cancel: interrupts.cancel(),
+        full: args.full,
         ..RunOptions::default()
     };
     if let Some(name) = &args.retire_source {

@@ -12,7 +12,7 @@ use super::args::{Format, ListFormat};
 use super::status::{self, SourceStatus, StatusView};
 use super::text::{error_chain, quoted, visible};
 use crate::reconcile::{ContactChange, DeprovisionAction, Plan};
-use crate::store::{OutboxState, RunRow, UserDetail, UserView};
+use crate::store::{OutboxState, RunRow, SourceCursor, UserDetail, UserView};
 use crate::sync::RunReport;
 
 /// Bytes to stdout as they are (`mail preview` prints a message with its
@@ -81,6 +81,13 @@ fn report_json(r: &RunReport) -> Value {
     });
     put_counts(&mut v, &r.counts);
     v["errors"] = json!(r.errors);
+    if let Some(read) = &r.read {
+        v["read"] = json!({
+            "mode": read.mode.as_str(),
+            "full_because": read.full_because,
+            "deletions": read.deletions,
+        });
+    }
     v["held"] = r
         .plan
         .held
@@ -139,9 +146,15 @@ fn summary(out: &mut impl Write, r: &RunReport) -> io::Result<()> {
         )?,
         None => writeln!(
             out,
-            "{}: {} — {} created, {} updated, {} disabled, {} enabled, {} deleted, {} unchanged{}",
+            "{}: {}{} — {} created, {} updated, {} disabled, {} enabled, {} deleted, {} unchanged{}",
             source,
             r.status.as_str(),
+            match &r.read {
+                Some(read) if read.mode == liaison_plugin_api::ReadMode::Changes => {
+                    format!(" (changes read, {} deletions)", read.deletions)
+                }
+                _ => String::new(),
+            },
             c.created,
             c.updated,
             c.disabled,
@@ -628,6 +641,12 @@ fn write_status(view: &StatusView, format: Format) -> io::Result<()> {
         )?;
     }
     status_table(&mut out, &view.sources)?;
+    for s in &view.sources {
+        if let Some(cursor) = &s.cursor {
+            let line = reads_line(cursor, view.now_ms);
+            writeln!(out, "{}: {}", visible(&s.source), visible(&line))?;
+        }
+    }
     writeln!(out, "{}", outbox_line(&view.outbox))?;
     for s in &view.sources {
         if let Some(f) = s.runs.as_ref().and_then(|r| r.last.failure.as_ref()) {
@@ -646,6 +665,37 @@ fn write_status(view: &StatusView, format: Format) -> io::Result<()> {
         }
     }
     out.flush()
+}
+
+/// How a source is read: `changes since a cursor stored 3h ago (…), last
+/// full read 1d ago (…)`, or `full reads only (no cursor), last full read …`.
+fn reads_line(cursor: &SourceCursor, now_ms: i64) -> String {
+    let when = |ms: i64| {
+        let at = status::rfc3339(ms).unwrap_or_else(|| "-".into());
+        format!("{} ago ({at})", age_text(now_ms.saturating_sub(ms)))
+    };
+    let last_full = match cursor.last_full_ms {
+        Some(ms) => format!("last full read {}", when(ms)),
+        None => "no full read yet".into(),
+    };
+    match &cursor.cursor {
+        Some(_) => format!(
+            "changes since a cursor stored {}, {last_full}",
+            when(cursor.stored_ms)
+        ),
+        None => format!("full reads only (no cursor), {last_full}"),
+    }
+}
+
+/// An age in the unit a person reads it in: `40s`, `25m`, `5h`, `3d` (rounded down).
+fn age_text(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..120 => format!("{s}s"),
+        120..7200 => format!("{}m", s / 60),
+        7200..172_800 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
 }
 
 /// `outbox: 2 queued, 0 sending, 40 sent, 1 failed, 0 cancelled`.
@@ -766,6 +816,7 @@ fn status_json(view: &StatusView) -> Value {
                 "failed_in_a_row": runs.map_or(0, |r| r.failed_in_a_row),
                 "last_success": runs.and_then(|r| r.last_success_ms).and_then(status::rfc3339),
                 "next_run": s.next_run_ms.and_then(status::rfc3339),
+                "cursor": s.cursor.as_ref().map(|c| cursor_json(c, view.now_ms)),
             })
         })
         .collect();
@@ -778,6 +829,17 @@ fn status_json(view: &StatusView) -> Value {
             .iter()
             .map(|(state, n)| (state.as_str().to_owned(), json!(n)))
             .collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+/// A source's cursor in `status --format json`: whether it has one, its age
+/// in seconds and its last full read.
+fn cursor_json(c: &SourceCursor, now_ms: i64) -> Value {
+    json!({
+        "present": c.cursor.is_some(),
+        "stored": status::rfc3339(c.stored_ms),
+        "age_s": now_ms.saturating_sub(c.stored_ms).max(0) / 1000,
+        "last_full_read": c.last_full_ms.and_then(status::rfc3339),
     })
 }
 
@@ -814,6 +876,22 @@ fn put_counts(v: &mut Value, c: &crate::reconcile::PlanCounts) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_read_in_the_largest_sensible_unit() {
+        let cases = [
+            (0, "0s"),
+            (119_999, "119s"),
+            (120_000, "2m"),
+            (7_199_999, "119m"),
+            (7_200_000, "2h"),
+            (172_800_000, "2d"),
+            (-5, "0s"),
+        ];
+        for (ms, text) in cases {
+            assert_eq!(age_text(ms), text, "{ms} ms");
+        }
+    }
 
     #[test]
     fn cells_a_spreadsheet_would_run_get_a_leading_quote() {

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{Config, SourceConfig};
 use crate::store::{
-    DaemonState, LockHolder, Outbox, OutboxState, RunSummary, SqliteStore, Store, StoreError,
+    DaemonState, LockHolder, Outbox, OutboxState, RunSummary, SourceCursor, SqliteStore, Store,
+    StoreError,
 };
 
 /// Everything `status` shows.
@@ -29,6 +30,9 @@ pub struct StatusView {
     pub outbox: Vec<(OutboxState, u64)>,
     /// Notes for stderr (a daemon state file that cannot be read, say).
     pub notes: Vec<String>,
+    /// When the status was gathered (ms since the Unix epoch): cursor ages
+    /// are counted to it.
+    pub now_ms: i64,
 }
 
 /// The daemon holding the store's daemon lock.
@@ -54,17 +58,20 @@ pub struct SourceStatus {
     /// When it runs next: the daemon's plan while one runs, else the next
     /// time its `schedule` fires.
     pub next_run_ms: Option<i64>,
+    /// Its stored cursor and last full read; `None`: no applied run yet.
+    pub cursor: Option<SourceCursor>,
 }
 
 /// Gathers the status of the SQLite store at `db` for `config`, at `now`.
 pub fn gather(config: &Config, db: &Path, now: DateTime<Utc>) -> Result<StatusView, StoreError> {
     let mut notes = Vec::new();
     let store_exists = db.exists();
-    let (summaries, counts) = if store_exists {
-        let mut store = SqliteStore::open_read_only(db)?;
-        (store.run_summaries()?, store.outbox_counts()?)
-    } else {
-        Default::default()
+    let mut store = store_exists
+        .then(|| SqliteStore::open_read_only(db))
+        .transpose()?;
+    let (summaries, counts) = match store.as_mut() {
+        Some(store) => (store.run_summaries()?, store.outbox_counts()?),
+        None => Default::default(),
     };
     let outbox = OutboxState::ALL
         .iter()
@@ -80,7 +87,12 @@ pub fn gather(config: &Config, db: &Path, now: DateTime<Utc>) -> Result<StatusVi
         config: state.as_ref().map(|s| s.config.clone()),
         holder,
     });
-    let sources = source_lines(config, summaries, state.as_ref(), now);
+    let mut sources = source_lines(config, summaries, state.as_ref(), now);
+    if let Some(store) = store.as_mut() {
+        for s in &mut sources {
+            s.cursor = store.source_cursor(&s.source)?;
+        }
+    }
     Ok(StatusView {
         store: db.to_owned(),
         store_exists,
@@ -88,6 +100,7 @@ pub fn gather(config: &Config, db: &Path, now: DateTime<Utc>) -> Result<StatusVi
         sources,
         outbox,
         notes,
+        now_ms: now.timestamp_millis(),
     })
 }
 
@@ -127,6 +140,7 @@ fn source_lines(
                 configured: true,
                 runs,
                 next_run_ms: next_run(source, state, now),
+                cursor: None,
             }
         })
         .collect();
@@ -135,6 +149,7 @@ fn source_lines(
         configured: false,
         runs: Some(s),
         next_run_ms: None,
+        cursor: None,
     }));
     lines
 }

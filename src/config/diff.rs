@@ -210,6 +210,7 @@ fn source_settings(d: &mut ConfigDiff, old: &SourceConfig, new: &SourceConfig) {
             ratio(old.max_bad_row_ratio),
             ratio(new.max_bad_row_ratio),
         ),
+        changed("full_every", every(old.full_every), every(new.full_every)),
     ];
     for change in checks.into_iter().flatten() {
         d.line(format!("source `{name}`: {change}"));
@@ -230,6 +231,10 @@ fn watch(watch: Option<WatchConfig>) -> String {
             format_duration(w.rescan)
         ),
     }
+}
+
+fn every(full_every: Option<std::time::Duration>) -> String {
+    full_every.map_or_else(|| "never".to_owned(), format_duration)
 }
 
 fn ratio(ratio: Option<super::Ratio>) -> String {
@@ -461,7 +466,7 @@ mod tests {
 
     #[test]
     fn each_source_setting_has_its_line() {
-        let changed = "store: sqlite://liaison.db\nsources:\n  - name: partners\n    type: csv\n    path: other.csv\n    schedule: \"0 */2 * * * *\"\n    schedule_timezone: Europe/Prague\n    run_on_start: false\n    watch: {quiet: 500ms}\n    when: \"email\"\n    max_bad_row_ratio: 0.2\n";
+        let changed = "store: sqlite://liaison.db\nsources:\n  - name: partners\n    type: csv\n    path: other.csv\n    schedule: \"0 */2 * * * *\"\n    schedule_timezone: Europe/Prague\n    run_on_start: false\n    watch: {quiet: 500ms}\n    when: \"email\"\n    max_bad_row_ratio: 0.2\n    full_every: 6h\n";
         let d = diff(&config(BASE), &config(changed));
         assert_eq!(
             d.lines(),
@@ -473,6 +478,7 @@ mod tests {
                 "source `partners`: watch off → on (quiet 500ms, rescan 1m)",
                 "source `partners`: mapping changed; every record is re-read once",
                 "source `partners`: max_bad_row_ratio none (the safety default) → 0.2",
+                "source `partners`: full_every 1d → 6h",
             ]
         );
         assert_eq!(d.sources_changed(), ["partners"]);

@@ -780,6 +780,27 @@ fn durations_in_deprovision() {
     assert!(delete_after("[30d]").is_err());
 }
 
+#[cfg(feature = "csv")]
+#[test]
+fn full_every_defaults_to_a_day_and_takes_never() {
+    let full_every = |line: &str| {
+        load(&format!(
+            "store: sqlite://liaison.db\nsources:\n  - name: p\n    type: csv\n    path: p.csv\n{line}"
+        ))
+        .map(|c| c.sources[0].full_every)
+    };
+    assert_eq!(full_every("").unwrap(), Some(Duration::from_secs(86_400)));
+    assert_eq!(
+        full_every("    full_every: 6h\n").unwrap(),
+        Some(Duration::from_secs(21_600))
+    );
+    assert_eq!(full_every("    full_every: never\n").unwrap(), None);
+    assert_eq!(
+        error("store: sqlite://liaison.db\nsources:\n  - name: p\n    type: csv\n    path: p.csv\n    full_every: 0s\n"),
+        "6:17: sources[0].full_every: must be longer than zero (write never for no periodic full read)"
+    );
+}
+
 #[test]
 fn ratios_integers_locale_and_log_level() {
     let text = format!(

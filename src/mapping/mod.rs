@@ -140,7 +140,11 @@ fn spec_digest(spec: &MapSpec) -> u64 {
         put(template);
     }
     put(spec.when.as_deref().unwrap_or("\u{0}"));
-    put(if spec.keyed { "keyed" } else { "" });
+    // Only when set: the digests (so the stored fingerprints) of unkeyed
+    // mappings stay as they were.
+    if spec.keyed {
+        put("keyed");
+    }
     h.digest()
 }
 

@@ -348,7 +348,7 @@ fn choose_read(
     let full_because = match &stored {
         _ if opts.full => Some("a full read was asked for"),
         None => Some("no cursor is stored"),
-        Some(stored) if stored.cursor.is_none() => Some("no cursor is stored"),
+        Some(stored) if stored.cursor.is_none() => Some("the source gives no cursor"),
         Some(stored) if stored.read_with != read_with => {
             Some("the mapping or the connector settings changed since the cursor was stored")
         }
