@@ -20,6 +20,7 @@ mod outbox_cli;
 mod passwords_cli;
 mod registration_cli;
 mod regression;
+mod source_preview;
 mod status_cli;
 mod store;
 mod sync_cli;

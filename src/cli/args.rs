@@ -79,11 +79,35 @@ pub enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// A source seen through its connector and mapping.
+    Source {
+        /// What to do with the source.
+        #[command(subcommand)]
+        command: SourceCommand,
+    },
     /// E-mail: the outbox, templates and transport.
     Mail {
         /// What to do with mail.
         #[command(subcommand)]
         command: MailCommand,
+    },
+}
+
+/// `source` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SourceCommand {
+    /// Read the first records of a source and show each one's attributes as
+    /// read beside the fields its mapping made (or its row error, or that
+    /// `when:` left it out); writes nothing and moves no cursor.
+    Preview {
+        /// The source, by name.
+        source: String,
+        /// How many records to show.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        limit: u64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
 }
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::args::{Cli, Command, Format, ListArgs, MailCommand, SyncArgs, UsersCommand};
+use super::args::{
+    Cli, Command, Format, ListArgs, MailCommand, SourceCommand, SyncArgs, UsersCommand,
+};
 use super::exit;
 use super::interrupt::Interrupts;
 use super::output;
@@ -39,6 +41,16 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sync(args) => with_config(&cli, |c| sync(c, args)),
         Command::Users { command } => with_config(&cli, |c| users(c, command)),
         Command::Mail { command } => with_config(&cli, |c| mail(c, command)),
+        Command::Source {
+            command:
+                SourceCommand::Preview {
+                    source,
+                    limit,
+                    format,
+                },
+        } => with_config(&cli, |c| {
+            super::preview::preview(c, source, *limit as usize, *format)
+        }),
     };
     ExitCode::from(code)
 }

@@ -9,6 +9,7 @@ mod mail_flush;
 mod mail_test;
 pub(crate) mod output;
 mod password;
+mod preview;
 mod register;
 mod status;
 mod text;

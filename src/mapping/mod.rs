@@ -276,6 +276,14 @@ impl Mapping {
         matches!(self.fields, Fields::Standard(_))
     }
 
+    /// Whether `when:` keeps `record` (true without a `when:`), or why it
+    /// cannot tell: what `source preview` shows beside the mapped fields.
+    pub fn when_keeps(&self, record: &Record) -> Result<bool, String> {
+        self.when
+            .as_ref()
+            .map_or(Ok(true), |when| when.eval(record))
+    }
+
     /// Maps one record.
     pub fn apply(&self, record: &Record) -> Mapped {
         if let Some(when) = &self.when {

@@ -156,6 +156,13 @@ impl fmt::Display for RunFailure {
     }
 }
 
+impl FailureKind {
+    /// Who is at fault for a connector's error.
+    pub fn of_source(error: &SourceError) -> FailureKind {
+        source_kind(error)
+    }
+}
+
 /// Who is at fault for a connector's error.
 fn source_kind(error: &SourceError) -> FailureKind {
     match error.kind() {

@@ -5,6 +5,7 @@
 //! lookup; only changed records, and the users they touch, reach the planner.
 
 mod cancel;
+mod context;
 mod failure;
 mod read;
 mod run;
@@ -16,13 +17,14 @@ mod changes_tests;
 mod differential_tests;
 
 pub use cancel::{lock_writer_cancellable, Cancel};
+pub use context::{read_context, ReadRuntime};
 pub use failure::{FailureKind, RunFailure};
 pub use read::{
     read_source, AnchorLookup, ReadFailure, ReadResult, Reading, RowError, Seen, SeenState,
     StoredContacts,
 };
 pub use run::{
-    retire_source, run_source, run_source_with, run_sources, ReadSummary, RunOptions, RunReport,
-    RunStatus, SourceRunError, ALL_LOGINS_THRESHOLD,
+    compile_mapping, retire_source, run_source, run_source_with, run_sources, ReadSummary,
+    RunOptions, RunReport, RunStatus, SourceRunError, ALL_LOGINS_THRESHOLD,
 };
 pub use settings::{plan_settings_digest, read_digest};

@@ -3,14 +3,13 @@
 //! phase is a `tracing` span (`RUST_LOG=liaison=debug` shows its timing).
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::time::Duration;
 
-use liaison_plugin_api::{Connector, ReadContext, ReadMode, ReadRequest};
+use liaison_plugin_api::{Connector, ReadMode, ReadRequest};
 use serde::Serialize;
 use tracing::{debug, debug_span, info, info_span, warn};
 
 use super::cancel::Cancel;
+use super::context::{read_context, ReadRuntime};
 use super::failure::{FailureKind, RunFailure};
 use super::read::{
     read_source, AnchorLookup, ReadFailure, ReadResult, Reading, RowError, SeenState,
@@ -308,7 +307,7 @@ pub fn retire_source(
 }
 
 /// The source's mapping: its `map:` compiled, or the standard layout.
-fn compile_mapping(source: &SourceConfig) -> Result<Mapping, String> {
+pub fn compile_mapping(source: &SourceConfig) -> Result<Mapping, String> {
     match &source.map {
         Some(spec) => Mapping::compile(spec).map_err(|errs| {
             // validate refuses such a config; keep the daemon honest anyway.
@@ -453,9 +452,7 @@ fn read_phase(
             RunFailure::new(FailureKind::SourceUnreachable, message),
         )
     })?;
-    let ctx = ReadContext::new(opts.cancel.clone())
-        .with_clock(run_clock(opts.now_ms))
-        .with_runtime(runtime.handle());
+    let ctx = read_context(opts.cancel.clone(), opts.now_ms, &runtime);
     let reading = Reading {
         request: &choice.request,
         ctx: &ctx,
@@ -499,42 +496,6 @@ fn read_phase(
         }
         Err(ReadFailure::Cancelled) => Err((Vec::new(), RunFailure::cancelled())),
         Err(e) => Err((Vec::new(), RunFailure::from_read(&e))),
-    }
-}
-
-/// The clock a connector reads at: the run's time (injected in tests, see
-/// [`RunOptions::now_ms`]), moving on as the read goes.
-fn run_clock(now_ms: i64) -> liaison_plugin_api::Clock {
-    let started = std::time::Instant::now();
-    let at = std::time::UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64);
-    Arc::new(move || at + started.elapsed())
-}
-
-/// The tokio runtime async connectors read on: the caller's (the daemon's),
-/// else one of the run's own with a single worker (the CLI).
-enum ReadRuntime {
-    Current(tokio::runtime::Handle),
-    Own(tokio::runtime::Runtime),
-}
-
-impl ReadRuntime {
-    fn get() -> std::io::Result<Self> {
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            return Ok(ReadRuntime::Current(handle));
-        }
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("liaison-read")
-            .enable_all()
-            .build()
-            .map(ReadRuntime::Own)
-    }
-
-    fn handle(&self) -> tokio::runtime::Handle {
-        match self {
-            ReadRuntime::Current(handle) => handle.clone(),
-            ReadRuntime::Own(runtime) => runtime.handle().clone(),
-        }
     }
 }
 
