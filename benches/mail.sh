@@ -85,11 +85,19 @@ EOF
 # CPU seconds (user + system) the server has used so far.
 server_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$SERVER/stat"; }
 now() { date +%s.%N; }
+# FILE CMD...: runs CMD and writes the CPU seconds (user + system) it used to FILE.
+cpu_of() {
+  python3 -c 'import resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+used = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write(f"{used.ru_utime + used.ru_stime:.2f}\n")
+sys.exit(code)' "$@"
+}
 
 log "liaison mail flush: $N welcomes"
 cpu0=$(server_cpu)
 t0=$(now)
-"$LIAISON" --config "$DIR/liaison.yaml" mail flush --format json >"$DIR/flush.json" 2>"$DIR/flush.err" ||
+cpu_of "$DIR/flush.cpu" "$LIAISON" --config "$DIR/liaison.yaml" mail flush --format json >"$DIR/flush.json" 2>"$DIR/flush.err" ||
   die "mail flush failed: $(cat "$DIR/flush.err")"
 t1=$(now)
 cpu1=$(server_cpu)
@@ -100,28 +108,32 @@ CONNECTIONS=$(wc -l <"$DIR/captured/connections.log")
 
 log "raw smtplib client, one connection: $N copies"
 cpu2=$(server_cpu)
-RAW_WALL=$(python3 - "$PORT" "$N" "$DIR/captured/000001.eml" <<'EOF'
+read -r RAW_WALL RAW_CPU < <(python3 - "$PORT" "$N" "$DIR/captured/000001.eml" <<'EOF'
 import smtplib, sys, time
 port, n, sample = int(sys.argv[1]), int(sys.argv[2]), open(sys.argv[3], "rb").read()
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 with smtplib.SMTP("127.0.0.1", port) as client:
     for i in range(n):
         client.sendmail("support@example.com", [f"partner{i}@example.com"], sample)
-print(f"{time.perf_counter() - start:.3f}")
+print(f"{time.perf_counter() - start:.3f}", f"{time.process_time() - cpu:.2f}")
 EOF
 )
 cpu3=$(server_cpu)
 TOTAL=$(find "$DIR/captured" -name '*.eml' | wc -l)
 [[ $TOTAL -eq $((2 * N)) ]] || die "the raw client delivered $((TOTAL - N)) of $N"
 
-read -r OURS_WALL OURS_RATE RAW_RATE RATIO OURS_SRV RAW_SRV SIZE < <(python3 - "$t0" "$t1" "$RAW_WALL" "$N" "$cpu0" "$cpu1" "$cpu2" "$cpu3" "$DIR/captured/000001.eml" <<'EOF'
+read -r OURS_WALL OURS_RATE RAW_RATE RATIO OURS_SRV RAW_SRV OURS_CPU_PCT RAW_CPU_PCT TARGET SIZE < <(python3 - "$t0" "$t1" "$RAW_WALL" "$N" "$cpu0" "$cpu1" "$cpu2" "$cpu3" "$(cat "$DIR/flush.cpu")" "$RAW_CPU" "$DIR/captured/000001.eml" <<'EOF'
 import os, sys
-t0, t1, raw, n, c0, c1, c2, c3 = map(float, sys.argv[1:9])
+t0, t1, raw, n, c0, c1, c2, c3, ours_cpu, raw_cpu = map(float, sys.argv[1:11])
 ours = t1 - t0
-print(f"{ours:.2f}", f"{n / ours:.0f}", f"{n / raw:.0f}", f"{raw / ours:.2f}",
-      f"{100 * (c1 - c0) / ours:.0f}", f"{100 * (c3 - c2) / raw:.0f}", os.path.getsize(sys.argv[9]))
+ratio = raw / ours
+print(f"{ours:.2f}", f"{n / ours:.0f}", f"{n / raw:.0f}", f"{ratio:.2f}",
+      f"{100 * (c1 - c0) / ours:.0f}", f"{100 * (c3 - c2) / raw:.0f}",
+      f"{100 * ours_cpu / ours:.0f}", f"{100 * raw_cpu / raw:.0f}",
+      "met" if ratio >= 1.0 else "not_met", os.path.getsize(sys.argv[11]))
 EOF
 )
+TARGET=${TARGET/_/ }
 log "liaison: $OURS_RATE msg/s, raw: $RAW_RATE msg/s, ratio ${RATIO}x"
 
 thousands() { python3 -c 'import sys; print(f"{int(sys.argv[1]):,}")' "$1"; }
@@ -134,14 +146,18 @@ as sent; the tests' capture server \`tests/smtp_capture.py\` — aiosmtpd 1.4.6,
 Python process writing each message to a file — on 127.0.0.1; one run each: treat
 ±20 % as noise on this shared 2-core machine).
 
-| client | wall | messages/s | server CPU while it ran |
-|---|---:|---:|---:|
-| \`liaison mail flush\` (claim, token, render, lettre pool of 4, mark sent) | ${OURS_WALL} s | $OURS_RATE | ${OURS_SRV} % |
-| raw Python \`smtplib\`, one reused connection, the same bytes | ${RAW_WALL} s | $RAW_RATE | ${RAW_SRV} % |
-| ratio | | **${RATIO}×** | |
+| client | wall | messages/s | its own CPU | server CPU while it ran |
+|---|---:|---:|---:|---:|
+| \`liaison mail flush\` (claim, token, render, lettre pool of 4, mark sent) | ${OURS_WALL} s | $OURS_RATE | ${OURS_CPU_PCT} % | ${OURS_SRV} % |
+| raw Python \`smtplib\`, one reused connection, the same bytes | ${RAW_WALL} s | $RAW_RATE | ${RAW_CPU_PCT} % | ${RAW_SRV} % |
+| ratio | | **${RATIO}×** | | |
 
-\`mail flush\` opened $CONNECTIONS connection(s) to the server. Server CPU near 100 %
-means the single-threaded server is the bottleneck: beyond that point neither
-client can go faster, and more concurrency only queues at the server.
+Target (issue 10): \`mail flush\` at least 1.0× the raw client's messages/s —
+**${TARGET}** in this run. \`mail flush\` opened $CONNECTIONS connection(s) to the
+server. CPU is a share of one core (the machine has $(nproc)). Server CPU near
+100 % means the single-threaded server is the bottleneck: beyond that point
+neither client can go faster, and more concurrency only queues at the server;
+with neither the client nor the server near 100 %, the client is waiting
+(round trips, hand-offs between threads), not working.
 EOF
 log "wrote the mail section of $REPORT"
