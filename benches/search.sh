@@ -18,7 +18,8 @@
 #        scan of the same five columns (LIKE folds ASCII case only);
 #    both as whole processes (start-up included), the store in the page cache;
 # 5. rewrites only the search section of BENCHMARKS.md (between the
-#    `search:begin` and `search:end` markers; benches/run.sh keeps it).
+#    `search:begin` and `search:end` markers, by benches/write_section.py;
+#    benches/run.sh keeps it).
 #
 # Environment: BENCH_SEED (42), BENCH_RUNS (5), CARGO_TARGET_DIR (./target).
 # Needs python3, sqlite3 and GNU time (as root, installs the last two).
@@ -134,8 +135,7 @@ log "medians: liaison $OURS s, sqlite3 $THEIRS s (${RATIO}×)"
 
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 thousands() { python3 -c 'import sys; print(f"{int(sys.argv[1]):,}")' "$1"; }
-section=$(cat <<EOF
-<!-- search:begin -->
+python3 "$ROOT/benches/write_section.py" "$REPORT" search <<EOF
 ## Search
 
 \`users list --search\` on a store of $(thousands "$USERS") users (made from
@@ -152,20 +152,5 @@ whole processes, the store in the page cache.
 The search scans a narrow table of folded texts (\`user_search\`, decision
 record 0009) and folds case and diacritics on both sides (SPEC §5); the naive
 query reads the whole user rows and folds ASCII case only.
-<!-- search:end -->
-EOF
-)
-python3 - "$REPORT" "$section" <<'EOF'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path, encoding="utf-8").read()
-pattern = re.compile(r"<!-- search:begin -->.*?<!-- search:end -->", re.S)
-if pattern.search(text):
-    text = pattern.sub(lambda _: section, text)
-elif "\n## Machine\n" in text:
-    text = text.replace("\n## Machine\n", "\n" + section + "\n\n## Machine\n", 1)
-else:
-    text = text.rstrip("\n") + "\n\n" + section + "\n"
-open(path, "w", encoding="utf-8").write(text)
 EOF
 log "wrote the search section of $REPORT"

@@ -325,6 +325,28 @@ fn mail_flush_over_smtp_exits_cleanly_after_sending() {
     assert_eq!(server.count(), 1);
 }
 
+#[test]
+fn flush_reuses_pooled_smtp_connections() {
+    // lettre's pool took a connection back from a task it spawned after the
+    // send had returned: the dispatcher's next send often found the pool
+    // empty and opened a new connection, and the pool, full again when the
+    // late ones came back, closed them (112 connections for 10,000 welcomes
+    // in benches/mail.sh; decision 0025).
+    const WELCOMES: usize = 300;
+    let server = SmtpServer::plain();
+    let s = sandbox(&server.url(), &[], &[], &people(WELCOMES));
+    s.sync(0);
+    assert_eq!(flush(&s)["sent"]["welcome"], WELCOMES, "{}", server.log());
+    assert_eq!(server.count(), WELCOMES);
+    // The dispatcher sends 4 at a time (dispatch::CONCURRENCY), each over a
+    // connection it takes from the pool and gives back before the next.
+    let opened = server.connections();
+    assert!(
+        (1..=4).contains(&opened),
+        "{opened} connections for {WELCOMES} messages, 4 at a time"
+    );
+}
+
 /// Seconds from now to the RFC 3339 time `at`.
 fn seconds_until(at: &Value) -> i64 {
     let at = chrono::DateTime::parse_from_rfc3339(at.as_str().unwrap()).unwrap();

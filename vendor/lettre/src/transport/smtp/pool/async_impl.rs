@@ -1,14 +1,11 @@
 use std::{
     fmt::{self, Debug},
     ops::{Deref, DerefMut},
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError},
     time::{Duration, Instant},
 };
 
-use futures_util::{
-    lock::Mutex,
-    stream::{self, StreamExt},
-};
+use futures_util::stream::{self, StreamExt};
 
 use super::{
     super::{Error, client::AsyncSmtpConnection},
@@ -22,6 +19,9 @@ use crate::{
 
 pub(crate) struct Pool<E: Executor> {
     config: PoolConfig,
+    // Liaison's patch (decision 0025): a std mutex, never held across an
+    // `.await`, so that a connection can be parked synchronously when its
+    // `PooledConnection` is dropped (see `Drop for PooledConnection`).
     connections: Mutex<Option<Vec<ParkedConnection>>>,
     client: AsyncSmtpClient<E>,
     handle: OnceLock<E::Handle>,
@@ -62,7 +62,7 @@ impl<E: Executor> Pool<E> {
                         Some(pool) => {
                             #[allow(clippy::needless_collect)]
                             let (count, dropped) = {
-                                let mut connections = pool.connections.lock().await;
+                                let mut connections = pool.lock_connections();
                                 let Some(connections) = connections.as_mut() else {
                                     // The transport was shut down
                                     return;
@@ -98,7 +98,7 @@ impl<E: Executor> Pool<E> {
                                     }
                                 };
 
-                                let mut connections = pool.connections.lock().await;
+                                let mut connections = pool.lock_connections();
                                 let Some(connections) = connections.as_mut() else {
                                     // The transport was shut down
                                     return;
@@ -147,7 +147,7 @@ impl<E: Executor> Pool<E> {
     }
 
     pub(crate) async fn shutdown(&self) {
-        let connections = { self.connections.lock().await.take() };
+        let connections = { self.lock_connections().take() };
         if let Some(connections) = connections {
             abort_concurrent(connections.into_iter().map(ParkedConnection::unpark)).await;
         }
@@ -160,7 +160,7 @@ impl<E: Executor> Pool<E> {
     pub(crate) async fn connection(self: &Arc<Self>) -> Result<PooledConnection<E>, Error> {
         loop {
             let conn = {
-                let mut connections = self.connections.lock().await;
+                let mut connections = self.lock_connections();
                 let Some(connections) = connections.as_mut() else {
                     // The transport was shut down
                     return Err(error::transport_shutdown());
@@ -197,32 +197,39 @@ impl<E: Executor> Pool<E> {
         }
     }
 
-    async fn recycle(&self, mut conn: AsyncSmtpConnection) {
+    // Liaison's patch (decision 0025): lettre 0.11.23 recycled a connection in a
+    // task spawned when its `PooledConnection` was dropped, so `send` returned
+    // before the connection was back: a caller's next `send` often found the
+    // pool empty and opened a new connection, and the pool, full again when
+    // the late ones came back, closed them (112 connections for 10,000 mails
+    // sent 4 at a time with `max_size(4)`). The connection is now parked before
+    // `drop` returns; only closing one (QUIT) is left to a task.
+    fn lock_connections(&self) -> MutexGuard<'_, Option<Vec<ParkedConnection>>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Parks `conn` for the next caller; gives it back when it must be closed
+    /// instead (broken, the pool full or shut down).
+    fn park(&self, conn: AsyncSmtpConnection) -> Option<AsyncSmtpConnection> {
         if conn.has_broken() {
             #[cfg(feature = "tracing")]
             tracing::debug!("dropping a broken connection instead of recycling it");
 
-            conn.abort().await;
-            drop(conn);
-        } else {
-            #[cfg(feature = "tracing")]
-            tracing::debug!("recycling connection");
+            return Some(conn);
+        }
+        let mut connections = self.lock_connections();
+        match connections.as_mut() {
+            Some(connections) if connections.len() < self.config.max_size as usize => {
+                #[cfg(feature = "tracing")]
+                tracing::debug!("recycling connection");
 
-            let mut connections_guard = self.connections.lock().await;
-
-            if let Some(connections) = connections_guard.as_mut() {
-                if connections.len() >= self.config.max_size as usize {
-                    drop(connections_guard);
-                    conn.abort().await;
-                } else {
-                    let conn = ParkedConnection::park(conn);
-                    connections.push(conn);
-                }
-            } else {
-                // The pool has already been shut down
-                drop(connections_guard);
-                conn.abort().await;
+                connections.push(ParkedConnection::park(conn));
+                None
             }
+            // Full, or the pool has already been shut down
+            _ => Some(conn),
         }
     }
 }
@@ -234,7 +241,7 @@ impl<E: Executor> Debug for Pool<E> {
             .field(
                 "connections",
                 &match self.connections.try_lock() {
-                    Some(connections) => {
+                    Ok(connections) => {
                         if let Some(connections) = connections.as_ref() {
                             format!("{} connections", connections.len())
                         } else {
@@ -242,7 +249,7 @@ impl<E: Executor> Debug for Pool<E> {
                         }
                     }
 
-                    None => "LOCKED".to_owned(),
+                    Err(_) => "LOCKED".to_owned(),
                 },
             )
             .field("client", &self.client)
@@ -262,7 +269,11 @@ impl<E: Executor> Drop for Pool<E> {
         #[cfg(feature = "tracing")]
         tracing::debug!("dropping Pool");
 
-        let connections = self.connections.get_mut().take();
+        let connections = self
+            .connections
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         let handle = self.handle.take();
         E::spawn(async move {
             if let Some(handle) = handle {
@@ -322,11 +333,11 @@ impl<E: Executor> Drop for PooledConnection<E> {
             .conn
             .take()
             .expect("AsyncSmtpConnection hasn't been taken yet");
-        let pool = Arc::clone(&self.pool);
-
-        E::spawn(async move {
-            pool.recycle(conn).await;
-        });
+        if let Some(mut conn) = self.pool.park(conn) {
+            E::spawn(async move {
+                conn.abort().await;
+            });
+        }
     }
 }
 
