@@ -78,6 +78,8 @@ pub(crate) async fn read(
         );
         return Err(fail(&mut plugin, &name, SourceError::Incomplete, why).await);
     };
+    // Every stderr line logged before the read ends.
+    plugin.stderr_tail().await;
     // The reader may be gone; then there is no one to tell.
     let _ = tx.send(Item::End(end)).await;
     Ok(())
