@@ -14,6 +14,8 @@ pub const KNOWN: &[&str] = &["csv", "ldap", "crm", "exec"];
 pub const BUILT_IN: &[&str] = &[
     #[cfg(feature = "csv")]
     "csv",
+    #[cfg(feature = "exec")]
+    "exec",
 ];
 
 /// Builds the connector for one configured source.
@@ -21,5 +23,9 @@ pub fn build(config: &ConnectorConfig) -> Box<dyn Connector> {
     match *config {
         #[cfg(feature = "csv")]
         ConnectorConfig::Csv(ref c) => Box::new(liaison_plugin_csv::CsvConnector::new(c.clone())),
+        #[cfg(feature = "exec")]
+        ConnectorConfig::Exec(ref c) => {
+            Box::new(liaison_plugin_exec::ExecConnector::new(c.clone()))
+        }
     }
 }
