@@ -39,8 +39,26 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sync(args) => with_config(&cli, |c| sync(c, args)),
         Command::Users { command } => with_config(&cli, |c| users(c, command)),
         Command::Mail { command } => with_config(&cli, |c| mail(c, command)),
+        Command::Plugin { command } => plugin(&cli, command),
     };
     ExitCode::from(code)
+}
+
+/// `plugin …`: needs a config only for `plugin check --source`.
+fn plugin(cli: &Cli, command: &super::args::PluginCommand) -> u8 {
+    let super::args::PluginCommand::Check(args) = command;
+    check_plugin(cli, args)
+}
+
+#[cfg(feature = "exec")]
+fn check_plugin(cli: &Cli, args: &super::args::PluginCheckArgs) -> u8 {
+    super::plugin_check::check(cli, args)
+}
+
+#[cfg(not(feature = "exec"))]
+fn check_plugin(_: &Cli, _: &super::args::PluginCheckArgs) -> u8 {
+    output::error_line("error: the exec connector is not in this build");
+    exit::INVALID
 }
 
 /// `status`: reads the store read-only (creating nothing, taking no lock),

@@ -310,7 +310,10 @@ async fn run(
     }
     plugin.kill().await;
     let _ = plugin.stderr_tail().await;
-    if session.end_line().is_none() && report.failure.is_none() {
+    // A plugin stopped by a timeout or a signal had no chance to end; one
+    // that exited by itself (even non-zero) should have.
+    let exited = matches!(report.failure, None | Some(CheckFailure::Exit(_)));
+    if session.end_line().is_none() && exited {
         report.violations.push(Violation {
             line: None,
             message: format!(
