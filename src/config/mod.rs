@@ -53,6 +53,7 @@ mod tests;
 use std::path::Path;
 
 pub use diff::{diff, ConfigDiff};
+#[cfg(feature = "exec")]
 pub(crate) use duration::parse_duration;
 pub use error::{ConfigError, ConfigErrors, Span};
 pub use mail::DEFAULT_MAIL_SCHEDULE;

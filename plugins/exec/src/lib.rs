@@ -266,7 +266,7 @@ fn duration_text(d: Duration) -> String {
         (60_000, "m"),
         (1_000, "s"),
     ] {
-        if ms != 0 && ms % size == 0 {
+        if ms != 0 && ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }
