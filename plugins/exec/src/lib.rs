@@ -94,8 +94,9 @@ pub const MIN_MAX_LINE_LENGTH: usize = 1024;
 /// The largest `max_line_length` accepted: 1 GiB.
 pub const MAX_MAX_LINE_LENGTH: usize = 1024 * 1024 * 1024;
 
-/// Items waiting between the plugin's task and the host's reader.
-const CAPACITY: usize = liaison_plugin_api::DEFAULT_CAPACITY;
+/// Batches waiting between the plugin's task and the host's reader: about
+/// [`liaison_plugin_api::DEFAULT_CAPACITY`] items.
+const CAPACITY: usize = liaison_plugin_api::DEFAULT_CAPACITY / read::BATCH;
 
 /// The value of one `env:` variable. It may hold a secret resolved from
 /// `${env:…}` or `${file:…}`: `Debug` prints `***`.

@@ -277,6 +277,12 @@ impl Plugin {
         self.line
     }
 
+    /// Whether the next line is already read in, so [`Plugin::next`] will
+    /// not wait for the plugin.
+    pub(crate) fn has_line(&self) -> bool {
+        self.stdout.has_line()
+    }
+
     /// The next line of stdout. `idle_timeout` counts from this call: time
     /// the host spends with the items before is not the plugin's idling.
     pub(crate) async fn next(&mut self) -> Result<Next<'_>, Stop> {
@@ -433,6 +439,11 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             skipping: false,
             returned: false,
         }
+    }
+
+    /// Whether a whole line waits in the read buffer.
+    pub(crate) fn has_line(&self) -> bool {
+        memchr::memchr(b'\n', self.inner.buffer()).is_some()
     }
 
     /// The line the last [`LineReader::next`] found.

@@ -9,6 +9,9 @@ use crate::process::{Next, Plugin, SpawnError, StderrSink, Stop};
 use crate::protocol::{LogLevel, Message, Session};
 use crate::ExecConfig;
 
+/// Items handed to the host at a time.
+pub(crate) const BATCH: usize = 256;
+
 /// Runs the plugin and sends its items; an `Err` fails the read. Every way
 /// out kills the plugin's process group (dropping [`Plugin`] does too, when
 /// the host drops the stream and this task is aborted).
@@ -25,7 +28,18 @@ pub(crate) async fn read(
         .map_err(|e| spawn_failure(&config, e))?;
     let mut session = Session::new(asked);
     let mut end = None;
+    let mut batch = Vec::with_capacity(BATCH);
     loop {
+        // Hand the items over when the batch is full, and before waiting for
+        // the plugin: a slow plugin's records are not held back.
+        if batch.len() == BATCH || (!batch.is_empty() && !plugin.has_line()) {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if tx.send_batch(full).await.is_err() {
+                // The host stopped reading (it failed elsewhere, or was cancelled).
+                plugin.kill().await;
+                return Ok(());
+            }
+        }
         let item = match plugin.next().await {
             Ok(Next::Eof) => break,
             Ok(Next::TooLong(line)) => {
@@ -56,11 +70,11 @@ pub(crate) async fn read(
             },
             Err(stop) => return Err(stopped(&mut plugin, &name, stop).await),
         };
-        if tx.send(item).await.is_err() {
-            // The host stopped reading (it failed elsewhere, or was cancelled).
-            plugin.kill().await;
-            return Ok(());
-        }
+        batch.push(item);
+    }
+    if tx.send_batch(batch).await.is_err() {
+        plugin.kill().await;
+        return Ok(());
     }
     let exit = match plugin.wait().await {
         Ok(exit) => exit,

@@ -952,3 +952,40 @@ fn the_checker_collects_stderr_lines_cut_at_4_kib() {
     assert!(report.stderr.items[0].ends_with('…'));
     assert_eq!(report.stderr.items[1], "second");
 }
+
+/// Throughput of the read path on a million records (`cat` of a prepared
+/// file, so the plugin costs nothing): run with `--release --ignored`.
+#[test]
+#[ignore = "a measurement, not a check: cargo test --release -- --ignored --nocapture"]
+fn throughput_of_a_million_records() {
+    let dir = Dir::new();
+    let mut text = String::with_capacity(130 * 1_000_000);
+    for i in 0..1_000_000 {
+        text.push_str(&format!(
+            "{{\"type\": \"record\", \"key\": \"c-{i}\", \"attributes\": {{\"contact_id\": \"c-{i}\", \"name\": \"Person {i}\", \"email\": \"p{i}@example.com\", \"account_id\": \"acme\"}}}}\n"
+        ));
+    }
+    text.push_str(END);
+    text.push('\n');
+    dir.write("records.jsonl", &text);
+    let config = dir.config(vec!["cat".into(), "records.jsonl".into()]);
+    let began = Instant::now();
+    let connector = ExecConnector::new(config);
+    let mut records = 0;
+    for item in connector
+        .read(&ReadRequest::full(), &ReadContext::default())
+        .unwrap()
+    {
+        if let Item::Record(_) = item.unwrap() {
+            records += 1;
+        }
+    }
+    let took = began.elapsed();
+    assert_eq!(records, 1_000_000);
+    eprintln!(
+        "1,000,000 records ({} MB) in {:.2} s: {:.0} records/s",
+        text.len() / 1_000_000,
+        took.as_secs_f64(),
+        1e6 / took.as_secs_f64()
+    );
+}
