@@ -300,11 +300,14 @@ fn human(config: &ExecConfig, r: &CheckReport) -> String {
 /// The last line of the human report.
 fn verdict(r: &CheckReport) -> String {
     if r.is_clean() {
+        let records = match r.records {
+            1 => "1 record".to_owned(),
+            n => format!("{n} records"),
+        };
         return format!(
-            "OK: the plugin speaks exec protocol {} cleanly ({} read, {} records)",
+            "OK: the plugin speaks exec protocol {} cleanly ({} read, {records})",
             liaison_plugin_exec::PROTOCOL_VERSION,
             r.end.as_ref().map_or(ReadMode::Full, |e| e.mode),
-            r.records
         );
     }
     let mut problems = Vec::new();
