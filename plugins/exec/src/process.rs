@@ -26,6 +26,10 @@ const CANCEL_POLL: Duration = Duration::from_millis(100);
 /// The longest stderr line logged; the rest of a longer one is dropped.
 pub(crate) const MAX_STDERR_LINE: usize = 4096;
 
+/// How long stdout may stay silent after the plugin exited before it counts
+/// as ended: a child the plugin left running may hold the pipe open.
+const AFTER_EXIT: Duration = Duration::from_millis(200);
+
 /// How many of the last stderr lines a failure message quotes.
 const STDERR_TAIL: usize = 5;
 
@@ -164,6 +168,8 @@ pub(crate) struct Plugin {
     tail: Arc<Mutex<VecDeque<String>>>,
     stderr: Option<Aborting>,
     _stdin: Aborting,
+    /// How the plugin exited, once seen while reading its stdout.
+    exited: Option<ExitStatus>,
 }
 
 /// Kills the process group on drop (the task that read it was aborted, the
@@ -269,6 +275,7 @@ impl Plugin {
             tail,
             stderr: Some(Aborting(stderr_task)),
             _stdin: Aborting(stdin_task),
+            exited: None,
         })
     }
 
@@ -296,10 +303,20 @@ impl Plugin {
             return Err(Stop::Timeout(self.timeout));
         }
         let idle_at = now + self.idle;
+        // Once the plugin has exited, what it wrote is in the pipe already: a
+        // pipe that stays silent is held open by something it left running.
+        let mut drained_at = self.exited.map(|_| now + AFTER_EXIT);
         let read = loop {
             tokio::select! {
                 biased;
                 read = self.stdout.next() => break read,
+                status = self.child.wait(), if self.exited.is_none() => {
+                    self.exited = Some(status.map_err(Stop::Io)?);
+                    drained_at = Some(Instant::now() + AFTER_EXIT);
+                }
+                () = sleep_until(drained_at.unwrap_or(idle_at)), if drained_at.is_some() => {
+                    break Ok(self.stdout.finish());
+                }
                 () = sleep_until(self.deadline) => return Err(Stop::Timeout(self.timeout)),
                 () = sleep_until(idle_at) => return Err(Stop::Idle(self.idle)),
                 _ = self.tick.tick() => {
@@ -325,6 +342,10 @@ impl Plugin {
     /// Waits for the plugin to exit (its stdout is closed), within the
     /// timeouts; then kills whatever it left running in its group.
     pub(crate) async fn wait(&mut self) -> Result<Exit, Stop> {
+        if let Some(status) = self.exited {
+            self.group.kill();
+            return Ok(Exit::of(status));
+        }
         let idle_at = Instant::now() + self.idle;
         let status = loop {
             tokio::select! {
@@ -449,6 +470,25 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     /// The line the last [`LineReader::next`] found.
     pub(crate) fn line(&self) -> &[u8] {
         &self.buf
+    }
+
+    /// Ends the input here, as if the pipe had closed: what was read of a
+    /// last line without a line break is that line.
+    pub(crate) fn finish(&mut self) -> Read {
+        if self.returned {
+            self.buf.clear();
+            self.skipping = false;
+            self.returned = false;
+        }
+        if self.skipping {
+            self.returned = true;
+            return Read::Long;
+        }
+        if self.buf.is_empty() {
+            return Read::Eof;
+        }
+        self.returned = true;
+        Read::Line
     }
 
     /// Reads the next line. A last line without a line break counts.

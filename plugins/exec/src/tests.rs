@@ -673,6 +673,28 @@ fn a_plugin_that_never_ends_is_killed_at_timeout_with_its_children() {
 }
 
 #[test]
+fn a_child_left_holding_stdout_does_not_keep_the_read_open() {
+    let dir = Dir::new();
+    let mut config = dir.sh(&format!(
+        "cat > /dev/null\necho '{RECORD}'\nsleep 1000 &\necho $! > child.pid\nprintf '%s' '{END}'\n"
+    ));
+    config.idle_timeout = Duration::from_secs(30);
+    let began = Instant::now();
+    let (items, error) = read(config, &ReadRequest::full());
+    assert!(error.is_none(), "{error:?}");
+    assert!(
+        matches!(items.last(), Some(Item::End(_))),
+        "the last line, without its line break, still counts: {items:?}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_gone_soon(dir.pid("child.pid"));
+}
+
+#[test]
 fn cancelling_the_read_kills_the_plugin() {
     let dir = Dir::new();
     let connector = ExecConnector::new(hanging(&dir, false));
