@@ -18,6 +18,8 @@ pub const KEYED: &[&str] = &["ldap", "crm", "exec"];
 pub const BUILT_IN: &[&str] = &[
     #[cfg(feature = "csv")]
     "csv",
+    #[cfg(feature = "exec")]
+    "exec",
 ];
 
 /// Builds the connector for one configured source.
@@ -25,5 +27,9 @@ pub fn build(config: &ConnectorConfig) -> Box<dyn Connector> {
     match *config {
         #[cfg(feature = "csv")]
         ConnectorConfig::Csv(ref c) => Box::new(liaison_plugin_csv::CsvConnector::new(c.clone())),
+        #[cfg(feature = "exec")]
+        ConnectorConfig::Exec(ref c) => {
+            Box::new(liaison_plugin_exec::ExecConnector::new(c.clone()))
+        }
     }
 }

@@ -91,6 +91,80 @@ pub enum Command {
         #[command(subcommand)]
         command: MailCommand,
     },
+    /// Exec plugins (external connector programs).
+    Plugin {
+        /// What to do with a plugin.
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+/// `plugin` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Run an exec plugin once and report what it sent (records, errors,
+    /// deletions, log lines, its end, its exit) and every line that breaks
+    /// the protocol, with its line number; writes nothing. Exit 0 when the
+    /// plugin is clean, 1 when not.
+    Check(PluginCheckArgs),
+}
+
+/// `plugin check` arguments.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Without --source no config file is read: give the plugin after --, \
+e.g. `liaison plugin check --settings '{\"file\": \"export.json\"}' -- python3 plugin.py`. \
+It runs in the current folder with the environment cleared but for PATH, LANG, HOME, TZ and --env."
+)]
+pub struct PluginCheckArgs {
+    /// Check this exec source of the config as a sync would run it (its
+    /// command, settings, env, working_dir and limits) instead of a command.
+    #[arg(long, value_name = "NAME", conflicts_with = "command")]
+    pub source: Option<String>,
+    /// The `settings` object to pass in the start line, as JSON.
+    #[arg(long, value_name = "JSON")]
+    pub settings: Option<String>,
+    /// The read to ask for (default: changes with --cursor, else full).
+    #[arg(long, value_enum)]
+    pub mode: Option<CheckMode>,
+    /// The cursor to pass in the start line of a changes read, as JSON.
+    #[arg(long, value_name = "JSON")]
+    pub cursor: Option<String>,
+    /// A variable for the plugin's environment: NAME=VALUE, or NAME to pass
+    /// this process's own value (keeps secrets out of the command line).
+    #[arg(long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+    /// The whole run's limit (default 10m, or the source's).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// The longest wait for one line (default 2m, or the source's).
+    #[arg(long, value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
+    /// The longest line, in bytes (default 1048576, or the source's).
+    #[arg(long, value_name = "BYTES")]
+    pub max_line_length: Option<usize>,
+    /// How many records to show with their attributes (the rest are counted).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub limit: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+    /// The plugin and its arguments, after `--`.
+    #[arg(
+        last = true,
+        value_name = "CMD ARGS",
+        required_unless_present = "source"
+    )]
+    pub command: Vec<String>,
+}
+
+/// The read `plugin check` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckMode {
+    /// A full read.
+    Full,
+    /// A changes read since --cursor.
+    Changes,
 }
 
 /// `source` subcommands.

@@ -51,8 +51,26 @@ pub fn run(cli: Cli) -> ExitCode {
         } => with_config(&cli, |c| {
             super::preview::preview(c, source, *limit as usize, *format)
         }),
+        Command::Plugin { command } => plugin(&cli, command),
     };
     ExitCode::from(code)
+}
+
+/// `plugin …`: needs a config only for `plugin check --source`.
+fn plugin(cli: &Cli, command: &super::args::PluginCommand) -> u8 {
+    let super::args::PluginCommand::Check(args) = command;
+    check_plugin(cli, args)
+}
+
+#[cfg(feature = "exec")]
+fn check_plugin(cli: &Cli, args: &super::args::PluginCheckArgs) -> u8 {
+    super::plugin_check::check(cli, args)
+}
+
+#[cfg(not(feature = "exec"))]
+fn check_plugin(_: &Cli, _: &super::args::PluginCheckArgs) -> u8 {
+    output::error_line("error: the exec connector is not in this build");
+    exit::INVALID
 }
 
 /// `status`: reads the store read-only (creating nothing, taking no lock),

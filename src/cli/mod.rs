@@ -9,6 +9,8 @@ mod mail_flush;
 mod mail_test;
 pub(crate) mod output;
 mod password;
+#[cfg(feature = "exec")]
+mod plugin_check;
 mod preview;
 mod register;
 mod status;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// Parses `NUMBER UNIT` (`ms`, `s`, `m`, `h`, `d`; no space, no fraction) or
 /// `never` (`Ok(None)`). The error says what is wrong with the text.
-pub(super) fn parse_duration(text: &str) -> Result<Option<Duration>, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Option<Duration>, String> {
     let t = text.trim();
     if t == "never" {
         return Ok(None);

@@ -11,9 +11,9 @@
 //! - booleans are `true`/`false` only (`yes`, `off` are strings);
 //! - relative paths (`sqlite://x.db`, `file://mail`, a CSV `path`,
 //!   `mail.templates`, `${file:…}`) are relative to the config file's folder;
-//! - `${env:NAME}` and `${file:PATH}` resolve in `store`, `mail.transport` and
-//!   `api.token` into [`Secret`]s, which never print themselves; `$${` is a
-//!   literal `${`;
+//! - `${env:NAME}` and `${file:PATH}` resolve in `store`, `mail.transport`,
+//!   `api.token` (into [`Secret`]s, which never print themselves) and an exec
+//!   source's `env:` values (which print as `***` too); `$${` is a literal `${`;
 //! - cron expressions ([`Schedule`]), time zones, durations, URLs, addresses
 //!   and `map:` templates are checked; source data is never read.
 //!
@@ -45,12 +45,16 @@ mod source;
 mod walk;
 mod yaml;
 
+#[cfg(all(test, feature = "exec"))]
+mod exec_tests;
 #[cfg(test)]
 mod tests;
 
 use std::path::Path;
 
 pub use diff::{diff, ConfigDiff};
+#[cfg(feature = "exec")]
+pub(crate) use duration::parse_duration;
 pub use error::{ConfigError, ConfigErrors, Span};
 pub use mail::DEFAULT_MAIL_SCHEDULE;
 pub use model::*;

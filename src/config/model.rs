@@ -162,6 +162,9 @@ pub enum ConnectorConfig {
     /// `type: csv`.
     #[cfg(feature = "csv")]
     Csv(liaison_plugin_csv::CsvConfig),
+    /// `type: exec`.
+    #[cfg(feature = "exec")]
+    Exec(liaison_plugin_exec::ExecConfig),
 }
 
 /// `safety:` section.

@@ -8,7 +8,7 @@ use crate::plugins::{
     BUILT_IN as BUILT_IN_CONNECTORS, KEYED as KEYED_CONNECTORS, KNOWN as KNOWN_CONNECTORS,
 };
 
-#[cfg(feature = "csv")]
+#[cfg(any(feature = "csv", feature = "exec"))]
 use super::model::ConnectorConfig;
 use super::model::{SourceConfig, WatchConfig};
 use super::walk::{self, Ctx, Section};
@@ -16,7 +16,7 @@ use super::yaml::{quote, Node, Value};
 use super::{Schedule, Span};
 
 /// Keys every source accepts, whatever its type.
-#[cfg_attr(not(feature = "csv"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "csv", feature = "exec")), allow(dead_code))]
 const COMMON_KEYS: &[&str] = &[
     "name",
     "type",
@@ -86,6 +86,11 @@ fn source(
         let allowed: Vec<&str> = COMMON_KEYS.iter().chain(CSV_KEYS).copied().collect();
         section.deny_unknown(ctx, &allowed, "for a csv source");
     }
+    #[cfg(feature = "exec")]
+    if kind == Some("exec") {
+        let allowed: Vec<&str> = COMMON_KEYS.iter().chain(EXEC_KEYS).copied().collect();
+        section.deny_unknown(ctx, &allowed, "for an exec source");
+    }
 
     let schedule = section.get("schedule").and_then(|n| {
         let path = section.child("schedule");
@@ -129,6 +134,8 @@ fn source(
     let connector = match kind {
         #[cfg(feature = "csv")]
         Some("csv") => csv::csv(ctx, &section).map(ConnectorConfig::Csv),
+        #[cfg(feature = "exec")]
+        Some("exec") => exec::exec(ctx, &section, name.as_deref()).map(ConnectorConfig::Exec),
         _ => None,
     };
     Some(SourceConfig {
@@ -461,5 +468,276 @@ mod csv {
                 None
             }
         }
+    }
+}
+
+/// Keys of a `type: exec` source.
+#[cfg(feature = "exec")]
+const EXEC_KEYS: &[&str] = &[
+    "command",
+    "settings",
+    "env",
+    "working_dir",
+    "timeout",
+    "idle_timeout",
+    "max_line_length",
+];
+
+#[cfg(feature = "exec")]
+mod exec {
+    //! `type: exec`: builds [`liaison_plugin_exec::ExecConfig`].
+
+    use liaison_plugin_exec::{
+        EnvValue, ExecConfig, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_LINE_LENGTH, DEFAULT_TIMEOUT,
+        MAX_MAX_LINE_LENGTH, MIN_MAX_LINE_LENGTH,
+    };
+    use serde_json::{Map, Number, Value as Json};
+
+    use super::super::secret::has_reference;
+    use super::super::walk::{self, Ctx, Section};
+    use super::super::yaml::{quote, Node, Value};
+
+    pub(super) fn exec(
+        ctx: &mut Ctx<'_>,
+        section: &Section<'_>,
+        name: Option<&str>,
+    ) -> Option<ExecConfig> {
+        let command = section
+            .require(ctx, "command")
+            .and_then(|n| command(ctx, &section.child("command"), n));
+        let settings = match section.get("settings") {
+            Some(n) => settings(ctx, &section.child("settings"), n),
+            None => Some(Map::new()),
+        };
+        let env = match section.get("env") {
+            Some(_) => env(ctx, section),
+            None => Some(Vec::new()),
+        };
+        let working_dir = match section.get("working_dir") {
+            Some(n) => walk::path(ctx, &section.child("working_dir"), n),
+            // The config's own folder, where relative paths start.
+            None => Some(ctx.resolve_path(".")),
+        };
+        let duration = |ctx: &mut Ctx<'_>, key: &str, default| match section.get(key) {
+            Some(n) => walk::positive_duration(ctx, &section.child(key), n),
+            None => Some(default),
+        };
+        let timeout = duration(ctx, "timeout", DEFAULT_TIMEOUT);
+        let idle_timeout = duration(ctx, "idle_timeout", DEFAULT_IDLE_TIMEOUT);
+        let max_line_length = match section.get("max_line_length") {
+            Some(n) => max_line_length(ctx, &section.child("max_line_length"), n),
+            None => Some(DEFAULT_MAX_LINE_LENGTH),
+        };
+        Some(ExecConfig {
+            source: name?.to_owned(),
+            command: command?,
+            settings: settings?,
+            env: env?,
+            working_dir: working_dir?,
+            timeout: timeout?,
+            idle_timeout: idle_timeout?,
+            max_line_length: max_line_length?,
+        })
+    }
+
+    /// An argv list. The program resolves against the config's folder when
+    /// it holds a `/`, else it is looked up in `PATH` when the plugin starts.
+    fn command(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<Vec<String>> {
+        let Value::Seq(items) = &node.value else {
+            let message = format!(
+                "expected a list such as [python3, plugin.py] (the program and its arguments, \
+                 run without a shell), found {}",
+                node.describe()
+            );
+            ctx.error(node.span, path, message);
+            return None;
+        };
+        if items.is_empty() {
+            ctx.error(
+                node.span,
+                path,
+                "the list is empty: its first item is the program",
+            );
+            return None;
+        }
+        let mut argv = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let item_path = format!("{path}[{i}]");
+            let text = match &item.value {
+                Value::Str(s) if has_reference(s) => {
+                    let message = "a plugin never gets secrets in its command line \
+                                   (other processes can read it): pass them in env:";
+                    ctx.error(item.span, &item_path, message);
+                    None
+                }
+                Value::Str(s) => Some(s.clone()),
+                Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                    walk::scalar_text(ctx, &item_path, item)
+                }
+                _ => {
+                    let found = item.describe();
+                    ctx.error(
+                        item.span,
+                        &item_path,
+                        format!("expected a string, found {found}"),
+                    );
+                    None
+                }
+            };
+            match text {
+                Some(program) if i == 0 && program.trim().is_empty() => {
+                    ctx.error(item.span, &item_path, "the program must not be empty");
+                    ok = false;
+                }
+                Some(program) if i == 0 && program.contains('/') => {
+                    argv.push(ctx.resolve_path(&program).display().to_string());
+                }
+                Some(arg) => argv.push(arg),
+                None => ok = false,
+            }
+        }
+        ok.then_some(argv)
+    }
+
+    /// `settings:`: any mapping, as JSON, passed through to the plugin.
+    fn settings(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<Map<String, Json>> {
+        match json(ctx, path, node)? {
+            Json::Object(map) => Some(map),
+            _ => {
+                let found = node.describe();
+                ctx.error(
+                    node.span,
+                    path,
+                    format!("expected a mapping, found {found}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A YAML value as JSON; every problem inside is reported.
+    fn json(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<Json> {
+        match &node.value {
+            Value::Null => Some(Json::Null),
+            Value::Bool(b) => Some(Json::Bool(*b)),
+            Value::Int(i) => {
+                let number = i64::try_from(*i)
+                    .map(Number::from)
+                    .or_else(|_| u64::try_from(*i).map(Number::from));
+                match number {
+                    Ok(n) => Some(Json::Number(n)),
+                    Err(_) => {
+                        let message = format!("the number {i} is too large for JSON settings");
+                        ctx.error(node.span, path, message);
+                        None
+                    }
+                }
+            }
+            Value::Float(x) => match Number::from_f64(*x) {
+                Some(n) => Some(Json::Number(n)),
+                None => {
+                    let message = format!("{x} has no JSON form");
+                    ctx.error(node.span, path, message);
+                    None
+                }
+            },
+            Value::Str(s) if has_reference(s) => {
+                let message = "${env:…} and ${file:…} are not resolved in settings \
+                               (the plugin gets them as written): pass secrets in env:";
+                ctx.error(node.span, path, message);
+                None
+            }
+            Value::Str(s) => Some(Json::String(s.clone())),
+            Value::Seq(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                let mut ok = true;
+                for (i, item) in items.iter().enumerate() {
+                    match json(ctx, &format!("{path}[{i}]"), item) {
+                        Some(v) => out.push(v),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(Json::Array(out))
+            }
+            Value::Map(_) => {
+                let section = Section::new(ctx, path, node)?;
+                let mut out = Map::new();
+                let mut ok = true;
+                for (key, _, value) in section.entries() {
+                    match json(ctx, &section.child(key), value) {
+                        Some(v) => {
+                            out.insert((*key).to_owned(), v);
+                        }
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(Json::Object(out))
+            }
+        }
+    }
+
+    /// `env:`: variable names to values; `${env:…}` and `${file:…}` resolve
+    /// here (the values are secrets: errors name the reference, never a value).
+    fn env(ctx: &mut Ctx<'_>, section: &Section<'_>) -> Option<Vec<(String, EnvValue)>> {
+        let map = section.section(ctx, "env")?;
+        let mut out = Vec::with_capacity(map.entries().len());
+        let mut ok = true;
+        for (name, span, value) in map.entries() {
+            let path = map.child(name);
+            let valid = name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                let message = format!(
+                    "{} is not a variable name (letters, digits and _, not starting with a digit)",
+                    quote(name)
+                );
+                ctx.error(*span, &path, message);
+                ok = false;
+                continue;
+            }
+            let text = match &value.value {
+                Value::Str(raw) => match ctx.resolve_references(raw) {
+                    Ok(text) => Some(text),
+                    Err(e) => {
+                        ctx.error(value.span, &path, e.0);
+                        None
+                    }
+                },
+                Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                    walk::scalar_text(ctx, &path, value)
+                }
+                _ => {
+                    let found = value.describe();
+                    ctx.error(
+                        value.span,
+                        &path,
+                        format!("expected a string, found {found}"),
+                    );
+                    None
+                }
+            };
+            match text {
+                Some(text) => out.push(((*name).to_owned(), EnvValue::new(text))),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn max_line_length(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<usize> {
+        let n = walk::unsigned(ctx, path, node)? as usize;
+        if (MIN_MAX_LINE_LENGTH..=MAX_MAX_LINE_LENGTH).contains(&n) {
+            return Some(n);
+        }
+        let message = format!(
+            "expected a number of bytes from {MIN_MAX_LINE_LENGTH} to {MAX_MAX_LINE_LENGTH} \
+             (default {DEFAULT_MAX_LINE_LENGTH}), found {n}"
+        );
+        ctx.error(node.span, path, message);
+        None
     }
 }

@@ -66,7 +66,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Resolves `${env:…}`/`${file:…}` in `text`.
-    fn resolve_references(&self, text: &str) -> Result<String, secret::ReferenceError> {
+    pub(super) fn resolve_references(&self, text: &str) -> Result<String, secret::ReferenceError> {
         secret::resolve_references(text, &self.base_dir, self.env)
     }
 }
@@ -216,7 +216,8 @@ pub(super) fn string(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<Strin
         ctx.error(
             node.span,
             path,
-            "${env:…} and ${file:…} are resolved only in store, mail.transport and api.token",
+            "${env:…} and ${file:…} are resolved only in store, mail.transport, api.token \
+             and an exec source's env",
         );
         return None;
     }

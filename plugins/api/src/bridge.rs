@@ -19,7 +19,15 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 
 /// Where an async read puts its items.
 #[derive(Debug, Clone)]
-pub struct ItemSender(mpsc::Sender<Result<Item, SourceError>>);
+pub struct ItemSender(mpsc::Sender<Batch>);
+
+/// What goes through the channel: one item (or the read's error), or several
+/// items at once. A batch takes one slot of the capacity.
+#[derive(Debug)]
+enum Batch {
+    One(Result<Item, SourceError>),
+    Many(Vec<Item>),
+}
 
 /// The reader went away (the read failed elsewhere, or was cancelled): the
 /// producing task should stop.
@@ -30,12 +38,34 @@ pub struct ReaderGone;
 impl ItemSender {
     /// Hands one item to the reader, waiting while `capacity` items wait.
     pub async fn send(&self, item: Item) -> Result<(), ReaderGone> {
-        self.0.send(Ok(item)).await.map_err(|_| ReaderGone)
+        self.0
+            .send(Batch::One(Ok(item)))
+            .await
+            .map_err(|_| ReaderGone)
+    }
+
+    /// Hands several items to the reader at once, in order, waiting while the
+    /// channel is full. A batch takes one place of `capacity`, so a producer
+    /// that batches passes a capacity of `items / batch size` to
+    /// [`spawn_read`]. One hand-over per batch instead of per item saves the
+    /// two threads a wake-up each (measured: the larger part of the cost of a
+    /// million small records).
+    pub async fn send_batch(&self, items: Vec<Item>) -> Result<(), ReaderGone> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.0
+            .send(Batch::Many(items))
+            .await
+            .map_err(|_| ReaderGone)
     }
 
     /// Ends the read as failed with `error` (the task's own `Err` does the same).
     pub async fn fail(&self, error: SourceError) -> Result<(), ReaderGone> {
-        self.0.send(Err(error)).await.map_err(|_| ReaderGone)
+        self.0
+            .send(Batch::One(Err(error)))
+            .await
+            .map_err(|_| ReaderGone)
     }
 }
 
@@ -60,15 +90,21 @@ where
     let work = produce(sender);
     let task = runtime.spawn(async move {
         if let Err(error) = work.await {
-            let _ = tx.send(Err(error)).await;
+            let _ = tx.send(Batch::One(Err(error))).await;
         }
     });
-    Ok(Box::new(Received { rx, task }))
+    Ok(Box::new(Received {
+        rx,
+        pending: Vec::new().into_iter(),
+        task,
+    }))
 }
 
 /// The reading end of [`spawn_read`].
 struct Received {
-    rx: mpsc::Receiver<Result<Item, SourceError>>,
+    rx: mpsc::Receiver<Batch>,
+    /// The rest of the batch being read.
+    pending: std::vec::IntoIter<Item>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -76,8 +112,16 @@ impl Iterator for Received {
     type Item = Result<Item, SourceError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        // Called on the host's reading thread, never on a runtime thread.
-        self.rx.blocking_recv()
+        loop {
+            if let Some(item) = self.pending.next() {
+                return Some(Ok(item));
+            }
+            // Called on the host's reading thread, never on a runtime thread.
+            match self.rx.blocking_recv()? {
+                Batch::One(item) => return Some(item),
+                Batch::Many(items) => self.pending = items.into_iter(),
+            }
+        }
     }
 }
 
@@ -202,6 +246,32 @@ mod tests {
             outcome,
             Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
         ));
+    }
+
+    #[test]
+    fn batches_arrive_item_by_item_in_order_between_single_items() {
+        let rt = runtime();
+        let ctx = ReadContext::default().with_runtime(rt.handle().clone());
+        let stream = spawn_read(&ctx, 1, |tx| async move {
+            let gone = |_| SourceError::Invalid("gone".into());
+            tx.send(deleted("a")).await.map_err(gone)?;
+            tx.send_batch(vec![deleted("b"), deleted("c")])
+                .await
+                .map_err(gone)?;
+            tx.send_batch(Vec::new()).await.map_err(gone)?;
+            tx.send_batch(vec![deleted("d")]).await.map_err(gone)?;
+            tx.send(Item::End(end())).await.map_err(gone)?;
+            Ok(())
+        })
+        .unwrap();
+        let keys: Vec<String> = stream
+            .map(|item| match item.unwrap() {
+                Item::Deleted(d) => d.key,
+                Item::End(_) => "end".into(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(keys, ["a", "b", "c", "d", "end"]);
     }
 
     #[test]

@@ -56,6 +56,15 @@ pub enum Location {
         /// The remote id.
         id: String,
     },
+    /// A line of an external plugin's output (exec's stdout), 1-based: what
+    /// `liaison plugin check` numbers too. A bad record also carries the
+    /// plugin's own location for it (its `error` line's `location`).
+    Output {
+        /// The line on the plugin's stdout.
+        line: u64,
+        /// Where the plugin says the record is in its own source, if it said.
+        at: Option<Box<str>>,
+    },
 }
 
 impl Location {
@@ -74,6 +83,8 @@ impl fmt::Display for Location {
             Location::Line { file, line } => write!(f, "{file}:{line}"),
             Location::Entry { dn } => write!(f, "{dn}"),
             Location::Remote { kind, id } => write!(f, "{kind} {id}"),
+            Location::Output { line, at: None } => write!(f, "output line {line}"),
+            Location::Output { line, at: Some(at) } => write!(f, "{at} (output line {line})"),
         }
     }
 }
