@@ -10,6 +10,7 @@ mod csv_source;
 mod daemon;
 mod errors_cli;
 mod exec_source;
+mod exec_sync;
 mod guard;
 mod lifecycle;
 mod mail_dispatch;
