@@ -73,6 +73,16 @@ fn vendor(key: &str, name: &str) -> Item {
     Item::Record(Record::new(r.location.clone(), schema, values).with_key(key))
 }
 
+/// A record of `name` whose e-mail is `email`, whatever its name.
+fn with_email(key: &str, name: &str, email: &str) -> Item {
+    let Item::Record(r) = record(key, name) else {
+        unreachable!()
+    };
+    let schema = Arc::clone(&r.schema);
+    let values = vec![name.into(), email.into(), "partner".into()];
+    Item::Record(Record::new(r.location.clone(), schema, values).with_key(key))
+}
+
 fn deleted(key: &str) -> Item {
     Item::Deleted(Deletion {
         key: key.to_owned(),
@@ -369,6 +379,50 @@ fn a_held_run_keeps_the_cursor_so_the_same_changes_come_again() {
     assert_eq!(report.status, RunStatus::Applied);
     assert_eq!(report.counts.disabled, 3);
     assert_eq!(s.cursor().as_deref(), Some("c2"));
+}
+
+#[test]
+fn a_run_with_conflicts_keeps_the_cursor_so_the_refused_record_comes_again() {
+    let mut s = Setup::new().seeded();
+    // Ann takes Bob's address: her record is refused as a conflict and left
+    // as it was. A full read would bring it again next time; a changes read
+    // brings it again only from a cursor before it.
+    let report = s.run(answer(vec![
+        with_email("a", "Ann", "bob@acme.example"),
+        end(ReadMode::Changes, "c2"),
+    ]));
+    assert_eq!(report.status, RunStatus::Applied);
+    // Both contacts sharing the address are left as they were.
+    assert_eq!(
+        report.plan.conflicts.len(),
+        2,
+        "{:?}",
+        report.plan.conflicts
+    );
+    assert_eq!(s.cursor().as_deref(), Some("c1"));
+    // Bob moves to a new address: since c1, Ann's change comes again and now
+    // applies.
+    let report = s.run(answer(vec![
+        with_email("a", "Ann", "bob@acme.example"),
+        with_email("b", "Bob", "bob2@acme.example"),
+        end(ReadMode::Changes, "c3"),
+    ]));
+    assert_eq!(s.last_request(), ReadRequest::changes(Cursor::new("c1")));
+    assert!(
+        report.plan.conflicts.is_empty(),
+        "{:?}",
+        report.plan.conflicts
+    );
+    let emails: BTreeMap<String, Option<String>> = s
+        .store()
+        .list_users(&UserFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.title, u.email))
+        .collect();
+    assert_eq!(emails["Ann"].as_deref(), Some("bob@acme.example"));
+    assert_eq!(emails["Bob"].as_deref(), Some("bob2@acme.example"));
+    assert_eq!(s.cursor().as_deref(), Some("c3"));
 }
 
 #[test]

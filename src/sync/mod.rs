@@ -12,6 +12,8 @@ mod run;
 mod settings;
 
 #[cfg(test)]
+mod changes_differential_tests;
+#[cfg(test)]
 mod changes_tests;
 #[cfg(test)]
 mod differential_tests;

@@ -785,8 +785,13 @@ fn commit(
             settings: marks.settings,
             failure: None,
             // Only an applied run moves the cursor: a held one reads the
-            // same changes (and its held deletions) again next time.
-            cursor: marks.cursor.filter(|_| status == RunStatus::Applied),
+            // same changes (and its held deletions) again next time. So does
+            // a run with conflicts: their records were left as they were, and
+            // a changes read past them would never bring them again (a full
+            // read would, every time, until the clash is gone).
+            cursor: marks
+                .cursor
+                .filter(|_| status == RunStatus::Applied && plan.conflicts.is_empty()),
         };
         match store.apply(&plan, &run, opts.now_ms, &opts.cancel) {
             // Rolled back before its commit: nothing applied.
