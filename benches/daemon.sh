@@ -20,16 +20,11 @@
 # Environment: BENCH_SEED (42), CARGO_TARGET_DIR (./target).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SEED=${BENCH_SEED:-42}
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BENCH_DIR=$TARGET_DIR/bench
-GEN=$ROOT/benches/gen_csv.py
-REPORT=$ROOT/BENCHMARKS.md
+BENCH_TAG=daemon
+# ROOT, SEED, TARGET_DIR, BENCH_DIR, GEN, REPORT, TIME, log and die.
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 N=${1:-100000}
-
-log() { printf '[daemon] %s\n' "$*" >&2; }
-die() { printf '[daemon] FAIL: %s\n' "$*" >&2; exit 1; }
 
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "size '$N' is not a positive integer"
 command -v python3 >/dev/null || die "python3 is needed"

@@ -23,120 +23,24 @@
 # file, and the reference in shared/testenv.md (8.2 s at 1M rows); `before`
 # creates it first (random-order index inserts, much slower at 1M rows).
 # Needs python3, sqlite3 and GNU time; when run as root it installs the Debian
-# packages `sqlite3` and `time` itself if they are missing.
+# packages `sqlite3` and `time` itself if they are missing. The helpers it shares
+# with benches/exec.sh (timing, the cached CSVs, the checks) are in benches/lib.sh.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SEED=${BENCH_SEED:-42}
 RUNS=${BENCH_RUNS:-3}
 SQLITE_INDEX=${BENCH_SQLITE_INDEX:-after}
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BENCH_DIR=$TARGET_DIR/bench
-GEN=$ROOT/benches/gen_csv.py
-REPORT=$ROOT/BENCHMARKS.md
-TIME=/usr/bin/time
+BENCH_TAG=bench
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Targets (issue requirement 9): ratios to the sqlite3 import, RSS at 1M rows.
 FULL_MAX_RATIO=1.5
 NOOP_MAX_RATIO=0.3
 RSS_MAX_MB=512
 
-if [[ $# -gt 0 ]]; then SIZES=("$@"); else SIZES=(100000 1000000); fi
-
-log() { printf '[bench] %s\n' "$*" >&2; }
-die() { printf '[bench] FAIL: %s\n' "$*" >&2; exit 1; }
-
-for n in "${SIZES[@]}"; do
-  [[ $n =~ ^[1-9][0-9]*$ ]] || die "size '$n' is not a positive integer (usage: $0 [SIZES...])"
-done
-[[ $SEED =~ ^[0-9]+$ ]] || die "BENCH_SEED '$SEED' is not a non-negative integer"
-[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS '$RUNS' is not a positive integer"
+parse_sizes "$@"
 [[ $SQLITE_INDEX == before || $SQLITE_INDEX == after ]] ||
   die "BENCH_SQLITE_INDEX must be 'before' or 'after', not '$SQLITE_INDEX'"
-
-# --- tools ------------------------------------------------------------------------
-ensure_tools() {
-  local missing=()
-  [[ -x $TIME ]] || missing+=(time)
-  command -v sqlite3 >/dev/null || missing+=(sqlite3)
-  if [[ ${#missing[@]} -gt 0 ]]; then
-    [[ $(id -u) -eq 0 ]] || die "missing Debian packages: ${missing[*]} (install them, or run as root)"
-    log "installing ${missing[*]} with apt-get"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-  command -v python3 >/dev/null || die "python3 is needed for the CSV generator"
-  command -v cargo >/dev/null || die "cargo is needed to build liaison"
-}
-
-# --- timing -----------------------------------------------------------------------
-# timed PREFIX CMD...: runs CMD under `time -v`; stdout → PREFIX.out, stderr →
-# PREFIX.err, time report → PREFIX.time. Sets RC, WALL and CPU (user + system)
-# in seconds, and RSS_MB.
-timed() {
-  local prefix=$1; shift
-  RC=0
-  "$TIME" -v -o "$prefix.time" "$@" >"$prefix.out" 2>"$prefix.err" || RC=$?
-  WALL=$(awk -F': ' '/Elapsed \(wall clock\) time/ {
-           n = split($2, p, ":"); s = 0
-           for (i = 1; i <= n; i++) s = s * 60 + p[i]
-           printf "%.2f", s }' "$prefix.time")
-  CPU=$(awk -F': ' '/(User|System) time \(seconds\)/ { s += $2 } END { printf "%.2f", s }' "$prefix.time")
-  RSS_MB=$(awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$prefix.time")
-  [[ -n $WALL && -n $CPU && -n $RSS_MB ]] || die "could not parse $prefix.time"
-}
-
-# Prints the last lines of a failed command's stderr and stops.
-fail_run() {
-  local what=$1 prefix=$2
-  {
-    printf '[bench] FAIL: %s: exit code %s after %s s (CPU %s s, peak RSS %s MB)\n' \
-      "$what" "$RC" "$WALL" "$CPU" "$RSS_MB"
-    printf '[bench] --- stderr tail (%s.err) ---\n' "$prefix"
-    tail -n 20 "$prefix.err"
-    printf '[bench] --- stdout tail (%s.out) ---\n' "$prefix"
-    tail -n 20 "$prefix.out"
-  } >&2
-  exit 1
-}
-
-# --- steps ------------------------------------------------------------------------
-build() {
-  log "building: cargo build --release --bin liaison"
-  (cd "$ROOT" && cargo build --release --bin liaison) || die "cargo build failed"
-  # Benchmark a private copy: other people's builds may replace target/release/liaison
-  # while this runs.
-  mkdir -p "$BENCH_DIR"
-  cp "$TARGET_DIR/release/liaison" "$BENCH_DIR/liaison"
-  LIAISON=$BENCH_DIR/liaison
-}
-
-# csv_for N: prints the path of the (cached) CSV with N rows.
-csv_for() {
-  local n=$1 gen_sum csv
-  gen_sum=$(sha256sum "$GEN" | cut -c1-10)
-  csv=$BENCH_DIR/data/standard-$n-seed$SEED-$gen_sum.csv
-  if [[ ! -s $csv ]]; then
-    mkdir -p "$BENCH_DIR/data"
-    log "generating $csv"
-    local t0=$SECONDS
-    python3 "$GEN" "$n" "$csv" --seed "$SEED" || die "gen_csv.py failed"
-    log "generated $n rows in $((SECONDS - t0)) s"
-  else
-    log "reusing $csv"
-  fi
-  # The users a fresh store must end up with: one per distinct e-mail
-  # (case-insensitive) among rows not opted out by portal_access=false.
-  if [[ ! -s $csv.expected ]]; then
-    python3 - "$csv" >"$csv.expected.tmp" <<'EOF'
-import csv, sys
-with open(sys.argv[1], encoding="utf-8", newline="") as f:
-    print(len({r["email"].lower() for r in csv.DictReader(f) if r["portal_access"] != "false"}))
-EOF
-    mv "$csv.expected.tmp" "$csv.expected"
-  fi
-  printf '%s\n' "$csv"
-}
 
 # sqlite_import N CSV WORKDIR: the reference. Sets IMPORT_S, IMPORT_CPU, IMPORT_RSS.
 sqlite_import() {
@@ -172,89 +76,6 @@ EOF
   IMPORT_S=$WALL IMPORT_CPU=$CPU IMPORT_RSS=$RSS_MB
 }
 
-# write_config CSV DIR: a config like examples/quickstart, reading CSV.
-write_config() {
-  local csv=$1 dir=$2
-  cat >"$dir/liaison.yaml" <<EOF
-# Generated by benches/run.sh — the quickstart's embedded defaults on a big CSV.
-store: sqlite://state/liaison.db
-portal:
-  url: https://support.example.com/clients/login
-default_locale: en
-sources:
-  - name: bench
-    type: csv
-    path: "$csv"
-safety:
-  max_deprovision: 50
-  max_deprovision_ratio: 0.10
-  max_bad_row_ratio: 0.05
-deprovision:
-  delete_after: 30d
-mail:
-  transport: file://state/mail
-  from: "Support <support@example.com>"
-  schedule: "*/5 * * * *"
-EOF
-}
-
-# check_json FILE MODE: validates a `sync --once --format json` output and prints
-# "created<TAB>row_errors". MODE full: applied and created > 0; MODE noop: applied
-# and nothing created, updated, disabled, enabled or deleted.
-check_json() {
-  python3 - "$1" "$2" <<'EOF'
-import json, sys
-path, mode = sys.argv[1], sys.argv[2]
-try:
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-except (OSError, ValueError) as e:
-    sys.exit(f"{path}: not a JSON document: {e}")
-runs = data if isinstance(data, list) else [data]
-problems = []
-for r in runs:
-    if r.get("status") != "applied":
-        problems.append(f"source {r.get('source')!r}: status {r.get('status')!r}, expected 'applied'")
-created = sum(r.get("created", 0) for r in runs)
-errors = sum(len(r.get("errors", [])) for r in runs)
-if mode == "full" and created <= 0:
-    problems.append(f"full sync created {created} users, expected > 0")
-if mode == "noop":
-    changed = {k: sum(r.get(k, 0) for r in runs)
-               for k in ("created", "updated", "disabled", "enabled", "deleted")}
-    if any(changed.values()):
-        problems.append(f"no-op sync changed something: {changed}")
-if problems:
-    sys.exit(f"{path}: " + "; ".join(problems))
-print(f"{created}\t{errors}")
-EOF
-}
-
-# liaison_sync N WHAT DIR MODE: one timed `sync --once`. Sets SYNC_S, SYNC_CPU,
-# SYNC_RSS, SYNC_CREATED, SYNC_ERRORS.
-liaison_sync() {
-  local n=$1 what=$2 dir=$3 mode=$4 prefix checked
-  prefix=$dir/$what
-  timed "$prefix" "$LIAISON" --config "$dir/liaison.yaml" sync --once --format json
-  [[ $RC -eq 0 ]] || fail_run "liaison sync --once, $what ($n rows)" "$prefix"
-  checked=$(check_json "$prefix.out" "$mode") || {
-    tail -n 20 "$prefix.err" >&2
-    die "liaison sync --once, $what ($n rows): unexpected result (above: stderr tail)"
-  }
-  IFS=$'\t' read -r SYNC_CREATED SYNC_ERRORS <<<"$checked"
-  SYNC_S=$WALL SYNC_CPU=$CPU SYNC_RSS=$RSS_MB
-}
-
-# median X...: the middle value (the lower middle for an even count).
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
-}
-
-# max A B: the larger number.
-max() {
-  awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 > b + 0) ? a : b }'
-}
-
 bench_size() {
   local n=$1 csv dir expected
   csv=$(csv_for "$n")
@@ -264,7 +85,8 @@ bench_size() {
   mkdir -p "$dir"
   cat "$csv" >/dev/null # every step starts with the file in the page cache
 
-  write_config "$csv" "$dir"
+  write_config "$dir" "    type: csv
+    path: \"$csv\""
   local imports=() import_cpus=() import_rss=0 fulls=() full_cpus=() full_rss=0
   local noops=() noop_cpus=() noop_rss=0 created=0 full_errors=0 noop_errors=0 r
   for ((r = 1; r <= RUNS; r++)); do
@@ -415,7 +237,7 @@ EOF
 }
 
 main() {
-  ensure_tools
+  ensure_tools sqlite3
   build
   RESULTS=$BENCH_DIR/results.tsv
   : >"$RESULTS"

@@ -25,18 +25,12 @@
 # Needs python3, sqlite3 and GNU time (as root, installs the last two).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SEED=${BENCH_SEED:-42}
 RUNS=${BENCH_RUNS:-5}
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-BENCH_DIR=$TARGET_DIR/bench
-GEN=$ROOT/benches/gen_csv.py
-REPORT=$ROOT/BENCHMARKS.md
-TIME=/usr/bin/time
+BENCH_TAG=search
+# ROOT, SEED, TARGET_DIR, BENCH_DIR, GEN, REPORT, TIME, log and die.
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 N=${1:-1000000}
-
-log() { printf '[search] %s\n' "$*" >&2; }
-die() { printf '[search] FAIL: %s\n' "$*" >&2; exit 1; }
 
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "size '$N' is not a positive integer"
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS '$RUNS' is not a positive integer"
