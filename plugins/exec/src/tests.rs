@@ -1011,3 +1011,24 @@ fn throughput_of_a_million_records() {
         1e6 / took.as_secs_f64()
     );
 }
+
+#[test]
+fn records_of_a_shape_seen_before_share_its_schema_whatever_came_between() {
+    use crate::protocol::{Message, Session};
+    let mut session = Session::new(ReadMode::Full);
+    let mut schema_of = |n: u64, attributes: &str| {
+        let line = format!(r#"{{"type": "record", "key": "k{n}", "attributes": {attributes}}}"#);
+        match session.take(n, line.as_bytes()) {
+            Ok(Some(Message::Record(record))) => record.schema,
+            other => panic!("line {n}: {:?}", other.map(|m| m.is_some())),
+        }
+    };
+    let with_phone = schema_of(1, r#"{"name": "A", "phone": "1"}"#);
+    // Twenty other shapes in between: more than a most-recent few.
+    let others: Vec<_> = (0..20)
+        .map(|i| schema_of(2 + i, &format!(r#"{{"name": "B", "x{i}": "v"}}"#)))
+        .collect();
+    let again = schema_of(30, r#"{"name": "C", "phone": "2"}"#);
+    assert!(Arc::ptr_eq(&with_phone, &again));
+    assert!(others.iter().all(|s| !Arc::ptr_eq(s, &with_phone)));
+}
