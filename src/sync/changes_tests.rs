@@ -520,6 +520,37 @@ fn a_full_read_is_forced_by_the_option_by_full_every_and_by_a_mapping_change() {
 }
 
 #[test]
+fn an_expired_cursor_is_read_again_in_full_in_the_same_run() {
+    let mut s = Setup::new().seeded();
+    s.source
+        .answers
+        .lock()
+        .unwrap()
+        .push_back(vec![Err(SourceError::CursorExpired(
+            "the server no longer knows cookie c1".into(),
+        ))]);
+    let report = s.run(answer(vec![
+        record("a", "Ann"),
+        record("b", "Bob"),
+        end(ReadMode::Full, "c9"),
+    ]));
+    let requests = s.source.requests.lock().unwrap().clone();
+    assert_eq!(
+        requests[1..],
+        [ReadRequest::changes(Cursor::new("c1")), ReadRequest::full()]
+    );
+    assert_eq!(report.status, RunStatus::Applied, "{:?}", report.failure);
+    let read = report.read.unwrap();
+    assert_eq!(
+        (read.mode, read.full_because),
+        (ReadMode::Full, Some("the stored cursor expired"))
+    );
+    // Cid was not in the full read: he left.
+    assert_eq!(s.users()["Cid"].0, Status::Disabled);
+    assert_eq!(s.cursor().as_deref(), Some("c9"));
+}
+
+#[test]
 fn full_every_never_reads_changes_until_asked() {
     let mut s = Setup::with_source_keys("    full_every: never\n").seeded();
     for _ in 0..30 {

@@ -149,14 +149,17 @@ pub fn run_source_with(
     let settings = plan_settings_digest(config);
     let read_with = read_digest(source, &mapping);
     let choice = choose_read(store, source, settings, read_with, opts)?;
-    let phase = ReadPhase {
-        config,
-        source,
-        connector,
-        mapping: &mapping,
-        choice: &choice,
-    };
-    let mut read = match read_phase(&phase, store, opts) {
+    let (choice, outcome) = read_falling_back(choice, |choice| {
+        let phase = ReadPhase {
+            config,
+            source,
+            connector,
+            mapping: &mapping,
+            choice,
+        };
+        read_phase(&phase, store, opts)
+    });
+    let mut read = match outcome {
         Ok(r) => r,
         Err((errors, failure)) => return fail(store, &source.name, opts, errors, failure),
     };
@@ -372,6 +375,35 @@ fn choose_read(
         full_because,
         replan,
     })
+}
+
+/// What a read phase gives: the read, or its row errors and why it failed.
+type ReadOutcome = Result<ReadResult, (Vec<RowError>, RunFailure)>;
+
+/// Reads as `choice` asks (with `read`); a changes read whose cursor the
+/// source no longer knows is read again in full at once, rather than failing
+/// every run until someone forces one.
+fn read_falling_back(
+    choice: ReadChoice,
+    mut read: impl FnMut(&ReadChoice) -> ReadOutcome,
+) -> (ReadChoice, ReadOutcome) {
+    let outcome = read(&choice);
+    match &outcome {
+        Err((_, failure))
+            if failure.kind == FailureKind::CursorExpired
+                && choice.request.mode == ReadMode::Changes =>
+        {
+            info!(reason = %failure, "the stored cursor expired: reading in full");
+            let full = ReadChoice {
+                request: ReadRequest::full(),
+                full_because: Some("the stored cursor expired"),
+                replan: choice.replan,
+            };
+            let outcome = read(&full);
+            (full, outcome)
+        }
+        _ => (choice, outcome),
+    }
 }
 
 /// Phase 1: the source's stored anchors, for a full read: all of them. A

@@ -210,7 +210,8 @@ pub enum SourceError {
     #[error("{0}")]
     Invalid(String),
     /// The stored cursor is no longer valid and the connector cannot fall back
-    /// to a full read by itself; the host reads in full next time.
+    /// to a full read by itself; the host then reads in full at once, in the
+    /// same run.
     #[error("{0}")]
     CursorExpired(String),
 }
