@@ -309,6 +309,20 @@ mod tests {
     }
 
     #[test]
+    fn a_rate_limited_source_is_not_retried_before_it_said() {
+        let now = Utc::now();
+        let mut retry = Retry::default();
+        let mut limited = RunFailure::new(FailureKind::SourceRateLimited, "429");
+        limited.retry_after = Some(Duration::from_secs(300));
+        retry.after(&finished(Some(limited.clone())), &config(), now);
+        assert_eq!(retry.at, Some(now + chrono::Duration::seconds(300)));
+        // A shorter wait than the backoff's does not shorten it.
+        limited.retry_after = Some(Duration::from_secs(1));
+        retry.after(&finished(Some(limited)), &config(), now);
+        assert_eq!(retry.at, Some(now + chrono::Duration::seconds(60)));
+    }
+
+    #[test]
     fn a_retryable_failure_schedules_a_retry_and_a_success_clears_it() {
         let now = Utc::now();
         let mut retry = Retry::default();
