@@ -376,16 +376,6 @@ fn groups(ctx: &mut Ctx<'_>, section: &Section<'_>) -> Option<GroupsConfig> {
         .get("member_of")
         .and_then(|n| walk::boolean(ctx, &map.child("member_of"), n))
         .unwrap_or(false);
-    if member_of {
-        if let Some(n) = map.get("member_attribute") {
-            ctx.error(
-                n.span,
-                &map.child("member_attribute"),
-                "not used with member_of: true (the entries' memberOf lists their groups)",
-            );
-            return None;
-        }
-    }
     Some(GroupsConfig {
         base_dn: base_dn?,
         scope: scope?,

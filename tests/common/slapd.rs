@@ -311,6 +311,22 @@ impl Slapd {
         self.run();
     }
 
+    /// [`Slapd::reload`] with `ldif` as the entries instead.
+    pub fn reload_with(&mut self, ldif: &str) {
+        self.data = format!("{}{ldif}", base_ldif());
+        self.reload();
+    }
+
+    /// The port of `ldap://`.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Applies `ldif` (change records) as the rootdn, with `ldapmodify`.
     pub fn modify(&self, ldif: &str) {
         let mut child = Command::new("ldapmodify")
@@ -470,4 +486,117 @@ pub fn generated(n: usize) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::read_to_string(file).expect("read generated ldif")
+}
+
+/// `ldif` with a fixed entryUUID after each `dn: uid=…` line (for slapadd,
+/// which keeps it): the same person keeps its UUID across reloads.
+pub fn fixed_uuids(ldif: &str) -> String {
+    let mut out = String::with_capacity(ldif.len() * 2);
+    for line in ldif.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if let Some(uid) = line
+            .strip_prefix("dn: uid=")
+            .and_then(|r| r.split(',').next())
+        {
+            out.push_str(&format!("entryUUID: {}\n", uuid_of(uid)));
+        }
+    }
+    out
+}
+
+/// A UUID made from `uid` (FNV-1a, twice), version 4 shaped.
+pub fn uuid_of(uid: &str) -> String {
+    let fnv = |seed: u64| {
+        uid.bytes()
+            .fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3))
+    };
+    let (a, b) = (fnv(0xcbf29ce484222325), fnv(0x84222325cbf29ce4));
+    let hex = format!("{a:016x}{b:016x}");
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+/// A TCP proxy to a server on 127.0.0.1 that cuts each connection once
+/// `limit` bytes have come from the server, running `on_cut` first (e.g.
+/// killing the server): a connection dropped in the middle of a search.
+pub struct CutProxy {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CutProxy {
+    /// Listens on a free port, forwarding to `target`.
+    pub fn start(target: u16, limit: usize, on_cut: impl Fn() + Send + Sync + 'static) -> CutProxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let listener = TcpListener::bind("127.0.0.1:0").expect("proxy listen");
+        let port = listener.local_addr().expect("addr").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let on_cut = Arc::new(on_cut);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let on_cut = on_cut.clone();
+                let (mut c_read, mut s_write) = (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_read, &mut s_write);
+                });
+                let (mut s_read, mut c_write) = (server, client);
+                std::thread::spawn(move || {
+                    use std::io::Read;
+                    let mut sent = 0usize;
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let n = match s_read.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let room = limit - sent;
+                        if n >= room {
+                            let _ = c_write.write_all(&buf[..room]);
+                            on_cut();
+                            break;
+                        }
+                        if c_write.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        sent += n;
+                    }
+                    let _ = c_write.shutdown(std::net::Shutdown::Both);
+                    let _ = s_read.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        CutProxy { port, stop }
+    }
+
+    /// `ldap://127.0.0.1:PORT` of the proxy.
+    pub fn url(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wakes the accept loop so that it sees the flag.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
 }

@@ -5,9 +5,10 @@
 //! - `{"modify": "20261204205244Z"}`: the highest `modifyTimestamp` the read
 //!   saw, by the server's clock.
 //!
-//! Either may carry `"groups": {"modified": "…Z", "count": N}`: the newest
-//! group and how many groups there were, so a changes read can tell that a
-//! membership changed (which changes no user entry) and read in full.
+//! Either may carry `"groups": {"digest": "…", "count": N}`: a digest of every
+//! group's members and how many groups there were, so a changes read can tell
+//! that a membership changed (which changes no user entry: OpenLDAP's memberof
+//! overlay updates `memberOf` without a new CSN or timestamp) and read in full.
 
 use std::fmt;
 
@@ -26,8 +27,8 @@ pub(crate) enum Position {
 /// The state of the groups when a read ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct GroupsMark {
-    /// The newest group's `modifyTimestamp`, if the groups have one.
-    pub modified: Option<Timestamp>,
+    /// A digest of every group's DN and members, whatever order they came in.
+    pub digest: u64,
     /// How many groups there were.
     pub count: u64,
 }
@@ -55,10 +56,9 @@ impl State {
             }
         }
         if let Some(groups) = &self.groups {
-            let modified = groups.modified.map(|t| t.to_string());
             map.insert(
                 "groups".into(),
-                json!({"modified": modified, "count": groups.count}),
+                json!({"digest": format!("{:016x}", groups.digest), "count": groups.count}),
             );
         }
         Value::Object(map).to_string()
@@ -84,19 +84,16 @@ impl State {
         let groups = match map.get("groups") {
             None | Some(Value::Null) => None,
             Some(Value::Object(g)) => {
-                let modified = match g.get("modified") {
-                    None | Some(Value::Null) => None,
-                    Some(Value::String(at)) => Some(
-                        Timestamp::parse(at)
-                            .ok_or_else(|| format!("groups: {at:?} is not a timestamp"))?,
-                    ),
-                    Some(_) => return Err("groups.modified is not a string".to_owned()),
-                };
+                let digest = g
+                    .get("digest")
+                    .and_then(Value::as_str)
+                    .and_then(|d| u64::from_str_radix(d, 16).ok())
+                    .ok_or_else(|| "groups.digest is not a hex number".to_owned())?;
                 let count = g
                     .get("count")
                     .and_then(Value::as_u64)
                     .ok_or_else(|| "groups.count is not a number".to_owned())?;
-                Some(GroupsMark { modified, count })
+                Some(GroupsMark { digest, count })
             }
             Some(_) => return Err("groups is not an object".to_owned()),
         };
@@ -195,14 +192,14 @@ mod tests {
             State {
                 position: Position::Modify(Timestamp::parse("20261204205244Z").unwrap()),
                 groups: Some(GroupsMark {
-                    modified: Timestamp::parse("20261201000000Z"),
+                    digest: 0xdead_beef_0000_0001,
                     count: 3,
                 }),
             },
             State {
                 position: Position::Sync(vec![0, 255, 7]),
                 groups: Some(GroupsMark {
-                    modified: None,
+                    digest: 0,
                     count: 0,
                 }),
             },
@@ -230,7 +227,8 @@ mod tests {
             r#"{"sync": "!!"}"#,
             r#"{"modify": "yesterday"}"#,
             r#"{"sync": "AA==", "modify": "20261204205244Z"}"#,
-            r#"{"sync": "AA==", "groups": {"count": "x"}}"#,
+            r#"{"sync": "AA==", "groups": {"digest": "00", "count": "x"}}"#,
+            r#"{"sync": "AA==", "groups": {"digest": "xyz", "count": 1}}"#,
         ] {
             assert!(State::decode(text).is_err(), "{text}");
         }

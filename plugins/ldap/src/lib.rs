@@ -270,7 +270,8 @@ pub struct GroupsConfig {
     pub scope: Scope,
     /// Which entries are groups.
     pub filter: Filter,
-    /// The group attribute that lists member DNs (`member`, `uniqueMember`).
+    /// The group attribute that lists member DNs (`member`, `uniqueMember`);
+    /// read with `member_of` too, to notice membership changes.
     pub member_attribute: String,
     /// Take the entries' own `memberOf` (OpenLDAP's memberof overlay, Active
     /// Directory) instead of the groups' member lists.

@@ -434,11 +434,11 @@ mod tests {
             matches!(plan(&junk, Feed::Sync, None), Plan::Full(Some(w)) if w.contains("not one"))
         );
         let mark = GroupsMark {
-            modified: Timestamp::parse("20261201000000Z"),
+            digest: 1,
             count: 2,
         };
         let newer = GroupsMark {
-            modified: Timestamp::parse("20261202000000Z"),
+            digest: 2,
             count: 2,
         };
         assert!(matches!(

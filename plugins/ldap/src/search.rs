@@ -10,9 +10,9 @@ use ldap3::LdapResult;
 use liaison_plugin_api::SourceError;
 
 use crate::conn::{lost, result_name, server_said, Session};
-use crate::cursor::{GroupsMark, Timestamp};
+use crate::cursor::GroupsMark;
 use crate::dn::{self, Dn};
-use crate::entry::{self, parse_entry, Groups, RawEntry};
+use crate::entry::{parse_entry, Groups, RawEntry};
 use crate::{GroupsConfig, LdapConfig, Scope};
 
 /// The OID of the Sync Request control (RFC 4533).
@@ -309,38 +309,44 @@ pub(crate) struct GroupsRead {
     pub mark: GroupsMark,
 }
 
-/// Reads the groups under `g.base_dn` (paged): their members, unless the
-/// entries' `memberOf` says, and their newest modification and number.
+/// Reads the groups under `g.base_dn` (paged): their members (unless the
+/// entries' `memberOf` says), and a digest of them all. Their member lists
+/// are read either way: the digest is how a changes read notices a
+/// membership change, which neither the member's CSN nor its
+/// `modifyTimestamp` shows.
 pub(crate) async fn read_groups(
     session: &mut Session,
     config: &LdapConfig,
     g: &GroupsConfig,
     info: ServerInfo,
 ) -> Result<GroupsRead, SourceError> {
-    let mut attrs = vec!["modifyTimestamp".to_owned()];
-    if !g.member_of {
-        attrs.push(g.member_attribute.clone());
-    }
     let mut search = Paged::new(
         "the group search",
         &g.base_dn,
         g.scope,
         g.filter.as_str().to_owned(),
-        attrs,
+        vec![g.member_attribute.clone()],
         config,
         info,
     );
     let mut members: HashMap<String, Vec<String>> = HashMap::new();
     let mut mark = GroupsMark {
-        modified: None,
+        digest: 0,
         count: 0,
     };
     while let Some(page) = search.next_page(session, config).await? {
         for group in page {
+            let mut listed: Vec<String> = group
+                .values(&g.member_attribute)
+                .unwrap_or(&[])
+                .iter()
+                .map(|m| dn::normalize(&String::from_utf8_lossy(m)))
+                .collect();
+            listed.sort_unstable();
+            listed.dedup();
             mark.count += 1;
-            if let Some(at) = entry::modified(&group) {
-                mark.modified = Some(mark.modified.map_or(at, |m: Timestamp| m.max(at)));
-            }
+            // Summed, so the order groups come in does not matter.
+            mark.digest = mark.digest.wrapping_add(group_digest(&group.dn, &listed));
             if g.member_of {
                 continue;
             }
@@ -350,10 +356,8 @@ pub(crate) async fn read_groups(
             else {
                 continue;
             };
-            for member in group.values(&g.member_attribute).unwrap_or(&[]) {
-                let names = members
-                    .entry(dn::normalize(&String::from_utf8_lossy(member)))
-                    .or_default();
+            for member in listed {
+                let names = members.entry(member).or_default();
                 if !names.contains(&name) {
                     names.push(name.clone());
                 }
@@ -366,4 +370,15 @@ pub(crate) async fn read_groups(
         Groups::Members(members)
     };
     Ok(GroupsRead { groups, mark })
+}
+
+/// A digest of one group: its DN and its sorted, normalized members.
+fn group_digest(dn: &str, members: &[String]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(dn::normalize(dn).as_bytes());
+    for m in members {
+        h.update(&[0]);
+        h.update(m.as_bytes());
+    }
+    h.digest()
 }
