@@ -12,6 +12,7 @@ mod errors_cli;
 mod exec_source;
 mod exec_sync;
 mod guard;
+mod ldap_changes;
 mod ldap_source;
 mod lifecycle;
 mod mail_dispatch;
