@@ -13,6 +13,7 @@ mod exec_source;
 mod exec_sync;
 mod guard;
 mod ldap_changes;
+mod ldap_failures;
 mod ldap_source;
 mod lifecycle;
 mod mail_dispatch;
