@@ -3,7 +3,6 @@
 # state/slapd/ and served on ldap://127.0.0.1:3890 in the foreground (Ctrl-C
 # stops it), with syncprov (session log, reload hint) for RFC 4533 changes reads.
 # Needs Debian's slapd and ldap-utils. Then, in another terminal:
-#   export LIAISON_LDAP_PASSWORD=change-me
 #   liaison --config examples/ldap/liaison.yaml sync --once
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
