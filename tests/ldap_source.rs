@@ -325,6 +325,22 @@ fn validate_online_binds_and_reads_a_first_page_of_every_source() {
         "{}",
         out.stdout
     );
+    // A bind in clear text to another host is worth a warning.
+    s.write("liaison.yaml", &config("ldap://ldap.example.com", &[]));
+    let out = run(&s, &["validate"]).expect(0);
+    assert!(
+        out.stderr.contains("warning: sources: dir: the bind password goes to ldap://ldap.example.com:389 in clear text"),
+        "{}",
+        out.stderr
+    );
+    s.write(
+        "liaison.yaml",
+        &config("ldap://ldap.example.com", &["starttls: true"]),
+    );
+    assert!(!run(&s, &["validate"])
+        .expect(0)
+        .stderr
+        .contains("clear text"));
     // Offline validate does not connect: it passes with the server down too.
     both = both.replace(&slapd.url(), "ldap://127.0.0.1:1");
     s.write("liaison.yaml", &both);

@@ -96,6 +96,7 @@ fn validate(cli: &Cli, online: bool) -> u8 {
             ));
             note_removed_sources(&c);
             warn_welcome_without_link(&c);
+            warn_clear_text_binds(&c);
             if online {
                 return check_sources_online(&c);
             }
@@ -153,6 +154,29 @@ fn check_sources_online(config: &Config) -> u8 {
         ));
         exit::FAILURE
     }
+}
+
+/// `validate` warns about an LDAP bind password that would cross the network
+/// in clear text: `ldap://` without StartTLS to a host that is not loopback.
+fn warn_clear_text_binds(config: &Config) {
+    #[cfg(feature = "ldap")]
+    for source in &config.sources {
+        let crate::config::ConnectorConfig::Ldap(ldap) = &source.connector else {
+            continue;
+        };
+        let loopback = matches!(ldap.url.host.as_str(), "localhost" | "::1" | "[::1]")
+            || ldap.url.host.starts_with("127.");
+        if ldap.bind.is_some() && !ldap.url.tls && !ldap.starttls && !loopback {
+            output::error_line(&format!(
+                "warning: sources: {}: the bind password goes to {} in clear text; \
+                 use ldaps:// or starttls: true",
+                visible(&source.name),
+                ldap.url
+            ));
+        }
+    }
+    #[cfg(not(feature = "ldap"))]
+    let _ = config;
 }
 
 /// `validate` warns when mail is configured but welcomes can have no
