@@ -225,11 +225,9 @@ fn read_message(conn: &mut std::net::TcpStream) -> Option<Vec<u8>> {
     Some(body)
 }
 
-#[test]
-fn a_malformed_sync_reply_fails_the_run_instead_of_the_process() {
-    // A fake server: it accepts the bind, offers RFC 4533 in its root DSE,
-    // and answers the sync search with a Sync Done control whose value is
-    // not the sequence RFC 4533 says (the LDAP library panics decoding it).
+/// A fake LDAP server on a free port answering its `n`th request (1-based,
+/// with that request's message id) with what `reply` gives, until `None`.
+fn fake_server(reply: fn(u8, u8) -> Option<Vec<u8>>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -240,38 +238,68 @@ fn a_malformed_sync_reply_fails_the_run_instead_of_the_process() {
         while let Some(body) = read_message(&mut conn) {
             n += 1;
             let id = body.get(2).copied().unwrap_or(n);
-            let reply = match n {
-                1 => message(id, success(0x61), None),
-                2 => {
-                    let values = tlv(
-                        0x31,
-                        &[
-                            string("1.3.6.1.4.1.4203.1.9.1.1"),
-                            string("1.2.840.113556.1.4.319"),
-                        ]
-                        .concat(),
-                    );
-                    let attr = tlv(0x30, &[string("supportedControl"), values].concat());
-                    let entry = tlv(0x64, &[string(""), tlv(0x30, &attr)].concat());
-                    [message(id, entry, None), message(id, success(0x65), None)].concat()
-                }
-                3 => {
-                    let control = tlv(
-                        0x30,
-                        &[string("1.3.6.1.4.1.4203.1.9.1.3"), string("\u{4}\u{0}")].concat(),
-                    );
-                    message(id, success(0x65), Some(control))
-                }
-                _ => break,
-            };
-            if conn.write_all(&reply).is_err() {
+            let Some(bytes) = reply(n, id) else { break };
+            if conn.write_all(&bytes).is_err() {
                 break;
             }
         }
+    });
+    port
+}
+
+/// A root DSE offering RFC 4533 and paging, for request `id`.
+fn root_dse(id: u8) -> Vec<u8> {
+    let values = tlv(
+        0x31,
+        &[
+            string("1.3.6.1.4.1.4203.1.9.1.1"),
+            string("1.2.840.113556.1.4.319"),
+        ]
+        .concat(),
+    );
+    let attr = tlv(0x30, &[string("supportedControl"), values].concat());
+    let entry = tlv(0x64, &[string(""), tlv(0x30, &attr)].concat());
+    [message(id, entry, None), message(id, success(0x65), None)].concat()
+}
+
+#[test]
+fn a_malformed_sync_reply_fails_the_run_instead_of_the_process() {
+    // The server accepts the bind, offers RFC 4533, and answers the sync
+    // search with a Sync Done control whose value is not the sequence RFC
+    // 4533 says: the LDAP library's control parser panics on it.
+    let port = fake_server(|n, id| match n {
+        1 => Some(message(id, success(0x61), None)),
+        2 => Some(root_dse(id)),
+        3 => {
+            let control = tlv(
+                0x30,
+                &[string("1.3.6.1.4.1.4203.1.9.1.3"), string("\u{4}\u{0}")].concat(),
+            );
+            Some(message(id, success(0x65), Some(control)))
+        }
+        _ => None,
     });
     let s = Sandbox::new(&config(&format!("ldap://127.0.0.1:{port}"), &[]));
     let out = sync(&s, 1);
     let text = failure(&out, "source_invalid", &format!("127.0.0.1:{port}"));
     assert!(text.contains("could not be decoded"), "{text}");
     assert_eq!(out["created"], json!(0));
+}
+
+#[test]
+fn a_malformed_message_kills_only_the_connection_and_fails_the_run() {
+    // A control that is not a sequence: the library's message decoder, in
+    // the connection's own task, panics on it.
+    let port = fake_server(|n, id| match n {
+        1 => Some(message(id, success(0x61), None)),
+        2 => Some(message(id, success(0x65), Some(string("not a control")))),
+        _ => None,
+    });
+    let s = Sandbox::new(&config(&format!("ldap://127.0.0.1:{port}"), &[]));
+    let out = sync(&s, 1);
+    let text = failure(&out, "source_invalid", &format!("127.0.0.1:{port}"));
+    assert!(
+        text.contains("could not be decoded while reading the root DSE"),
+        "{text}"
+    );
 }

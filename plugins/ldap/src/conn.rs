@@ -19,17 +19,44 @@ use crate::LdapConfig;
 pub(crate) struct Session {
     /// The handle operations go through.
     pub ldap: Ldap,
-    /// The task reading and writing the connection.
-    driver: tokio::task::JoinHandle<Result<(), LdapError>>,
+    /// The task reading and writing the connection (`None` once awaited).
+    driver: Option<tokio::task::JoinHandle<Result<(), LdapError>>>,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.driver.abort();
+        if let Some(driver) = &self.driver {
+            driver.abort();
+        }
     }
 }
 
 impl Session {
+    /// The error of an operation that failed while `doing` something: when
+    /// the connection's task died decoding a reply (the LDAP library panics
+    /// on malformed messages), that is what is said; else [`lost`].
+    pub async fn failed(&mut self, config: &LdapConfig, doing: &str, e: &LdapError) -> SourceError {
+        // A timeout leaves the connection's task running; any other failure
+        // may be its death, which is a moment behind the closed channel.
+        let waiting = !matches!(e, LdapError::Timeout { .. });
+        if let (true, Some(mut driver)) = (waiting, self.driver.take()) {
+            match tokio::time::timeout(Duration::from_millis(200), &mut driver).await {
+                Ok(Err(join)) if join.is_panic() => {
+                    let why = crate::read::panic_text(join.into_panic());
+                    return SourceError::Invalid(format!(
+                        "{}: a reply of the server could not be decoded while {doing} (the \
+                         LDAP library gave up: {why}); the read failed and nothing is applied",
+                        config.describe()
+                    ));
+                }
+                Ok(_) => {}
+                // Still running: keep it, to be aborted with the session.
+                Err(_) => self.driver = Some(driver),
+            }
+        }
+        lost(config, doing, e)
+    }
+
     /// The handle with the operation timeout set for its next operation.
     pub fn op(&mut self, timeout: Duration) -> &mut Ldap {
         self.ldap.with_timeout(timeout)
@@ -99,7 +126,7 @@ pub(crate) async fn open(config: &LdapConfig) -> Result<Session, SourceError> {
     let url = config.url.to_string();
     // The library's timeout covers the TCP connect; this one TLS and StartTLS too.
     let connecting = LdapConnAsync::with_settings(settings, &url);
-    let (conn, mut ldap) = match tokio::time::timeout(config.connect_timeout, connecting).await {
+    let (conn, ldap) = match tokio::time::timeout(config.connect_timeout, connecting).await {
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => return Err(connect_error(config, &e)),
         Err(_) => {
@@ -109,13 +136,19 @@ pub(crate) async fn open(config: &LdapConfig) -> Result<Session, SourceError> {
             )))
         }
     };
-    let driver = tokio::spawn(conn.drive());
+    let mut session = Session {
+        ldap,
+        driver: Some(tokio::spawn(conn.drive())),
+    };
     if let Some(bind) = &config.bind {
-        let result = ldap
-            .with_timeout(config.timeout)
+        let bound = session
+            .op(config.timeout)
             .simple_bind(&bind.dn, bind.password.expose())
-            .await
-            .map_err(|e| lost(config, "binding", &e))?;
+            .await;
+        let result = match bound {
+            Ok(result) => result,
+            Err(e) => return Err(session.failed(config, "binding", &e).await),
+        };
         if result.rc != 0 {
             let said = server_said(&result.text);
             let why = match result.rc {
@@ -134,7 +167,7 @@ pub(crate) async fn open(config: &LdapConfig) -> Result<Session, SourceError> {
             return Err(SourceError::Auth(format!("{name}: {why}")));
         }
     }
-    Ok(Session { ldap, driver })
+    Ok(session)
 }
 
 /// A failed connect, told with what went wrong: refused, no route, TLS.

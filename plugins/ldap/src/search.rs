@@ -9,7 +9,7 @@ use ldap3::controls::{
 use ldap3::LdapResult;
 use liaison_plugin_api::SourceError;
 
-use crate::conn::{lost, result_name, server_said, Session};
+use crate::conn::{result_name, server_said, Session};
 use crate::cursor::GroupsMark;
 use crate::dn::{self, Dn};
 use crate::entry::{parse_entry, Groups, RawEntry};
@@ -40,7 +40,7 @@ pub(crate) async fn root_dse(
         sync: false,
         paged: true,
     };
-    let result = session
+    let searched = session
         .op(config.timeout)
         .search(
             "",
@@ -48,8 +48,11 @@ pub(crate) async fn root_dse(
             "(objectClass=*)",
             vec!["supportedControl"],
         )
-        .await
-        .map_err(|e| lost(config, "reading the root DSE", &e))?;
+        .await;
+    let result = match searched {
+        Ok(result) => result,
+        Err(e) => return Err(session.failed(config, "reading the root DSE", &e).await),
+    };
     if result.1.rc != 0 {
         tracing::debug!(source = %config.source, rc = result.1.rc, "the root DSE is not readable");
         return Ok(unknown);
@@ -147,15 +150,18 @@ impl Paged {
             };
             ldap.with_controls(vec![RawControl::from(control)]);
         }
-        let mut stream = ldap
+        let started = ldap
             .streaming_search(
                 &self.base,
                 self.scope.ldap(),
                 &self.filter,
                 self.attrs.clone(),
             )
-            .await
-            .map_err(|e| lost(config, &doing, &e))?;
+            .await;
+        let mut stream = match started {
+            Ok(stream) => stream,
+            Err(e) => return Err(session.failed(config, &doing, &e).await),
+        };
         let mut entries = Vec::with_capacity(usize::try_from(self.size).unwrap_or(0).min(4096));
         loop {
             match stream.next().await {
@@ -168,7 +174,7 @@ impl Paged {
                     entries.push(entry);
                 }
                 Ok(None) => break,
-                Err(e) => return Err(lost(config, &doing, &e)),
+                Err(e) => return Err(session.failed(config, &doing, &e).await),
             }
         }
         let result = stream.finish().await;
@@ -258,7 +264,7 @@ pub(crate) async fn fresh_cookie(
 ) -> Result<Vec<u8>, SourceError> {
     let name = config.describe();
     let doing = "asking for a sync cookie";
-    let result = session
+    let searched = session
         .op(config.timeout)
         .with_controls(vec![sync_request(None)])
         .search(
@@ -267,8 +273,11 @@ pub(crate) async fn fresh_cookie(
             "(entryUUID=00000000-0000-0000-0000-000000000000)",
             vec!["1.1"],
         )
-        .await
-        .map_err(|e| lost(config, doing, &e))?;
+        .await;
+    let result = match searched {
+        Ok(result) => result,
+        Err(e) => return Err(session.failed(config, doing, &e).await),
+    };
     let done = result.1;
     if done.rc != 0 {
         return Err(match done.rc {

@@ -20,7 +20,7 @@
 use ldap3::controls::{parse_syncinfo, Control, ControlType, EntryState, SyncInfo, SyncState};
 use liaison_plugin_api::{Deletion, Item, Location, SourceError};
 
-use crate::conn::{lost, result_name, server_said, Session};
+use crate::conn::{result_name, server_said, Session};
 use crate::entry::{parse_entry, requested, uuid_text, RawEntry, Shaper};
 use crate::read::Out;
 use crate::search::{sync_done, sync_request};
@@ -56,7 +56,7 @@ pub(crate) async fn changes(
 ) -> Result<SyncEnd, SourceError> {
     let name = config.describe();
     let doing = "reading changes by RFC 4533 content synchronisation";
-    let mut stream = session
+    let started = session
         .op(config.timeout)
         .with_controls(vec![sync_request(Some(cookie))])
         .streaming_search(
@@ -65,8 +65,11 @@ pub(crate) async fn changes(
             config.filter.as_str(),
             requested(config),
         )
-        .await
-        .map_err(|e| lost(config, doing, &e))?;
+        .await;
+    let mut stream = match started {
+        Ok(stream) => stream,
+        Err(e) => return Err(session.failed(config, doing, &e).await),
+    };
     let mut phase = Phase::Unknown;
     let mut held: Vec<Item> = Vec::new();
     let mut cookie_seen: Option<Vec<u8>> = None;
@@ -76,7 +79,7 @@ pub(crate) async fn changes(
         let message = match stream.next().await {
             Ok(Some(message)) => message,
             Ok(None) => break,
-            Err(e) => return Err(lost(config, doing, &e)),
+            Err(e) => return Err(session.failed(config, doing, &e).await),
         };
         let mut items = Vec::new();
         if message.is_ref() {
