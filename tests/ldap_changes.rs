@@ -251,3 +251,25 @@ fn without_syncprov_changes_come_by_modify_timestamp_and_deletions_with_full_rea
         "{out}"
     );
 }
+
+#[test]
+fn the_daemon_reads_an_ldap_source_on_its_runtime_and_then_its_changes() {
+    let slapd = Slapd::with(&three());
+    let s = Sandbox::new(&config(&slapd.url(), &["schedule: \"*/2 * * * * *\""]));
+    let mut daemon = crate::common::daemon::Daemon::start(
+        &s,
+        &[
+            ("LDAP_PASSWORD", crate::common::slapd::READER_PASSWORD),
+            ("RUST_LOG", "liaison=info"),
+        ],
+    );
+    daemon.wait_for_log(&["run finished", "created=3"], 1);
+    slapd.replace(&dn("bob"), "cn", &["Robert Berg"]);
+    daemon.wait_for_log(&["run finished", "updated=1"], 1);
+    daemon.signal("TERM");
+    assert_eq!(
+        daemon.wait_exit(crate::common::daemon::PATIENCE).code(),
+        Some(0)
+    );
+    assert_eq!(user(&s, "bob@acme.example")["title"], "Robert Berg");
+}
