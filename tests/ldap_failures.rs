@@ -303,3 +303,21 @@ fn a_malformed_message_kills_only_the_connection_and_fails_the_run() {
         "{text}"
     );
 }
+
+#[test]
+fn a_server_that_never_answers_fails_the_run_after_timeout() {
+    // The bind is read and never answered.
+    let port = fake_server(|_, _| Some(Vec::new()));
+    let s = Sandbox::new(&config(
+        &format!("ldap://127.0.0.1:{port}"),
+        &["timeout: 1s"],
+    ));
+    let started = std::time::Instant::now();
+    let out = sync(&s, 1);
+    let text = failure(&out, "source_unreachable", &format!("127.0.0.1:{port}"));
+    assert!(
+        text.contains("no answer within timeout (1s) while binding"),
+        "{text}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
