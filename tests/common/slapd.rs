@@ -125,8 +125,16 @@ impl Slapd {
         };
         slapd.write_conf();
         slapd.load();
-        slapd.run();
-        slapd
+        // A port found free may be taken by another test before slapd binds
+        // it: then try new ones.
+        for _ in 0..3 {
+            if slapd.try_run() {
+                return slapd;
+            }
+            slapd.port = free_port();
+            slapd.tls_port = slapd.tls_port.map(|_| free_port());
+        }
+        panic!("slapd found no free port:\n{}", slapd.log());
     }
 
     /// A default server (syncprov, session log, memberof; no TLS) with `ldif`.
@@ -235,6 +243,13 @@ impl Slapd {
     }
 
     fn run(&mut self) {
+        if !self.try_run() {
+            panic!("slapd could not bind its ports again:\n{}", self.log());
+        }
+    }
+
+    /// Starts slapd and waits for it to answer; `false` when its port was taken.
+    fn try_run(&mut self) -> bool {
         let mut urls = format!("ldap://127.0.0.1:{}/", self.port);
         if let Some(p) = self.tls_port {
             urls.push_str(&format!(" ldaps://127.0.0.1:{p}/"));
@@ -276,9 +291,13 @@ impl Slapd {
                 .stderr(Stdio::null())
                 .status();
             if answer.is_ok_and(|s| s.success()) {
-                return;
+                return true;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                if self.log().contains("Address already in use") {
+                    return false;
+                }
                 panic!("slapd exited ({status}) on start:\n{}", self.log());
             }
             if started.elapsed() > PATIENCE {
