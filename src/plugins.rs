@@ -20,6 +20,8 @@ pub const BUILT_IN: &[&str] = &[
     "csv",
     #[cfg(feature = "exec")]
     "exec",
+    #[cfg(feature = "ldap")]
+    "ldap",
 ];
 
 /// Builds the connector for one configured source.
@@ -30,6 +32,10 @@ pub fn build(config: &ConnectorConfig) -> Box<dyn Connector> {
         #[cfg(feature = "exec")]
         ConnectorConfig::Exec(ref c) => {
             Box::new(liaison_plugin_exec::ExecConnector::new(c.clone()))
+        }
+        #[cfg(feature = "ldap")]
+        ConnectorConfig::Ldap(ref c) => {
+            Box::new(liaison_plugin_ldap::LdapConnector::new(c.clone()))
         }
     }
 }

@@ -61,7 +61,13 @@ pub enum Command {
         format: Format,
     },
     /// Check the config; errors as FILE:LINE:COLUMN: message, exit 2.
-    Validate,
+    Validate {
+        /// Also connect to each source and read its first page (bind, a
+        /// first LDAP page, a first CSV row, an exec plugin's first line);
+        /// exit 1 when a source fails.
+        #[arg(long)]
+        online: bool,
+    },
     /// Show what a sync would change, without changing it.
     Plan {
         /// Only this source.

@@ -34,7 +34,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let code = match &cli.command {
         Command::Run => crate::daemon::run(&cli.config),
         Command::Status { format } => with_config(&cli, |c| status(c, *format)),
-        Command::Validate => validate(&cli),
+        Command::Validate { online } => validate(&cli, *online),
         Command::Plan { source, format } => {
             with_config(&cli, |c| plan(c, source.as_deref(), *format))
         }
@@ -85,7 +85,7 @@ fn status(config: &Config, format: Format) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-fn validate(cli: &Cli) -> u8 {
+fn validate(cli: &Cli, online: bool) -> u8 {
     match config::load(&cli.config) {
         Ok(c) => {
             output::line(&format!(
@@ -96,6 +96,10 @@ fn validate(cli: &Cli) -> u8 {
             ));
             note_removed_sources(&c);
             warn_welcome_without_link(&c);
+            warn_clear_text_binds(&c);
+            if online {
+                return check_sources_online(&c);
+            }
             exit::OK
         }
         Err(errors) => {
@@ -103,6 +107,76 @@ fn validate(cli: &Cli) -> u8 {
             exit::INVALID
         }
     }
+}
+
+/// `validate --online` (SPEC §6): each source connected to and its first
+/// page read the way a run begins ([`liaison_plugin_api::Connector::check`]),
+/// writing nothing. One line per source; exit 1 when any failed.
+fn check_sources_online(config: &Config) -> u8 {
+    crate::logging::init(&config.log, crate::logging::ONE_SHOT_DEFAULT);
+    let runtime = match crate::sync::ReadRuntime::get() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            output::error_line(&format!(
+                "error: cannot start the runtime sources are read on: {e}"
+            ));
+            return exit::FAILURE;
+        }
+    };
+    let mut failed = 0;
+    for source in &config.sources {
+        let connector = crate::plugins::build(&source.connector);
+        let ctx = crate::sync::read_context(Cancel::new(), crate::clock::now_ms(), &runtime);
+        let name = visible(&source.name);
+        match connector.check(&ctx) {
+            Ok(()) => output::line(&format!(
+                "source {name} ({}): OK, reachable and its first page read",
+                connector.kind()
+            )),
+            Err(e) => {
+                failed += 1;
+                output::error_line(&format!(
+                    "source {name} ({}): FAILED [{}]: {}",
+                    connector.kind(),
+                    FailureKind::of_source(&e).as_str(),
+                    visible(&e.to_string())
+                ));
+            }
+        }
+    }
+    if failed == 0 {
+        exit::OK
+    } else {
+        output::error_line(&format!(
+            "{failed} of {} source{} failed the online check",
+            config.sources.len(),
+            if config.sources.len() == 1 { "" } else { "s" }
+        ));
+        exit::FAILURE
+    }
+}
+
+/// `validate` warns about an LDAP bind password that would cross the network
+/// in clear text: `ldap://` without StartTLS to a host that is not loopback.
+fn warn_clear_text_binds(config: &Config) {
+    #[cfg(feature = "ldap")]
+    for source in &config.sources {
+        let crate::config::ConnectorConfig::Ldap(ldap) = &source.connector else {
+            continue;
+        };
+        let loopback = matches!(ldap.url.host.as_str(), "localhost" | "::1" | "[::1]")
+            || ldap.url.host.starts_with("127.");
+        if ldap.bind.is_some() && !ldap.url.tls && !ldap.starttls && !loopback {
+            output::error_line(&format!(
+                "warning: sources: {}: the bind password goes to {} in clear text; \
+                 use ldaps:// or starttls: true",
+                visible(&source.name),
+                ldap.url
+            ));
+        }
+    }
+    #[cfg(not(feature = "ldap"))]
+    let _ = config;
 }
 
 /// `validate` warns when mail is configured but welcomes can have no

@@ -34,6 +34,8 @@ mod accounts;
 mod diff;
 mod duration;
 mod error;
+#[cfg(feature = "ldap")]
+mod ldap;
 mod load;
 mod mail;
 mod model;
@@ -47,6 +49,8 @@ mod yaml;
 
 #[cfg(all(test, feature = "exec"))]
 mod exec_tests;
+#[cfg(all(test, feature = "ldap"))]
+mod ldap_tests;
 #[cfg(test)]
 mod tests;
 

@@ -165,6 +165,9 @@ pub enum ConnectorConfig {
     /// `type: exec`.
     #[cfg(feature = "exec")]
     Exec(liaison_plugin_exec::ExecConfig),
+    /// `type: ldap`.
+    #[cfg(feature = "ldap")]
+    Ldap(liaison_plugin_ldap::LdapConfig),
 }
 
 /// `safety:` section.

@@ -8,7 +8,7 @@ use crate::plugins::{
     BUILT_IN as BUILT_IN_CONNECTORS, KEYED as KEYED_CONNECTORS, KNOWN as KNOWN_CONNECTORS,
 };
 
-#[cfg(any(feature = "csv", feature = "exec"))]
+#[cfg(any(feature = "csv", feature = "exec", feature = "ldap"))]
 use super::model::ConnectorConfig;
 use super::model::{SourceConfig, WatchConfig};
 use super::walk::{self, Ctx, Section};
@@ -16,7 +16,10 @@ use super::yaml::{quote, Node, Value};
 use super::{Schedule, Span};
 
 /// Keys every source accepts, whatever its type.
-#[cfg_attr(not(any(feature = "csv", feature = "exec")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "csv", feature = "exec", feature = "ldap")),
+    allow(dead_code)
+)]
 const COMMON_KEYS: &[&str] = &[
     "name",
     "type",
@@ -91,6 +94,15 @@ fn source(
         let allowed: Vec<&str> = COMMON_KEYS.iter().chain(EXEC_KEYS).copied().collect();
         section.deny_unknown(ctx, &allowed, "for an exec source");
     }
+    #[cfg(feature = "ldap")]
+    if kind == Some("ldap") {
+        let allowed: Vec<&str> = COMMON_KEYS
+            .iter()
+            .chain(super::ldap::LDAP_KEYS)
+            .copied()
+            .collect();
+        section.deny_unknown(ctx, &allowed, "for an ldap source");
+    }
 
     let schedule = section.get("schedule").and_then(|n| {
         let path = section.child("schedule");
@@ -136,6 +148,10 @@ fn source(
         Some("csv") => csv::csv(ctx, &section).map(ConnectorConfig::Csv),
         #[cfg(feature = "exec")]
         Some("exec") => exec::exec(ctx, &section, name.as_deref()).map(ConnectorConfig::Exec),
+        #[cfg(feature = "ldap")]
+        Some("ldap") => {
+            super::ldap::ldap(ctx, &section, name.as_deref()).map(ConnectorConfig::Ldap)
+        }
         _ => None,
     };
     Some(SourceConfig {

@@ -269,7 +269,7 @@ sources:
     schedule: "61 * * * *"
     watch: yes
   - name: partners
-    type: ldap
+    type: crm
   - name: bad name!
     type: csv
 safety:
@@ -283,7 +283,7 @@ log:
   format: xml
 "#;
     let not_built = format!(
-        r#"11:11: sources[1].type: connector "ldap" is not in this build (built in: {})"#,
+        r#"11:11: sources[1].type: connector "crm" is not in this build (built in: {})"#,
         crate::plugins::BUILT_IN.join(", ")
     );
     assert_eq!(
@@ -535,7 +535,7 @@ fn secret_errors_name_the_variable_or_file_only() {
     );
     assert_eq!(
         error(&format!("{MINIMAL}portal:\n  url: ${{env:PORTAL}}\n")),
-        "4:8: portal.url: ${env:…} and ${file:…} are resolved only in store, mail.transport, api.token and an exec source's env"
+        "4:8: portal.url: ${env:…} and ${file:…} are resolved only in store, mail.transport, api.token, an exec source's env and an ldap source's bind_password"
     );
     // A bad URL built from a secret is described, not printed.
     let e = error("store: mysql://root:${env:PGPASSWORD}@db/x\nsources: []\n");

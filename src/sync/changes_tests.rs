@@ -473,7 +473,9 @@ fn a_changes_request_answered_in_full_deprovisions_what_it_left_out() {
         end(ReadMode::Full, "c2"),
     ]));
     assert_eq!(s.last_request().mode, ReadMode::Changes);
-    assert_eq!(report.read.unwrap().mode, ReadMode::Full);
+    let read = report.read.unwrap();
+    assert_eq!(read.mode, ReadMode::Full);
+    assert_eq!(read.full_because, Some(super::run::ANSWERED_IN_FULL));
     assert_eq!(report.counts.disabled, 1);
     assert_eq!(s.users()["Cid"].0, Status::Disabled);
     assert_eq!(s.users()["Ann"], active(&["a"]));

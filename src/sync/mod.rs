@@ -27,6 +27,6 @@ pub use read::{
 };
 pub use run::{
     compile_mapping, retire_source, run_source, run_source_with, run_sources, ReadSummary,
-    RunOptions, RunReport, RunStatus, SourceRunError, ALL_LOGINS_THRESHOLD,
+    RunOptions, RunReport, RunStatus, SourceRunError, ALL_LOGINS_THRESHOLD, ANSWERED_IN_FULL,
 };
 pub use settings::{plan_settings_digest, read_digest};

@@ -105,12 +105,17 @@ pub struct RunReport {
     pub read: Option<ReadSummary>,
 }
 
+/// [`ReadSummary::full_because`] of a changes request the connector answered
+/// in full by itself.
+pub const ANSWERED_IN_FULL: &str = "the connector answered the changes request in full";
+
 /// How a run read its source: the mode delivered and why it was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadSummary {
     /// What the connector delivered.
     pub mode: ReadMode,
-    /// Why the run asked for a full read, when it did.
+    /// Why the run asked for a full read, when it did, or
+    /// [`ANSWERED_IN_FULL`] when it asked for changes and got a full read.
     pub full_because: Option<&'static str>,
     /// Deletions the read named (changes reads only).
     pub deletions: usize,
@@ -169,7 +174,12 @@ pub fn run_source_with(
         && read.read_as(|s| s != SeenState::Left).next().is_none();
     let summary = ReadSummary {
         mode: read.delivered(),
-        full_because: choice.full_because,
+        full_because: choice.full_because.or_else(|| {
+            // The connector's own decision (an expired LDAP cookie, a
+            // cursor it cannot use); it logs why.
+            (read.delivered() == ReadMode::Full && choice.request.mode == ReadMode::Changes)
+                .then_some(ANSWERED_IN_FULL)
+        }),
         deletions: read.deletions,
     };
     let cursor = CursorWrite {

@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod prometheus;
+pub mod slapd;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,343 @@
+//! One session with the server: connect (TLS, StartTLS), bind, and what a
+//! failure of either means for people (SPEC §2: the source and the server
+//! named, never the password).
+
+use std::error::Error as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError};
+use liaison_plugin_api::SourceError;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
+use crate::LdapConfig;
+
+/// A connected (and bound) session; its connection's driver task is
+/// aborted when the session is dropped.
+pub(crate) struct Session {
+    /// The handle operations go through.
+    pub ldap: Ldap,
+    /// The task reading and writing the connection (`None` once awaited).
+    driver: Option<tokio::task::JoinHandle<Result<(), LdapError>>>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(driver) = &self.driver {
+            driver.abort();
+        }
+    }
+}
+
+impl Session {
+    /// The error of an operation that failed while `doing` something: when
+    /// the connection's task died decoding a reply (the LDAP library panics
+    /// on malformed messages), that is what is said; else [`lost`].
+    pub async fn failed(&mut self, config: &LdapConfig, doing: &str, e: &LdapError) -> SourceError {
+        // A timeout leaves the connection's task running; any other failure
+        // may be its death, which is a moment behind the closed channel.
+        let waiting = !matches!(e, LdapError::Timeout { .. });
+        if let (true, Some(mut driver)) = (waiting, self.driver.take()) {
+            match tokio::time::timeout(Duration::from_millis(200), &mut driver).await {
+                Ok(Err(join)) if join.is_panic() => {
+                    let why = crate::read::panic_text(join.into_panic());
+                    return SourceError::Invalid(format!(
+                        "{}: a reply of the server could not be decoded while {doing} (the \
+                         LDAP library gave up: {why}); the read failed and nothing is applied",
+                        config.describe()
+                    ));
+                }
+                Ok(_) => {}
+                // Still running: keep it, to be aborted with the session.
+                Err(_) => self.driver = Some(driver),
+            }
+        }
+        lost(config, doing, e)
+    }
+
+    /// The handle with the operation timeout set for its next operation.
+    pub fn op(&mut self, timeout: Duration) -> &mut Ldap {
+        self.ldap.with_timeout(timeout)
+    }
+
+    /// Closes the connection politely (an unbind), waiting at most a moment.
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.ldap.unbind()).await;
+    }
+}
+
+/// PEM certificates from `path`, or why there are none.
+pub(crate) fn ca_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut certs = Vec::new();
+    for cert in CertificateDer::pem_slice_iter(&bytes) {
+        match cert {
+            Ok(cert) => certs.push(cert),
+            Err(e) => return Err(format!("{} is not PEM certificates: {e}", path.display())),
+        }
+    }
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// The TLS settings: the system's roots plus `ca_file`, verification always on.
+fn tls_config(config: &LdapConfig) -> Result<Arc<rustls::ClientConfig>, SourceError> {
+    let name = config.describe();
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        // A system certificate rustls cannot use is skipped, as curl does.
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = &config.ca_file {
+        let certs = ca_certificates(path)
+            .map_err(|why| SourceError::Invalid(format!("{name}: ca_file: {why}")))?;
+        for cert in certs {
+            roots.add(cert).map_err(|e| {
+                SourceError::Invalid(format!(
+                    "{name}: ca_file {}: a certificate cannot be used: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SourceError::Invalid(format!("{name}: TLS settings: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(tls))
+}
+
+/// Connects and binds as the config says.
+pub(crate) async fn open(config: &LdapConfig) -> Result<Session, SourceError> {
+    let name = config.describe();
+    let mut settings = LdapConnSettings::new().set_conn_timeout(config.connect_timeout);
+    if config.url.tls || config.starttls {
+        settings = settings
+            .set_config(tls_config(config)?)
+            .set_starttls(config.starttls && !config.url.tls);
+    }
+    let url = config.url.to_string();
+    // The library's timeout covers the TCP connect; this one TLS and StartTLS too.
+    let connecting = LdapConnAsync::with_settings(settings, &url);
+    let (conn, ldap) = match tokio::time::timeout(config.connect_timeout, connecting).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => return Err(connect_error(config, &e)),
+        Err(_) => {
+            return Err(SourceError::Unreachable(format!(
+                "{name}: no connection within connect_timeout ({})",
+                seconds(config.connect_timeout)
+            )))
+        }
+    };
+    let mut session = Session {
+        ldap,
+        driver: Some(tokio::spawn(conn.drive())),
+    };
+    if let Some(bind) = &config.bind {
+        let bound = session
+            .op(config.timeout)
+            .simple_bind(&bind.dn, bind.password.expose())
+            .await;
+        let result = match bound {
+            Ok(result) => result,
+            Err(e) => return Err(session.failed(config, "binding", &e).await),
+        };
+        if result.rc != 0 {
+            let said = server_said(&result.text);
+            let why = match result.rc {
+                49 => format!(
+                    "the server refused the credentials of bind_dn {:?} (invalidCredentials){said}",
+                    bind.dn
+                ),
+                13 => format!(
+                    "the server will not accept a bind without TLS (confidentialityRequired){said}: \
+                     use ldaps:// or starttls: true"
+                ),
+                50 => format!("bind_dn {:?} may not bind (insufficientAccessRights){said}", bind.dn),
+                53 => format!("the server is unwilling to let {:?} bind{said}", bind.dn),
+                rc => format!("binding as {:?} failed: {}{said}", bind.dn, result_name(rc)),
+            };
+            return Err(SourceError::Auth(format!("{name}: {why}")));
+        }
+    }
+    Ok(session)
+}
+
+/// A failed connect, told with what went wrong: refused, no route, TLS.
+fn connect_error(config: &LdapConfig, e: &LdapError) -> SourceError {
+    let name = config.describe();
+    if let Some(tls) = rustls_error(e) {
+        let hint = match tls {
+            rustls::Error::InvalidCertificate(_) => match &config.ca_file {
+                Some(path) => format!(
+                    " (the server's certificate is not signed by a CA in ca_file {} or the \
+                     system's roots, or does not name {:?})",
+                    path.display(),
+                    config.url.host
+                ),
+                None => format!(
+                    " (the server's certificate is not signed by a CA the system trusts, or \
+                     does not name {:?}; a private CA goes in ca_file)",
+                    config.url.host
+                ),
+            },
+            _ => String::new(),
+        };
+        return SourceError::Unreachable(format!("{name}: the TLS handshake failed: {tls}{hint}"));
+    }
+    match e {
+        LdapError::Io { source } => {
+            let why = match source.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+                std::io::ErrorKind::TimedOut => format!(
+                    "no connection within connect_timeout ({})",
+                    seconds(config.connect_timeout)
+                ),
+                _ => source.to_string(),
+            };
+            SourceError::Unreachable(format!("{name}: {why}"))
+        }
+        LdapError::Timeout { .. } => SourceError::Unreachable(format!(
+            "{name}: no connection within connect_timeout ({})",
+            seconds(config.connect_timeout)
+        )),
+        LdapError::LdapResult { result } if config.starttls => SourceError::Unreachable(format!(
+            "{name}: StartTLS was refused: {}{}",
+            result_name(result.rc),
+            server_said(&result.text)
+        )),
+        other => SourceError::Unreachable(format!("{name}: {other}")),
+    }
+}
+
+/// The rustls error inside `e`, if the failure was TLS's.
+fn rustls_error(e: &LdapError) -> Option<&rustls::Error> {
+    match e {
+        LdapError::Rustls { source } => Some(source),
+        LdapError::Io { source } => source
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .or_else(|| {
+                source
+                    .source()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            }),
+        _ => None,
+    }
+}
+
+/// The error of an operation whose connection failed or went quiet while
+/// `doing` something: a timeout or a lost connection, both retryable.
+pub(crate) fn lost(config: &LdapConfig, doing: &str, e: &LdapError) -> SourceError {
+    let name = config.describe();
+    match e {
+        LdapError::Timeout { .. } => SourceError::Unreachable(format!(
+            "{name}: no answer within timeout ({}) while {doing}",
+            seconds(config.timeout)
+        )),
+        LdapError::Io { source } => SourceError::Incomplete(format!(
+            "{name}: the connection failed while {doing}: {source}"
+        )),
+        LdapError::EndOfStream
+        | LdapError::OpSend { .. }
+        | LdapError::ResultRecv { .. }
+        | LdapError::IdScrubSend { .. }
+        | LdapError::MiscSend { .. } => SourceError::Incomplete(format!(
+            "{name}: the server closed the connection while {doing}"
+        )),
+        LdapError::FilterParsing => SourceError::Invalid(format!(
+            "{name}: the filter cannot be encoded while {doing}"
+        )),
+        other => SourceError::Incomplete(format!("{name}: {other} while {doing}")),
+    }
+}
+
+/// `: TEXT` when the server gave a diagnostic text, else nothing.
+pub(crate) fn server_said(text: &str) -> String {
+    let text = text.trim();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": the server says {text:?}")
+    }
+}
+
+/// A result code's name (RFC 4511 appendix A), with its number.
+pub(crate) fn result_name(rc: u32) -> String {
+    let name = match rc {
+        1 => "operationsError",
+        2 => "protocolError",
+        3 => "timeLimitExceeded",
+        4 => "sizeLimitExceeded",
+        7 => "authMethodNotSupported",
+        8 => "strongerAuthRequired",
+        10 => "referral",
+        11 => "adminLimitExceeded",
+        12 => "unavailableCriticalExtension",
+        13 => "confidentialityRequired",
+        32 => "noSuchObject",
+        34 => "invalidDNSyntax",
+        48 => "inappropriateAuthentication",
+        49 => "invalidCredentials",
+        50 => "insufficientAccessRights",
+        51 => "busy",
+        52 => "unavailable",
+        53 => "unwillingToPerform",
+        80 => "other",
+        4096 => "e-syncRefreshRequired",
+        _ => return format!("result code {rc}"),
+    };
+    format!("{name} ({rc})")
+}
+
+/// `d` as people read it: `10s`, `2m`.
+pub(crate) fn seconds(d: Duration) -> String {
+    let s = d.as_secs();
+    if d.subsec_millis() != 0 || s == 0 {
+        format!("{}ms", d.as_millis())
+    } else if s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn ca_files_must_hold_pem_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "just text\n").unwrap();
+        assert!(ca_certificates(&empty)
+            .unwrap_err()
+            .contains("no PEM certificate"));
+        let missing = dir.path().join("missing.pem");
+        assert!(ca_certificates(&missing)
+            .unwrap_err()
+            .contains("cannot read"));
+    }
+
+    #[test]
+    fn durations_and_codes_read_well() {
+        assert_eq!(seconds(Duration::from_secs(10)), "10s");
+        assert_eq!(seconds(Duration::from_secs(120)), "2m");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(result_name(49), "invalidCredentials (49)");
+        assert_eq!(result_name(999), "result code 999");
+        assert_eq!(server_said(" "), "");
+        assert_eq!(server_said("no"), ": the server says \"no\"");
+    }
+}
