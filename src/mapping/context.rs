@@ -6,10 +6,11 @@
 //! as `record["record"]`. Missing attributes are undefined, which renders empty.
 //!
 //! A single value is a string. A multi-valued attribute (LDAP `memberOf`) is a
-//! list: `{{ memberOf | first }}`, `{{ memberOf | join(", ") }}`,
-//! `'admins' in memberOf` all work; printed as text, a list shows its values
-//! joined by `|`, so a one-value list prints just that value and
-//! `grants: "{{ memberOf }}"` gives one grant per value.
+//! list (SPEC §2 "Multi-valued attributes"): printed as text, `{{ mail }}`
+//! shows its first value; `mail | list`, `mail[1]`, `for m in mail`,
+//! `mail | join(", ")` and `'admins' in memberOf` see every value; and
+//! `grants: "{{ memberOf }}"`, evaluated as an expression, gives one grant per
+//! value.
 
 use std::fmt;
 use std::sync::Arc;
@@ -89,7 +90,7 @@ fn attribute(record: &Record, name: &str) -> Option<Value> {
     })
 }
 
-/// A multi-valued attribute: a list that prints as its values joined by `|`.
+/// A multi-valued attribute: a list that prints as its first value.
 #[derive(Debug)]
 struct Many(Vec<String>);
 
@@ -107,12 +108,6 @@ impl Object for Many {
     }
 
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, value) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("|")?;
-            }
-            f.write_str(value)?;
-        }
-        Ok(())
+        f.write_str(self.0.first().map_or("", String::as_str))
     }
 }

@@ -97,9 +97,13 @@ impl Templates {
                 continue;
             }
             let expression = match (&target, sole_expression(source)) {
-                (Target::Field(Field::Grants), Some(inner)) => prepare::expression(source, inner)
-                    .ok()
-                    .and_then(|text| shared().compile_expression_owned(text.into_owned()).ok()),
+                // The list fields take every value of a list: evaluated as an
+                // expression, not printed (a list prints as its first value).
+                (Target::Field(Field::Grants | Field::AccountDomains), Some(inner)) => {
+                    prepare::expression(source, inner)
+                        .ok()
+                        .and_then(|text| shared().compile_expression_owned(text.into_owned()).ok())
+                }
                 _ => None,
             };
             fields.push(Compiled {
@@ -196,7 +200,12 @@ fn set_value(draft: &mut Draft<'_>, target: &Target, value: Value) -> Result<(),
         if let Ok(items) = value.try_iter() {
             let items: Vec<String> = items.map(|item| item.to_string()).collect();
             within_limit(items.iter().map(String::len).sum())?;
-            draft.add_grants(items);
+            match target {
+                Target::Field(Field::AccountDomains) => {
+                    draft.set(target, Cow::Owned(items.join("|")));
+                }
+                _ => draft.add_grants(items),
+            }
             return Ok(());
         }
     }

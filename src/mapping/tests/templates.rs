@@ -234,7 +234,13 @@ fn grants_from_lists_and_text() {
     );
     assert_eq!(with("{{ memberOf }}", &ldap), ["admins", "sales"]);
     assert_eq!(with("{{ memberOf | first }}", &ldap), ["admins"]);
-    assert_eq!(with("x-{{ memberOf }}", &ldap), ["x-admins", "sales"]);
+    // Inside text a list prints as its first value (SPEC §2); every value
+    // takes a loop or a filter.
+    assert_eq!(with("x-{{ memberOf }}", &ldap), ["x-admins"]);
+    assert_eq!(
+        with("{% for g in memberOf %}x-{{ g }}|{% endfor %}", &ldap),
+        ["x-admins", "x-sales"]
+    );
 }
 
 #[test]
@@ -272,6 +278,35 @@ fn multi_valued_attributes_are_lists() {
         "a one-value list prints its value"
     );
     assert_eq!(c.description.as_deref(), Some("yes"));
+}
+
+#[test]
+fn a_multi_valued_attribute_prints_its_first_value_and_lists_see_them_all() {
+    let schema = Arc::new(Schema::new(vec!["mail".into()]));
+    let rec = Record::new(
+        Location::Entry { dn: "cn=x".into() },
+        schema,
+        vec![Value::Many(vec![
+            "ann@a.example".into(),
+            "ann@b.example".into(),
+        ])],
+    );
+    let mapping = compile(
+        &[
+            ("contact_id", "c1"),
+            ("name", "{{ mail | list | length }} {{ mail[1] }}"),
+            ("email", "{{ mail }}"),
+            ("description", "{% for m in mail %}<{{ m }}>{% endfor %}"),
+        ],
+        None,
+    );
+    let c = contact(mapping.apply(&rec));
+    assert_eq!(c.email.as_str(), "ann@a.example");
+    assert_eq!(c.name, "2 ann@b.example");
+    assert_eq!(
+        c.description.as_deref(),
+        Some("<ann@a.example><ann@b.example>")
+    );
 }
 
 #[test]
