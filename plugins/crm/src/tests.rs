@@ -1,0 +1,1 @@
+//! Reads against a tiny in-process HTTP server that answers canned pages.
