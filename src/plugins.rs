@@ -20,6 +20,8 @@ pub const BUILT_IN: &[&str] = &[
     "csv",
     #[cfg(feature = "exec")]
     "exec",
+    #[cfg(feature = "crm")]
+    "crm",
 ];
 
 /// Builds the connector for one configured source.
@@ -31,5 +33,7 @@ pub fn build(config: &ConnectorConfig) -> Box<dyn Connector> {
         ConnectorConfig::Exec(ref c) => {
             Box::new(liaison_plugin_exec::ExecConnector::new(c.clone()))
         }
+        #[cfg(feature = "crm")]
+        ConnectorConfig::Crm(ref c) => Box::new(liaison_plugin_crm::CrmConnector::new(c.clone())),
     }
 }

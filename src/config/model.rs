@@ -165,6 +165,9 @@ pub enum ConnectorConfig {
     /// `type: exec`.
     #[cfg(feature = "exec")]
     Exec(liaison_plugin_exec::ExecConfig),
+    /// `type: crm`.
+    #[cfg(feature = "crm")]
+    Crm(liaison_plugin_crm::CrmConfig),
 }
 
 /// `safety:` section.

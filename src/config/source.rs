@@ -8,7 +8,7 @@ use crate::plugins::{
     BUILT_IN as BUILT_IN_CONNECTORS, KEYED as KEYED_CONNECTORS, KNOWN as KNOWN_CONNECTORS,
 };
 
-#[cfg(any(feature = "csv", feature = "exec"))]
+#[cfg(any(feature = "csv", feature = "exec", feature = "crm"))]
 use super::model::ConnectorConfig;
 use super::model::{SourceConfig, WatchConfig};
 use super::walk::{self, Ctx, Section};
@@ -16,7 +16,10 @@ use super::yaml::{quote, Node, Value};
 use super::{Schedule, Span};
 
 /// Keys every source accepts, whatever its type.
-#[cfg_attr(not(any(feature = "csv", feature = "exec")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "csv", feature = "exec", feature = "crm")),
+    allow(dead_code)
+)]
 const COMMON_KEYS: &[&str] = &[
     "name",
     "type",
@@ -91,6 +94,11 @@ fn source(
         let allowed: Vec<&str> = COMMON_KEYS.iter().chain(EXEC_KEYS).copied().collect();
         section.deny_unknown(ctx, &allowed, "for an exec source");
     }
+    #[cfg(feature = "crm")]
+    if kind == Some("crm") {
+        let allowed: Vec<&str> = COMMON_KEYS.iter().chain(CRM_KEYS).copied().collect();
+        section.deny_unknown(ctx, &allowed, "for a crm source");
+    }
 
     let schedule = section.get("schedule").and_then(|n| {
         let path = section.child("schedule");
@@ -136,6 +144,8 @@ fn source(
         Some("csv") => csv::csv(ctx, &section).map(ConnectorConfig::Csv),
         #[cfg(feature = "exec")]
         Some("exec") => exec::exec(ctx, &section, name.as_deref()).map(ConnectorConfig::Exec),
+        #[cfg(feature = "crm")]
+        Some("crm") => crm::crm(ctx, &section, name.as_deref()).map(ConnectorConfig::Crm),
         _ => None,
     };
     Some(SourceConfig {
@@ -741,3 +751,27 @@ mod exec {
         None
     }
 }
+
+/// Keys of a `type: crm` source.
+#[cfg(feature = "crm")]
+const CRM_KEYS: &[&str] = &[
+    "preset",
+    "url",
+    "token",
+    "ca_file",
+    "timeout",
+    "concurrency",
+    "rate_limit",
+    "page_size",
+    "overlap",
+    "retries",
+    "retry_backoff",
+    "max_retry_after",
+    "properties",
+    "company_properties",
+    "webhook",
+    "rest",
+];
+
+#[cfg(feature = "crm")]
+mod crm;

@@ -216,8 +216,8 @@ pub(super) fn string(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<Strin
         ctx.error(
             node.span,
             path,
-            "${env:…} and ${file:…} are resolved only in store, mail.transport, api.token \
-             and an exec source's env",
+            "${env:…} and ${file:…} are resolved only in store, mail.transport, api.token, \
+             an exec source's env and a crm source's token and secrets",
         );
         return None;
     }
