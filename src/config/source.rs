@@ -762,6 +762,7 @@ const CRM_KEYS: &[&str] = &[
     "timeout",
     "concurrency",
     "rate_limit",
+    "search_rate_limit",
     "page_size",
     "overlap",
     "retries",

@@ -196,7 +196,7 @@ impl Http {
             auth,
             permits: Semaphore::new(config.concurrency.max(1)),
             limiter: Limiter::new(config.rate_limit),
-            search_limiter: Limiter::new(config.rate_limit.min(crate::HUBSPOT_SEARCH_RATE)),
+            search_limiter: Limiter::new(config.search_rate_limit),
             retries: config.retries,
             backoff: config.retry_backoff,
             max_retry_after: config.max_retry_after,

@@ -227,6 +227,8 @@ pub struct CrmConfig {
     pub concurrency: usize,
     /// Requests per second.
     pub rate_limit: f64,
+    /// HubSpot: search requests per second (also within `rate_limit`).
+    pub search_rate_limit: f64,
     /// Records asked for per page.
     pub page_size: usize,
     /// How far back a changes read starts before the stored cursor.
@@ -263,6 +265,7 @@ impl CrmConfig {
             timeout: DEFAULT_TIMEOUT,
             concurrency: d.concurrency,
             rate_limit: d.rate_limit,
+            search_rate_limit: HUBSPOT_SEARCH_RATE,
             page_size: d.page_size,
             overlap: d.overlap,
             retries: DEFAULT_RETRIES,

@@ -145,6 +145,19 @@ pub(super) fn crm(
         }
         names(ctx, &section.child(key), node)
     };
+    let search_rate_limit = match section.get("search_rate_limit") {
+        Some(n) if preset_name.is_some_and(|p| p != "hubspot") => {
+            let span = section.key_span("search_rate_limit").unwrap_or(n.span);
+            ctx.error(
+                span,
+                &section.child("search_rate_limit"),
+                "only for preset hubspot (its search endpoints' own limit)",
+            );
+            None
+        }
+        Some(n) => rate(ctx, &section.child("search_rate_limit"), n),
+        None => Some(liaison_plugin_crm::HUBSPOT_SEARCH_RATE),
+    };
     let properties = hubspot_only(ctx, "properties");
     let company_properties = hubspot_only(ctx, "company_properties");
     let webhook = match section.get("webhook") {
@@ -168,6 +181,7 @@ pub(super) fn crm(
     config.retries = retries?;
     config.page_size = page_size? as usize;
     config.rate_limit = rate_limit?;
+    config.search_rate_limit = search_rate_limit?;
     config.properties = properties.unwrap_or_default();
     config.company_properties = company_properties.unwrap_or_default();
     config.webhook = webhook?;
