@@ -7,6 +7,7 @@ mod common;
 mod accounts_cli;
 mod bulk_load;
 mod crm_source;
+mod crm_webhooks;
 mod csv_source;
 mod daemon;
 mod errors_cli;
