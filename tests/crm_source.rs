@@ -667,3 +667,106 @@ fn civil(days: i64) -> (i64, i64, i64) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
+
+// --- the generic form, and config errors -------------------------------------
+
+#[test]
+fn rest_preset_reads_a_described_api_with_offset_paging_and_linked_accounts() {
+    // The Daktela emulation, described generically.
+    let crm = CrmServer::start(
+        "daktela",
+        &daktela_data(four_contacts(), "2024-05-01 10:00:00"),
+    );
+    let config = format!(
+        "store: sqlite://liaison.db
+sources:
+  - name: generic
+    type: crm
+    preset: rest
+    url: {}
+    token: ${{file:daktela.token}}
+    page_size: 2
+    rest:
+      contacts:
+        path: /api/v6/contacts.json?sort[0][field]=name
+        records: /result/data
+        paging: {{type: offset, offset_param: skip, limit_param: take, total: /result/total}}
+      changes:
+        path: \"/api/v6/contacts.json?filter[0][field]=edited&filter[0][operator]=gte&filter[0][value]={{since}}\"
+        format: \"%Y-%m-%d %H:%M:%S\"
+      key: name
+      account_link: account.name
+      accounts:
+        path: /api/v6/accounts.json
+        records: /result/data
+        paging: {{type: offset, offset_param: skip, limit_param: take}}
+        key: name
+      auth: {{type: header, name: X-AUTH-TOKEN}}
+    map:
+      name: \"{{{{ title }}}}\"
+      email: \"{{{{ customFields.email[0] }}}}\"
+      account_id: \"{{{{ accounts.name[0] }}}}\"
+      account_domains: \"{{{{ accounts.customFields.domain | join('|') }}}}\"
+    when: \"customFields.portal_access[0] == '1'\"
+",
+        crm.url()
+    );
+    let s = sandbox(&config);
+    s.run(&["validate"]).expect(0);
+    let out = s.sync(0);
+    assert_eq!(out["created"], 3, "{out}");
+    assert_eq!(s.user("jiri.dvorak")["accounts"], json!(["acme"]));
+    let pages = crm
+        .requests()
+        .iter()
+        .filter(|r| r["path"] == "/api/v6/contacts.json")
+        .count();
+    assert_eq!(pages, 2, "four contacts, two a page, stopped by the total");
+    crm.clear_requests();
+    let again = s.sync(0);
+    assert_eq!(again["read"]["mode"], "changes", "{again}");
+    let changes = crm.requests();
+    assert!(
+        changes
+            .iter()
+            .any(|r| r["query"]["filter[0][field]"] == "edited"),
+        "{changes:?}"
+    );
+}
+
+#[test]
+fn crm_config_errors_are_located_with_suggestions() {
+    let s = Sandbox::new(
+        "store: sqlite://liaison.db
+sources:
+  - name: d
+    type: crm
+    preset: daktela
+    url: ftp://crm.example.com
+    tokn: x
+    page_size: 5000
+    properties: [portal_access]
+    map:
+      name: \"{{ title }}\"
+      email: \"{{ customFields.email[0] }}\"
+  - name: h
+    type: crm
+    preset: hubsport
+    url: https://api.hubapi.com
+    token: ${env:NO_SUCH_TOKEN_VARIABLE}
+",
+    );
+    let run = s.run(&["validate"]).expect(2);
+    let err = run.stderr;
+    for part in [
+        "liaison.yaml:7:5: sources[0].tokn: unknown key for a crm source; did you mean \"token\"?",
+        "sources[0].url: expected an http:// or https:// URL",
+        "sources[0].page_size: expected a number from 1 to 1000",
+        "sources[0].properties: only for preset hubspot",
+        "sources[0]: missing required key \"token\"",
+        "sources[1].preset: unknown preset \"hubsport\"",
+        "sources[1].token: environment variable \"NO_SUCH_TOKEN_VARIABLE\" is not set",
+    ] {
+        assert!(err.contains(part), "{part:?} missing from:\n{err}");
+    }
+}

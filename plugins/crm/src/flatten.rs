@@ -5,7 +5,7 @@
 //!   JSON text (`42`, `true`); `null` is left out (a missing attribute).
 //! - `{"account": {"name": "acme"}}` → `account.name` = `acme`.
 //! - `{"customFields": {"email": ["a@x.cz", "b@x.cz"]}}` →
-//!   `customFields.email` = [`a@x.cz`, `b@x.cz`] (multi-valued, even with
+//!   `customFields.email` = `["a@x.cz", "b@x.cz"]` (multi-valued, even with
 //!   one value or none).
 //! - An array of objects gives one multi-valued attribute per field, its
 //!   values in the array's order, an empty text where an element lacks the
