@@ -535,7 +535,7 @@ fn secret_errors_name_the_variable_or_file_only() {
     );
     assert_eq!(
         error(&format!("{MINIMAL}portal:\n  url: ${{env:PORTAL}}\n")),
-        "4:8: portal.url: ${env:…} and ${file:…} are resolved only in store, mail.transport, api.token and an exec source's env"
+        "4:8: portal.url: ${env:…} and ${file:…} are resolved only in store, mail.transport, api.token, an exec source's env and a crm source's token and secrets"
     );
     // A bad URL built from a secret is described, not printed.
     let e = error("store: mysql://root:${env:PGPASSWORD}@db/x\nsources: []\n");
@@ -837,7 +837,7 @@ fn ratios_integers_locale_and_log_level() {
 
 #[test]
 fn connector_types_not_in_this_build_or_unknown() {
-    let text = "store: sqlite://x\nsources:\n  - name: a\n    type: crm\n    url: x\n  - name: b\n    type: ftp\n  - name: c\n";
+    let text = "store: sqlite://x\nsources:\n  - name: a\n    type: ldap\n    url: x\n  - name: b\n    type: ftp\n  - name: c\n";
     let built = match crate::plugins::BUILT_IN {
         [] => "none".to_owned(),
         built => built.join(", "),
@@ -846,7 +846,7 @@ fn connector_types_not_in_this_build_or_unknown() {
         errors(text),
         [
             format!(
-                r#"4:11: sources[0].type: connector "crm" is not in this build (built in: {built})"#
+                r#"4:11: sources[0].type: connector "ldap" is not in this build (built in: {built})"#
             ),
             r#"7:11: sources[1].type: unknown connector type "ftp" (known: csv, ldap, crm, exec)"#
                 .to_owned(),

@@ -189,6 +189,12 @@ impl Query {
     }
 }
 
+/// The body of a `lastmodifieddate >= from` (or `>`) search page: for tests.
+#[cfg(test)]
+pub(crate) fn window_body(from: i64, strict: bool, properties: &[String], after: u64) -> Json {
+    Query::Since { from, strict }.body(properties, after)
+}
+
 async fn changes(read: &Read, state: &mut State, since_ms: i64) -> Result<(), SourceError> {
     let mut query = Query::Since {
         from: since_ms,
