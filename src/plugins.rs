@@ -22,6 +22,8 @@ pub const BUILT_IN: &[&str] = &[
     "exec",
     #[cfg(feature = "ldap")]
     "ldap",
+    #[cfg(feature = "crm")]
+    "crm",
 ];
 
 /// Builds the connector for one configured source.
@@ -37,5 +39,7 @@ pub fn build(config: &ConnectorConfig) -> Box<dyn Connector> {
         ConnectorConfig::Ldap(ref c) => {
             Box::new(liaison_plugin_ldap::LdapConnector::new(c.clone()))
         }
+        #[cfg(feature = "crm")]
+        ConnectorConfig::Crm(ref c) => Box::new(liaison_plugin_crm::CrmConnector::new(c.clone())),
     }
 }

@@ -6,6 +6,8 @@ mod common;
 
 mod accounts_cli;
 mod bulk_load;
+mod crm_source;
+mod crm_webhooks;
 mod csv_source;
 mod daemon;
 mod errors_cli;

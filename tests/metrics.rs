@@ -56,6 +56,7 @@ impl Listener {
         let state = ApiState {
             metrics,
             readiness: Arc::new(Fixed(readiness)),
+            hooks: Arc::default(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {

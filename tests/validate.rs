@@ -20,7 +20,7 @@ fn reports_every_error_with_file_line_column() {
          \x20   schedule: \"61 * * * *\"\n\
          \x20   delimeter: \";\"\n\
          \x20 - name: crm\n\
-         \x20   type: crm\n\
+         \x20   type: ftp\n\
          safety:\n\
          \x20 max_deprovision: fifty\n",
     );
@@ -37,7 +37,11 @@ fn reports_every_error_with_file_line_column() {
     );
     assert!(lines[1].contains("delimeter"), "{}", lines[1]);
     assert!(lines[2].starts_with(&format!("{file}:9:")), "{}", lines[2]);
-    assert!(lines[2].contains("crm"), "{}", lines[2]);
+    assert!(
+        lines[2].contains("unknown connector type \"ftp\""),
+        "{}",
+        lines[2]
+    );
     assert!(lines[3].starts_with(&format!("{file}:11:")), "{}", lines[3]);
     assert!(lines[3].contains("fifty"), "{}", lines[3]);
 }

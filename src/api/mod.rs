@@ -1,11 +1,12 @@
-//! The HTTP listener (`api.listen`): `/healthz`, `/readyz` and `/metrics`,
-//! which need no token (SPEC §7). The daemon binds it, hands it the shared
+//! The HTTP listener (`api.listen`): `/healthz`, `/readyz`, `/metrics` and
+//! the webhooks `POST /hooks/SOURCE`, which need no token (SPEC §7). The daemon binds it, hands it the shared
 //! [`Metrics`] and a [`Readiness`] check, and stops it with a shutdown future.
 //!
 //! Routing is axum's; each connection is hyper's HTTP/1 with a header read
 //! timeout, so a slow or idle client cannot hold a connection, and the drain
 //! after shutdown is bounded (decision 0015).
 
+pub mod hooks;
 mod routes;
 mod server;
 
@@ -36,6 +37,8 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// The check behind `/readyz`.
     pub readiness: Arc<dyn Readiness>,
+    /// The sources that take webhooks (`POST /hooks/SOURCE`).
+    pub hooks: Arc<hooks::Hooks>,
 }
 
 /// Binds the listener's address; the error names the address.

@@ -7,7 +7,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tracing::warn;
 
@@ -21,15 +21,21 @@ pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8
 pub(super) fn router(state: ApiState, limits: &Limits) -> Router {
     let guard = Guard {
         max_body_bytes: limits.max_body_bytes,
+        max_hook_body_bytes: limits.max_hook_body_bytes,
         request_timeout: limits.request_timeout,
+        state: state.clone(),
     };
+    let hooks = Router::new()
+        .route("/hooks/{source}", post(super::hooks::hook))
+        .layer(DefaultBodyLimit::max(limits.max_hook_body_bytes));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .merge(hooks)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(guard, guard_request))
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(state)
 }
 
@@ -64,17 +70,31 @@ async fn not_found() -> (StatusCode, &'static str) {
 }
 
 /// What every request must keep to.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 struct Guard {
     max_body_bytes: usize,
+    /// Webhooks (`/hooks/…`) may carry larger bodies.
+    max_hook_body_bytes: usize,
     request_timeout: Duration,
+    /// For counting refused webhook calls.
+    state: ApiState,
 }
 
-/// Refuses a body announced larger than the limit (413) and answers 503 when
-/// the route takes longer than the request timeout. None of these routes
-/// reads a body; the limit keeps it so as routes that do are added.
+/// Refuses a body announced larger than the limit (413; the webhooks have a
+/// larger one) and answers 503 when the route takes longer than the request
+/// timeout. A body sent without a length and too long is cut off at the
+/// limit by the body extractor (413 too).
 async fn guard_request(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    if announced_length(&request).is_some_and(|n| n > guard.max_body_bytes as u64) {
+    let hook = request.uri().path().starts_with("/hooks/");
+    let limit = if hook {
+        guard.max_hook_body_bytes
+    } else {
+        guard.max_body_bytes
+    };
+    if announced_length(&request).is_some_and(|n| n > limit as u64) {
+        if hook {
+            super::hooks::oversized(&guard.state, request.uri().path());
+        }
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
     }
     match tokio::time::timeout(guard.request_timeout, next.run(request)).await {

@@ -28,6 +28,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Largest request body accepted (413 above it).
     pub max_body_bytes: usize,
+    /// Largest webhook body accepted (a HubSpot call batches up to 100 events).
+    pub max_hook_body_bytes: usize,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
     /// After shutdown, how long requests in flight may take to finish before
@@ -41,6 +43,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             max_body_bytes: 4 * 1024,
+            max_hook_body_bytes: 256 * 1024,
             max_connections: 256,
             drain_timeout: Duration::from_secs(5),
         }
@@ -63,7 +66,7 @@ pub(super) async fn run(
     limits: Limits,
 ) -> io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "HTTP listener serving /healthz, /readyz and /metrics");
+        info!(%addr, "HTTP listener serving /healthz, /readyz, /metrics and /hooks");
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));

@@ -168,6 +168,9 @@ pub enum ConnectorConfig {
     /// `type: ldap`.
     #[cfg(feature = "ldap")]
     Ldap(liaison_plugin_ldap::LdapConfig),
+    /// `type: crm`.
+    #[cfg(feature = "crm")]
+    Crm(liaison_plugin_crm::CrmConfig),
 }
 
 /// `safety:` section.

@@ -8,7 +8,7 @@ use crate::plugins::{
     BUILT_IN as BUILT_IN_CONNECTORS, KEYED as KEYED_CONNECTORS, KNOWN as KNOWN_CONNECTORS,
 };
 
-#[cfg(any(feature = "csv", feature = "exec", feature = "ldap"))]
+#[cfg(any(feature = "csv", feature = "exec", feature = "ldap", feature = "crm"))]
 use super::model::ConnectorConfig;
 use super::model::{SourceConfig, WatchConfig};
 use super::walk::{self, Ctx, Section};
@@ -17,7 +17,7 @@ use super::{Schedule, Span};
 
 /// Keys every source accepts, whatever its type.
 #[cfg_attr(
-    not(any(feature = "csv", feature = "exec", feature = "ldap")),
+    not(any(feature = "csv", feature = "exec", feature = "ldap", feature = "crm")),
     allow(dead_code)
 )]
 const COMMON_KEYS: &[&str] = &[
@@ -103,6 +103,11 @@ fn source(
             .collect();
         section.deny_unknown(ctx, &allowed, "for an ldap source");
     }
+    #[cfg(feature = "crm")]
+    if kind == Some("crm") {
+        let allowed: Vec<&str> = COMMON_KEYS.iter().chain(CRM_KEYS).copied().collect();
+        section.deny_unknown(ctx, &allowed, "for a crm source");
+    }
 
     let schedule = section.get("schedule").and_then(|n| {
         let path = section.child("schedule");
@@ -152,6 +157,8 @@ fn source(
         Some("ldap") => {
             super::ldap::ldap(ctx, &section, name.as_deref()).map(ConnectorConfig::Ldap)
         }
+        #[cfg(feature = "crm")]
+        Some("crm") => crm::crm(ctx, &section, name.as_deref()).map(ConnectorConfig::Crm),
         _ => None,
     };
     Some(SourceConfig {
@@ -757,3 +764,28 @@ mod exec {
         None
     }
 }
+
+/// Keys of a `type: crm` source.
+#[cfg(feature = "crm")]
+const CRM_KEYS: &[&str] = &[
+    "preset",
+    "url",
+    "token",
+    "ca_file",
+    "timeout",
+    "concurrency",
+    "rate_limit",
+    "search_rate_limit",
+    "page_size",
+    "overlap",
+    "retries",
+    "retry_backoff",
+    "max_retry_after",
+    "properties",
+    "company_properties",
+    "webhook",
+    "rest",
+];
+
+#[cfg(feature = "crm")]
+mod crm;

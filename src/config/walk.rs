@@ -217,7 +217,7 @@ pub(super) fn string(ctx: &mut Ctx<'_>, path: &str, node: &Node) -> Option<Strin
             node.span,
             path,
             "${env:…} and ${file:…} are resolved only in store, mail.transport, api.token, \
-             an exec source's env and an ldap source's bind_password",
+             an exec source's env, an ldap source's bind_password and a crm source's token and secrets",
         );
         return None;
     }

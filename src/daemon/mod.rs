@@ -12,5 +12,7 @@ mod service;
 pub mod signals;
 pub mod status;
 pub mod watch;
+#[cfg(feature = "crm")]
+pub mod webhooks;
 
 pub use service::run;

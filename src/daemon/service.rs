@@ -96,12 +96,17 @@ struct Daemon {
     retiring: BTreeMap<String, Retiring>,
     /// The mail dispatcher's task.
     mail: Option<tokio::task::JoinHandle<()>>,
+    /// The sources taking webhooks, as the listener sees them.
+    hooks: Arc<crate::api::hooks::Hooks>,
 }
 
-/// A source's task and its file watch.
+/// A source's task, its file watch and its webhook.
 struct Running {
     task: SourceTask,
     watch: Option<FileWatch>,
+    /// Its hook and debouncer, when it takes webhooks.
+    #[cfg(feature = "crm")]
+    hook: Option<(crate::api::hooks::Hook, super::webhooks::Debouncer)>,
 }
 
 async fn serve(config: Config, db: PathBuf) -> u8 {
@@ -171,6 +176,7 @@ impl Daemon {
             sources: BTreeMap::new(),
             retiring: BTreeMap::new(),
             mail: None,
+            hooks: Arc::default(),
         })
     }
 
@@ -242,6 +248,7 @@ impl Daemon {
                 db: self.db.clone(),
                 config: self.config_tx.subscribe(),
             }),
+            hooks: Arc::clone(&self.hooks),
         };
         let mut stop = self.stop_tx.subscribe();
         let shutdown = async move {
@@ -268,11 +275,54 @@ impl Daemon {
                 self.retiring.remove(&source.name),
             );
             let watch = file_watch(source, &task);
+            #[cfg(feature = "crm")]
+            let hook = super::webhooks::hook(source, task.trigger.clone());
             if source.run_on_start {
                 let _ = task.trigger.try_send(());
             }
-            self.sources
-                .insert(source.name.clone(), Running { task, watch });
+            self.sources.insert(
+                source.name.clone(),
+                Running {
+                    task,
+                    watch,
+                    #[cfg(feature = "crm")]
+                    hook,
+                },
+            );
+        }
+        self.publish_hooks();
+    }
+
+    /// Tells the listener which sources take webhooks now.
+    fn publish_hooks(&self) {
+        #[cfg(feature = "crm")]
+        let hooks: std::collections::HashMap<String, crate::api::hooks::Hook> = self
+            .sources
+            .iter()
+            .filter_map(|(name, r)| Some((name.clone(), r.hook.as_ref()?.0.clone())))
+            .collect();
+        #[cfg(not(feature = "crm"))]
+        let hooks = std::collections::HashMap::new();
+        let public_url = self.config.api.as_ref().and_then(|a| a.public_url.clone());
+        self.hooks.set(hooks, public_url);
+    }
+
+    /// A source whose webhook settings changed gets a new hook.
+    #[cfg(feature = "crm")]
+    fn rehook_changed_sources(&mut self, old: &Config) {
+        for source in &self.config.sources {
+            let Some(running) = self.sources.get_mut(&source.name) else {
+                continue;
+            };
+            let before = old.sources.iter().find(|s| s.name == source.name);
+            let webhook = |s: &SourceConfig| match &s.connector {
+                ConnectorConfig::Crm(c) => c.webhook.clone(),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            };
+            if before.map(webhook) != Some(webhook(source)) {
+                running.hook = super::webhooks::hook(source, running.task.trigger.clone());
+            }
         }
     }
 
@@ -323,6 +373,8 @@ impl Daemon {
         self.config_tx.send_replace(Arc::clone(&self.config));
         self.retire_removed_sources();
         self.rewatch_changed_sources(&old);
+        #[cfg(feature = "crm")]
+        self.rehook_changed_sources(&old);
         let added: Vec<SourceConfig> = self
             .config
             .sources

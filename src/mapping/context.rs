@@ -11,6 +11,12 @@
 //! `mail | join(", ")` and `'admins' in memberOf` see every value; and
 //! `grants: "{{ memberOf }}"`, evaluated as an expression, gives one grant per
 //! value.
+//!
+//! Dotted names are also paths: when no attribute is named `customFields`
+//! but some are named `customFields.…` (a CRM's nested JSON, flattened by
+//! its connector), `customFields` is a map of them, so
+//! `{{ customFields.email[0] }}` reads the attribute `customFields.email`.
+//! An attribute of the exact name always wins over such a map.
 
 use std::fmt;
 use std::sync::Arc;
@@ -43,7 +49,7 @@ impl Object for Root {
         if key == super::compare::FUNCTION {
             return None;
         }
-        attribute(&self.0, key)
+        attribute(&self.0, key).or_else(|| nested(&self.0, key))
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
@@ -54,6 +60,59 @@ impl Object for Root {
             .iter()
             .map(|n| Value::from(n.as_str()));
         Enumerator::Values(names.chain([Value::from(RECORD)]).collect())
+    }
+}
+
+/// The attributes under `path.` as a map, when there are any.
+fn nested(record: &Arc<Record>, path: &str) -> Option<Value> {
+    let prefix = format!("{path}.");
+    record
+        .schema
+        .names()
+        .iter()
+        .any(|n| n.starts_with(&prefix))
+        .then(|| {
+            Value::from_object(Nested {
+                record: Arc::clone(record),
+                prefix,
+            })
+        })
+}
+
+/// The attributes whose names start with `prefix` (`customFields.`), by the
+/// rest of their names.
+#[derive(Debug)]
+struct Nested {
+    record: Arc<Record>,
+    prefix: String,
+}
+
+impl Object for Nested {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.get_value_by_str(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &Arc<Self>, key: &str) -> Option<Value> {
+        let name = format!("{}{key}", self.prefix);
+        attribute(&self.record, &name).or_else(|| nested(&self.record, &name))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        let mut keys: Vec<&str> = Vec::new();
+        for name in self.record.schema.names() {
+            let Some(rest) = name.strip_prefix(&self.prefix) else {
+                continue;
+            };
+            let first = rest.split('.').next().unwrap_or(rest);
+            if !first.is_empty() && !keys.contains(&first) {
+                keys.push(first);
+            }
+        }
+        Enumerator::Values(keys.into_iter().map(Value::from).collect())
     }
 }
 

@@ -21,6 +21,10 @@
 //!   whatever its name, is in the `record` map (`{{ record["First Name"] }}`).
 //! - A missing attribute is undefined and renders empty; lookups on it stay
 //!   undefined (`{{ manager.name }}` is empty too).
+//! - A dotted name is also a path: attributes `customFields.email` and
+//!   `account.title` (a CRM's nested fields, flattened by its connector) are
+//!   reachable as `{{ customFields.email[0] }}` and `{{ account.title }}`
+//!   when no attribute is named `customFields` or `account` itself.
 //! - A multi-valued attribute is a list (`{{ memberOf | first }}`,
 //!   `'admins' in memberOf`); printed as text it shows its values joined by `|`,
 //!   so a one-value list prints that value and `grants: "{{ memberOf }}"` gives
@@ -362,6 +366,11 @@ impl Mapping {
                     h.update(name.as_bytes());
                     if self.is_standard() && ADDED_FIELDS.contains(&name.as_str()) {
                         h.update(b"\0added-field");
+                    }
+                    // Templates read dotted names as paths since the CRM
+                    // connector: records with such names map afresh once.
+                    if !self.is_standard() && name.contains('.') {
+                        h.update(b"\0nested-path");
                     }
                 }
                 let digest = h.digest();

@@ -133,6 +133,8 @@ struct Registry {
     mail_sent: BTreeMap<String, u64>,
     /// Messages that ended `failed`, by kind.
     mail_failed: BTreeMap<String, u64>,
+    /// Webhook calls, by source and outcome (`accepted`, `forged`, …).
+    webhooks: BTreeMap<(String, &'static str), u64>,
 }
 
 impl Registry {
@@ -225,6 +227,16 @@ impl Metrics {
         *registry.mail_failed.entry(kind.to_owned()).or_default() += failed;
     }
 
+    /// Counts one webhook call to `source`: `accepted`, or why it was
+    /// refused (`forged`, `stale`, `missing`, `oversized`, `unknown`).
+    pub fn webhook(&self, source: &str, outcome: &'static str) {
+        *self
+            .lock()
+            .webhooks
+            .entry((source.to_owned(), outcome))
+            .or_default() += 1;
+    }
+
     /// Every series in the Prometheus text format 0.0.4, families sorted by
     /// name and series by label values, so two scrapes of the same state are
     /// the same text. A family without series is left out.
@@ -254,6 +266,7 @@ impl Metrics {
         write_durations(&mut w, sources);
         write_failures(&mut w, sources);
         write_runs(&mut w, sources);
+        write_webhooks(&mut w, &registry.webhooks);
         w.finish()
     }
 
@@ -406,6 +419,25 @@ fn write_runs(w: &mut TextWriter, sources: &BTreeMap<String, SourceSeries>) {
                 Value::Int(n),
             );
         }
+    }
+}
+
+fn write_webhooks(w: &mut TextWriter, calls: &BTreeMap<(String, &'static str), u64>) {
+    if calls.is_empty() {
+        return;
+    }
+    let name = "liaison_webhook_requests_total";
+    w.family(
+        name,
+        Kind::Counter,
+        "Webhook calls, by source and outcome (accepted, or why refused).",
+    );
+    for ((source, outcome), n) in calls {
+        w.sample(
+            name,
+            &[("source", source), ("outcome", outcome)],
+            Value::Int(*n),
+        );
     }
 }
 

@@ -1,6 +1,7 @@
 //! A sandbox per test: a temp dir holding a config, source files and the store,
 //! and a runner for the real binary.
 
+pub mod crm;
 pub mod http;
 pub mod prometheus;
 pub mod slapd;

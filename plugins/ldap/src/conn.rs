@@ -3,8 +3,11 @@
 //! named, never the password).
 
 use std::error::Error as _;
+use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError};
@@ -21,6 +24,103 @@ pub(crate) struct Session {
     pub ldap: Ldap,
     /// The task reading and writing the connection (`None` once awaited).
     driver: Option<tokio::task::JoinHandle<Result<(), LdapError>>>,
+    /// Whether that task may run (see [`Pace`]).
+    gate: Arc<Gate>,
+}
+
+/// A gate on the connection's driver task: while it is shut the task is not
+/// polled, so it reads nothing from the socket, and what the server sends
+/// next waits in the TCP buffers (then the server's own send waits).
+///
+/// ldap3 hands a search's entries over through an unbounded channel that
+/// its driver fills as fast as the server sends. A paged search holds at
+/// most a page there; the RFC 4533 changes search is one unpaged search
+/// (the sync control cannot be combined with paging), so while the host is
+/// slower than the server — it digests and plans every record — the whole
+/// change set would pile up in that channel. [`Pace`] keeps the gate open
+/// only while the reader waits for the next entry.
+#[derive(Debug, Default)]
+pub(crate) struct Gate {
+    state: Mutex<GateState>,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    shut: bool,
+    /// The driver task, waiting for the gate to open.
+    waiting: Option<Waker>,
+}
+
+impl Gate {
+    /// Lets the driver run again, waking it if it waits.
+    fn open(&self) {
+        let waiting = {
+            let mut state = self.lock();
+            state.shut = false;
+            state.waiting.take()
+        };
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+    }
+
+    /// Stops the driver at its next poll (the poll under way ends first:
+    /// tokio's cooperative budget bounds what one poll reads).
+    fn shut(&self) {
+        self.lock().shut = true;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        // The state is two plain fields: a panic elsewhere leaves it usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A future polled only while its gate is open.
+struct Gated<F> {
+    inner: Pin<Box<F>>,
+    gate: Arc<Gate>,
+}
+
+impl<F: Future> Future for Gated<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        {
+            let mut state = self.gate.lock();
+            if state.shut {
+                state.waiting = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+        }
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// The connection read at the reader's pace, for one search: between
+/// [`Pace::wait`] and [`Pace::got`] the driver may read from the socket;
+/// otherwise (while the reader handles an entry or waits for the host to
+/// take a batch) it may not. So the entries decoded ahead of the reader are
+/// at most what the driver reads in one poll, however many the search
+/// returns. The gate opens again when the `Pace` is dropped.
+pub(crate) struct Pace(Arc<Gate>);
+
+impl Pace {
+    /// Before waiting for the search's next message.
+    pub fn wait(&self) {
+        self.0.open();
+    }
+
+    /// Once it came: hold the connection while it is handled.
+    pub fn got(&self) {
+        self.0.shut();
+    }
+}
+
+impl Drop for Pace {
+    fn drop(&mut self) {
+        self.0.open();
+    }
 }
 
 impl Drop for Session {
@@ -36,6 +136,8 @@ impl Session {
     /// the connection's task died decoding a reply (the LDAP library panics
     /// on malformed messages), that is what is said; else [`lost`].
     pub async fn failed(&mut self, config: &LdapConfig, doing: &str, e: &LdapError) -> SourceError {
+        // Whatever the driver has left to say (a panic) it says running.
+        self.gate.open();
         // A timeout leaves the connection's task running; any other failure
         // may be its death, which is a moment behind the closed channel.
         let waiting = !matches!(e, LdapError::Timeout { .. });
@@ -62,8 +164,14 @@ impl Session {
         self.ldap.with_timeout(timeout)
     }
 
+    /// Paces the connection by its reader until the [`Pace`] is dropped.
+    pub fn pace(&self) -> Pace {
+        Pace(self.gate.clone())
+    }
+
     /// Closes the connection politely (an unbind), waiting at most a moment.
     pub async fn close(mut self) {
+        self.gate.open();
         let _ = tokio::time::timeout(Duration::from_secs(2), self.ldap.unbind()).await;
     }
 }
@@ -136,9 +244,15 @@ pub(crate) async fn open(config: &LdapConfig) -> Result<Session, SourceError> {
             )))
         }
     };
+    let gate = Arc::new(Gate::default());
+    let driver = Gated {
+        inner: Box::pin(conn.drive()),
+        gate: gate.clone(),
+    };
     let mut session = Session {
         ldap,
-        driver: Some(tokio::spawn(conn.drive())),
+        driver: Some(tokio::spawn(driver)),
+        gate,
     };
     if let Some(bind) = &config.bind {
         let bound = session
@@ -339,5 +453,48 @@ mod tests {
         assert_eq!(result_name(999), "result code 999");
         assert_eq!(server_said(" "), "");
         assert_eq!(server_said("no"), ": the server says \"no\"");
+    }
+
+    #[tokio::test]
+    async fn a_gated_task_runs_only_while_the_gate_is_open() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let gate = Arc::new(Gate::default());
+        let pace = Pace(gate.clone());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let sent = Arc::new(AtomicUsize::new(0));
+        let counted = sent.clone();
+        // A driver that would send as fast as it is polled.
+        let task = tokio::spawn(Gated {
+            inner: Box::pin(async move {
+                for i in 0..1000 {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    if tx.send(i).is_err() {
+                        return;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }),
+            gate,
+        });
+        pace.wait();
+        assert_eq!(rx.recv().await, Some(0));
+        pace.got();
+        // Shut: it may finish the poll under way (one step here), no more.
+        let at_shut = sent.load(Ordering::SeqCst);
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            sent.load(Ordering::SeqCst) <= at_shut + 1,
+            "it ran while shut"
+        );
+        // Dropping the pace opens the gate: the rest comes.
+        drop(pace);
+        let mut last = 0;
+        while let Some(i) = rx.recv().await {
+            last = i;
+        }
+        assert_eq!(last, 999);
+        task.await.unwrap();
     }
 }

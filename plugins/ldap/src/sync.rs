@@ -15,7 +15,15 @@
 //! Which phase it is may only be known at the end (changed entries come
 //! first when nothing was deleted), so items are held back until the phase
 //! is known, at most [`MAX_HELD`] of them; more changes than that are read in
-//! full too, which costs about as much.
+//! full too, which costs about as much. Once it is known (OpenLDAP sends a
+//! delete phase's deletions first), entries go to the host as they come.
+//!
+//! The search cannot be paged (RFC 4533 and paged results do not combine),
+//! and ldap3 queues a search's replies without a bound as fast as the
+//! server sends them; so the connection is read at this reader's pace
+//! ([`crate::conn::Pace`]): only while it waits for the next message. What
+//! is in memory is then the held items, a batch for the host and what the
+//! driver decodes in one poll — not the change set, however large.
 
 use ldap3::controls::{parse_syncinfo, Control, ControlType, EntryState, SyncInfo, SyncState};
 use liaison_plugin_api::{Deletion, Item, Location, SourceError};
@@ -75,8 +83,15 @@ pub(crate) async fn changes(
     let mut cookie_seen: Option<Vec<u8>> = None;
     // Why the read must be full instead, once known.
     let mut full: Option<String> = None;
+    // One unpaged search: the connection is read only while this loop waits
+    // for the next message, never while it hands entries to the host, so
+    // what the server sends meanwhile stays in its socket, not in memory.
+    let pace = session.pace();
     loop {
-        let message = match stream.next().await {
+        pace.wait();
+        let next = stream.next().await;
+        pace.got();
+        let message = match next {
             Ok(Some(message)) => message,
             Ok(None) => break,
             Err(e) => return Err(session.failed(config, doing, &e).await),
@@ -156,6 +171,7 @@ pub(crate) async fn changes(
             ));
         }
         if let Some(why) = full {
+            drop(pace);
             abandon(session, stream).await;
             return Ok(SyncEnd::ReadInFull(why));
         }
@@ -168,6 +184,7 @@ pub(crate) async fn changes(
             }
         }
     }
+    drop(pace);
     let result = stream.finish().await;
     match result.rc {
         0 => {}

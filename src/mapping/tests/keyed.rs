@@ -75,3 +75,70 @@ fn keyed_changes_the_mapping_digest_and_the_key_the_fingerprint() {
         keyed.fingerprint(&r.with_key("b"))
     );
 }
+
+#[test]
+fn dotted_names_are_paths_with_lists_in_templates_and_when() {
+    let schema = Arc::new(Schema::new(
+        [
+            "title",
+            "account.title",
+            "customFields.email",
+            "customFields.portal_access",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ));
+    let values = vec![
+        Value::from("Jiří Dvořák"),
+        Value::from("Acme s.r.o."),
+        Value::Many(vec!["jiri@acme.cz".into(), "jd@acme.cz".into()]),
+        Value::Many(vec!["1".into()]),
+    ];
+    let r = Record::new(
+        Location::Remote {
+            kind: "contact",
+            id: "c_1".into(),
+        },
+        schema,
+        values,
+    )
+    .with_key("c_1");
+    let mut spec = spec(
+        &[
+            ("name", "{{ title }}"),
+            ("email", "{{ customFields.email[0] }}"),
+            ("account_name", "{{ account.title }}"),
+            ("description", "{{ customFields.email | join(', ') }}"),
+        ],
+        Some("customFields.portal_access[0] == '1'"),
+    );
+    spec.keyed = true;
+    let mapping = Mapping::compile(&spec).unwrap();
+    let c = contact(mapping.apply(&r));
+    assert_eq!(c.email.as_str(), "jiri@acme.cz");
+    assert_eq!(c.account_name.as_deref(), Some("Acme s.r.o."));
+    assert_eq!(c.description.as_deref(), Some("jiri@acme.cz, jd@acme.cz"));
+    // The exact name wins, and record[...] still reads every attribute.
+    let mut spec = spec_of(&mapping_fields(), Some("'1' in customFields.portal_access"));
+    spec.keyed = true;
+    let kept = Mapping::compile(&spec).unwrap();
+    assert_eq!(kept.when_keeps(&r), Ok(true));
+}
+
+fn mapping_fields() -> Vec<(String, String)> {
+    vec![
+        ("name".into(), "{{ record['title'] }}".into()),
+        (
+            "email".into(),
+            "{{ record['customFields.email'] | first }}".into(),
+        ),
+    ]
+}
+
+fn spec_of(fields: &[(String, String)], when: Option<&str>) -> MapSpec {
+    MapSpec {
+        fields: fields.to_vec(),
+        when: when.map(str::to_owned),
+        keyed: false,
+    }
+}
