@@ -64,6 +64,7 @@ fn manual_user(id: i64, login: &str, email: &str) -> ExternalUser {
         flags: Flags::default(),
         grants: vec![],
         attributes: Attributes::new(),
+        admin_fields: Default::default(),
     }
 }
 

@@ -57,6 +57,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0008_source_cursors.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("migrations/0009_admin.sql"),
+        fill: None,
+    },
 ];
 
 /// The latest schema version this build knows.
