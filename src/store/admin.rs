@@ -283,6 +283,10 @@ pub trait Admin {
         now_ms: i64,
     ) -> Result<Vec<AdminChange>, AdminError>;
 
+    /// The accounts `text` names: the one with that id, else those whose
+    /// name (the config's or a source's) is `text` in any case, by id.
+    fn accounts_named(&mut self, text: &str) -> Result<Vec<AccountId>, AdminError>;
+
     /// The journal of the user who has or had `login`, oldest first; `None`
     /// when no user ever had it.
     fn history(

@@ -1122,6 +1122,44 @@ fn stored_contacts_in(
     Ok(out)
 }
 
+fn accounts_named_in(conn: &Connection, text: &str) -> Result<Vec<AccountId>, StoreError> {
+    let err = q("finding an account");
+    let exact = conn
+        .prepare_cached("SELECT 1 FROM accounts WHERE id = ?1")
+        .and_then(|mut s| s.exists([text]))
+        .map_err(&err)?;
+    if exact {
+        return Ok(vec![AccountId(text.to_owned())]);
+    }
+    // Accounts are few (companies, not people): compared in Rust, so any
+    // case of any script matches.
+    let wanted = text.to_lowercase();
+    let mut stmt = conn
+        .prepare_cached("SELECT id, config_name, name FROM accounts ORDER BY id")
+        .map_err(&err)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })
+        .map_err(&err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, config_name, name) = row.map_err(&err)?;
+        if [config_name, name]
+            .iter()
+            .flatten()
+            .any(|n| n.to_lowercase() == wanted)
+        {
+            out.push(AccountId(id));
+        }
+    }
+    Ok(out)
+}
+
 fn history_in(conn: &Connection, login: &str) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
     let id: Option<i64> = conn
         .prepare_cached("SELECT id FROM users WHERE login = ?1")
@@ -1212,6 +1250,10 @@ impl Admin for SqliteStore {
         let done = edit_in(&tx, login, edit, rules, actor, now_ms)?;
         commit(tx)?;
         Ok(done)
+    }
+
+    fn accounts_named(&mut self, text: &str) -> Result<Vec<AccountId>, AdminError> {
+        Ok(accounts_named_in(&self.conn, text)?)
     }
 
     fn history(&mut self, login: &str) -> Result<Option<Vec<HistoryEntry>>, AdminError> {
