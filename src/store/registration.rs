@@ -218,8 +218,9 @@ pub enum AdminError {
     /// A `sync` user none of whose contacts is linked: enabling it would
     /// give access no source grants.
     #[error(
-        "user {login:?} was disabled because its contacts left source {}: \
-         it is enabled again when one comes back ({})",
+        "user {login:?} is a sync user none of whose contacts is linked: every one has left \
+         source {} ({}); sync enables it when one comes back, or an admin links one \
+         (liaison users edit {login} --link-contact SOURCE:ID)",
         sources_of(.contacts), .contacts.join(", ")
     )]
     ContactsLeft {

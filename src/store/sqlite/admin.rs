@@ -629,6 +629,14 @@ fn add_in(
     actor: &str,
     now: i64,
 ) -> Result<AddedUser, AdminError> {
+    if let Some(c) = &new.contact {
+        if let Some((_, true, login)) = contact_owner(tx, &c.source, c.record.contact_id())? {
+            return Err(AdminError::ContactLinked {
+                contact: c.anchor(),
+                login,
+            });
+        }
+    }
     if let Some(login) = address_holder(tx, new.email.normalized(), None)? {
         return Err(AdminError::DuplicateEmail {
             email: new.email.as_str().to_owned(),
@@ -1101,9 +1109,9 @@ fn stored_contacts_in(
 ) -> Result<Vec<StoredContactInfo>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT c.source, {CONTACT_COLUMNS}, CASE WHEN c.linked = 1 THEN u.login END \
-             FROM contacts c LEFT JOIN users u ON u.id = c.user_id \
-             WHERE c.contact_id = ?1 AND (?2 IS NULL OR c.source = ?2) ORDER BY c.source"
+            "SELECT source, {CONTACT_COLUMNS}, \
+             (SELECT u.login FROM users u WHERE u.id = contacts.user_id AND contacts.linked = 1) \
+             FROM contacts WHERE contact_id = ?1 AND (?2 IS NULL OR source = ?2) ORDER BY source"
         ))
         .map_err(q("finding a contact"))?;
     let mut rows = stmt
