@@ -5,12 +5,14 @@
 mod common;
 
 mod accounts_cli;
+mod admin_cli;
 mod bulk_load;
 mod csv_source;
 mod daemon;
 mod errors_cli;
 mod exec_source;
 mod exec_sync;
+mod export_cli;
 mod guard;
 mod lifecycle;
 mod mail_dispatch;
