@@ -110,6 +110,12 @@ pub(super) fn export(store: &mut dyn Store, args: &ExportArgs) -> anyhow::Result
         ExportFormat::Csv => write_csv(store, &filter, temp.path(), args.bom)?,
         ExportFormat::Xlsx => write_xlsx(store, &filter, temp.path(), &dir)?,
     };
+    // A file replaced keeps its permissions; a new one is its owner's only
+    // (it holds personal data), as the temp file was made.
+    if let Ok(old) = std::fs::metadata(target) {
+        std::fs::set_permissions(temp.path(), old.permissions())
+            .with_context(|| format!("writing {}", target.display()))?;
+    }
     temp.persist(target)
         .map_err(|e| e.error)
         .with_context(|| format!("writing {}", target.display()))?;

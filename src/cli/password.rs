@@ -114,9 +114,24 @@ fn read_hidden(stdin: &std::io::Stdin, prompt: &str) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
-/// The OS user, for the journal.
+/// The OS user, for the journal: `$USER`, else `$LOGNAME`, else the name
+/// `/etc/passwd` gives this process's uid, else `uid N`.
 pub(super) fn os_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_owned())
+    if let Some(name) = ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|n| !n.trim().is_empty())
+    {
+        return name;
+    }
+    let uid = rustix::process::getuid().as_raw();
+    let named = std::fs::read_to_string("/etc/passwd").ok().and_then(|passwd| {
+        passwd.lines().find_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?;
+            let found = fields.nth(1)?.parse::<u32>().ok()? == uid;
+            found.then(|| name.to_owned())
+        })
+    });
+    named.unwrap_or_else(|| format!("uid {uid}"))
 }
