@@ -1020,3 +1020,52 @@ fn every_admin_write_is_journaled_with_its_actor() {
         "--actor must not be empty",
     );
 }
+
+#[test]
+fn a_contact_the_mapping_leaves_out_or_linked_elsewhere_is_refused() {
+    let s = Sandbox::new(&csv_config(
+        "partners.csv",
+        &[
+            "map:",
+            "  contact_id: \"{{ contact_id }}\"",
+            "  name: \"{{ name }}\"",
+            "  email: \"{{ email }}\"",
+            "when: \"portal == 'yes'\"",
+        ],
+        &SECTIONS,
+    ));
+    s.write(
+        "partners.csv",
+        "contact_id,name,email,portal\nc1,Ann,ann@x.example,yes\nc2,Bob,bob@x.example,no\n",
+    );
+    s.sync(0);
+    refused(
+        admin(&s, &["users", "add", "--from-contact", "c2"]),
+        1,
+        "leaves it out",
+    );
+    admin(
+        &s,
+        &["users", "add", "--name", "Cy", "--email", "cy@x.example"],
+    )
+    .expect(0);
+    refused(
+        admin(
+            &s,
+            &["users", "edit", "cy", "--link-contact", "partners:c1"],
+        ),
+        1,
+        "contact partners:c1 is already linked to user \"ann\"",
+    );
+    refused(
+        admin(&s, &["users", "edit", "cy", "--link-contact", "ldap:c1"]),
+        1,
+        "no source \"ldap\"",
+    );
+    refused(
+        admin(&s, &["users", "edit", "cy", "--unlink-contact", "c1"]),
+        1,
+        "contact c1 is not linked to user \"cy\"",
+    );
+    assert_eq!(logins(&s, &[]), ["ann", "cy"], "nothing written");
+}

@@ -125,13 +125,15 @@ pub(super) fn os_user() -> String {
         return name;
     }
     let uid = rustix::process::getuid().as_raw();
-    let named = std::fs::read_to_string("/etc/passwd").ok().and_then(|passwd| {
-        passwd.lines().find_map(|line| {
-            let mut fields = line.split(':');
-            let name = fields.next()?;
-            let found = fields.nth(1)?.parse::<u32>().ok()? == uid;
-            found.then(|| name.to_owned())
-        })
-    });
+    let named = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let found = fields.nth(1)?.parse::<u32>().ok()? == uid;
+                found.then(|| name.to_owned())
+            })
+        });
     named.unwrap_or_else(|| format!("uid {uid}"))
 }
