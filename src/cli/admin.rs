@@ -18,7 +18,7 @@ use liaison_plugin_api::{Item, ReadRequest};
 use serde_json::json;
 
 use super::args::{parse_key_value, Format, LifecycleArgs};
-use super::text::quoted;
+use super::text::{quoted, visible};
 use super::{exit, output};
 use crate::config::{Config, SourceConfig};
 use crate::mapping::Mapped;
@@ -171,6 +171,12 @@ pub struct EditArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+}
+
+/// One line of a command's result on stdout, made safe for a terminal (it
+/// quotes ids and values from sources and the command line).
+fn shown_line(text: &str) {
+    output::line(&visible(text));
 }
 
 /// A refusal already said: the exit code to end with.
@@ -532,7 +538,7 @@ pub(super) fn add(config: &Config, store: &mut dyn Store, args: &AddArgs) -> any
             "account": new.account.as_ref().map(AccountId::as_str),
             "queued": if added.welcome_queued { vec!["welcome"] } else { vec![] },
         }))?,
-        Format::Human => output::line(&format!(
+        Format::Human => shown_line(&format!(
             "added {} (active, manual){}{}",
             added.login,
             contact
@@ -580,7 +586,7 @@ pub(super) fn set_enabled(
             format!("{login} is already disabled by an admin; nothing changed")
         }
     };
-    output::line(&text);
+    shown_line(&text);
     Ok(exit::OK)
 }
 
@@ -641,7 +647,7 @@ pub(super) fn delete(store: &mut dyn Store, args: &DeleteArgs) -> anyhow::Result
     if done.cancelled > 0 {
         text.push_str(&format!("; {} queued message(s) cancelled", done.cancelled));
     }
-    output::line(&text);
+    shown_line(&text);
     Ok(exit::OK)
 }
 
@@ -708,7 +714,7 @@ pub(super) fn unlink(
             "; {login} has no contact left and is disabled, as when a source drops it"
         ));
     }
-    output::line(&text);
+    shown_line(&text);
     Ok(exit::OK)
 }
 
@@ -819,12 +825,12 @@ pub(super) fn edit(config: &Config, store: &mut dyn Store, args: &EditArgs) -> a
             })).collect::<Vec<_>>(),
         }))?,
         Format::Human if changes.is_empty() => {
-            output::line(&format!("{login}: nothing changed (it already was so)"))
+            shown_line(&format!("{login}: nothing changed (it already was so)"))
         }
         Format::Human => {
-            output::line(&format!("edited {login}:"));
+            shown_line(&format!("edited {login}:"));
             for c in &changes {
-                output::line(&format!("  {}", change_line(c)));
+                shown_line(&format!("  {}", change_line(c)));
             }
         }
     }
