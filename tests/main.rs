@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts_cli;
+mod admin_cli;
 mod bulk_load;
 mod crm_source;
 mod crm_webhooks;
@@ -13,6 +14,7 @@ mod daemon;
 mod errors_cli;
 mod exec_source;
 mod exec_sync;
+mod export_cli;
 mod guard;
 mod ldap_changes;
 mod ldap_failures;

@@ -294,6 +294,31 @@ pub enum UsersCommand {
     ResendWelcome(LifecycleArgs),
     /// Queue a user's registration confirmation again.
     ResendConfirmation(LifecycleArgs),
+    /// Create a manual user (origin `manual`, active, its welcome queued),
+    /// from a name and an address or from a contact a source knows.
+    Add(super::admin::AddArgs),
+    /// Enable a disabled user (not a `sync` user whose contacts all left).
+    Enable(LifecycleArgs),
+    /// Disable a user; sync never enables it again (its queued mail is cancelled).
+    Disable(LifecycleArgs),
+    /// Delete a user for good: the journal keeps it, its login is never
+    /// given again, sync does not make a user of its contacts again.
+    Delete(super::admin::DeleteArgs),
+    /// Unlink a user from a company: its contacts of that account and a
+    /// direct link; sync does not link them again until an admin does.
+    Unlink(super::admin::UnlinkArgs),
+    /// Edit the fields an admin owns; a field a source gives is refused.
+    Edit(super::admin::EditArgs),
+    /// The whole journal of one user (also of a deleted one).
+    History {
+        /// The user's login.
+        login: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Write the directory (with the filters of `list`) to a spreadsheet file.
+    Export(super::export::ExportArgs),
 }
 
 /// `users register` arguments.
@@ -346,11 +371,28 @@ pub struct SetPasswordArgs {
 /// `users list` arguments.
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    /// Which users.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ListFormat,
+    /// List at most this many users.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Skip this many users first (in login order).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub offset: usize,
+}
+
+/// The filters of `users list` and `users export` (SPEC §5).
+#[derive(Debug, Clone, Args)]
+pub struct FilterArgs {
     /// Only users in this status.
     #[arg(long, value_parser = status_parser())]
     pub status: Option<Status>,
-    /// Only users linked to this account id.
-    #[arg(long)]
+    /// Only users linked to this account (by id, else by name).
+    #[arg(long, value_name = "ID|NAME")]
     pub account: Option<String>,
     /// Only users of this origin.
     #[arg(long, value_parser = origin_parser())]
@@ -361,14 +403,11 @@ pub struct ListArgs {
     /// Text in login, title, e-mail, description or an attribute value.
     #[arg(long)]
     pub search: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t)]
-    pub format: ListFormat,
 }
 
 /// `--status`: clap checks the value against the statuses (naming the bad
 /// value once and listing the possible ones, also in `--help`).
-fn status_parser() -> impl TypedValueParser<Value = Status> {
+pub(super) fn status_parser() -> impl TypedValueParser<Value = Status> {
     PossibleValuesParser::new(Status::ALL.iter().map(|s| s.as_str())).try_map(|s| s.parse())
 }
 
@@ -378,12 +417,12 @@ fn kind_parser() -> impl TypedValueParser<Value = MailKind> {
 }
 
 /// `--origin`, as [`status_parser`].
-fn origin_parser() -> impl TypedValueParser<Value = Origin> {
+pub(super) fn origin_parser() -> impl TypedValueParser<Value = Origin> {
     PossibleValuesParser::new(Origin::ALL.iter().map(|o| o.as_str())).try_map(|o| o.parse())
 }
 
 /// `KEY=VALUE`; clap's message already quotes the value, so this one does not.
-fn parse_key_value(s: &str) -> Result<(String, String), &'static str> {
+pub(super) fn parse_key_value(s: &str) -> Result<(String, String), &'static str> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err("expected KEY=VALUE with a non-empty KEY"),

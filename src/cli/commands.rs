@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::args::{
-    Cli, Command, Format, ListArgs, MailCommand, SourceCommand, SyncArgs, UsersCommand,
-};
+use super::args::{Cli, Command, Format, MailCommand, SourceCommand, SyncArgs, UsersCommand};
 use super::exit;
 use super::interrupt::Interrupts;
 use super::output;
@@ -16,7 +14,7 @@ use super::register::{lifecycle, Lifecycle};
 use super::text::{quoted, visible};
 use crate::config::{self, Config, SourceConfig, StoreLocation};
 use crate::mail::{self, MailKind, MessageMeta, Templates};
-use crate::store::{SqliteStore, Store, UserFilter};
+use crate::store::{SqliteStore, Store};
 use crate::sync::{
     lock_writer_cancellable, retire_source, run_sources, Cancel, FailureKind, RunOptions,
     RunReport, RunStatus,
@@ -549,7 +547,7 @@ fn removed_source_warning(name: &str, linked: usize) -> String {
 fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<u8> {
     let mut store = open_store(config)?;
     match command {
-        UsersCommand::List(args) => list(store.as_mut(), args),
+        UsersCommand::List(args) => super::find::list(store.as_mut(), args),
         UsersCommand::Show { login, format } => match store.user_detail(login)? {
             Some(detail) => {
                 output::user_detail(&detail, *format)?;
@@ -574,6 +572,16 @@ fn users(config: &Config, command: &UsersCommand) -> anyhow::Result<u8> {
             let resend = Lifecycle::Resend(MailKind::RegistrationConfirmation);
             lifecycle(config, store.as_mut(), resend, args)
         }
+        UsersCommand::Add(args) => super::admin::add(config, store.as_mut(), args),
+        UsersCommand::Enable(args) => super::admin::set_enabled(store.as_mut(), true, args),
+        UsersCommand::Disable(args) => super::admin::set_enabled(store.as_mut(), false, args),
+        UsersCommand::Delete(args) => super::admin::delete(store.as_mut(), args),
+        UsersCommand::Unlink(args) => super::admin::unlink(config, store.as_mut(), args),
+        UsersCommand::Edit(args) => super::admin::edit(config, store.as_mut(), args),
+        UsersCommand::History { login, format } => {
+            super::find::history(store.as_mut(), login, *format)
+        }
+        UsersCommand::Export(args) => super::export::export(store.as_mut(), args),
     }
 }
 
@@ -641,19 +649,4 @@ fn read_only_store(config: &Config) -> anyhow::Result<SqliteStore> {
     };
     SqliteStore::open_read_only(path)
         .map_err(|e| naming_the_store(e.into(), &path.display().to_string()))
-}
-
-fn list(store: &mut dyn Store, args: &ListArgs) -> anyhow::Result<u8> {
-    let filter = UserFilter {
-        status: args.status,
-        account: args.account.clone(),
-        origin: args.origin,
-        attributes: args.attributes.clone(),
-        search: args.search.clone(),
-    };
-    output::user_list(
-        &mut |visit| store.for_each_user(&filter, visit).map_err(Into::into),
-        args.format,
-    )?;
-    Ok(exit::OK)
 }

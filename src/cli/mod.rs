@@ -1,8 +1,11 @@
 //! The command line (SPEC §5): argument parsing and the commands. Output to
 //! stdout goes through the `output` module only; logs go to stderr.
 
+mod admin;
 mod args;
 mod commands;
+mod export;
+mod find;
 mod interrupt;
 mod mail;
 mod mail_flush;
@@ -14,6 +17,7 @@ mod plugin_check;
 mod preview;
 mod register;
 mod status;
+mod table;
 mod text;
 
 pub use args::Cli;

@@ -386,45 +386,15 @@ fn write_user_list(source: UserSource<'_>, format: ListFormat) -> anyhow::Result
             w.flush()?;
         }
         ListFormat::Human => {
-            let mut rows: Vec<[String; 5]> = Vec::new();
-            source(&mut |u| {
-                rows.push([
-                    shown(u.login),
-                    u.status.as_str().to_owned(),
-                    u.origin.as_str().to_owned(),
-                    u.email.map_or_else(|| "-".to_owned(), shown),
-                    shown(u.title),
-                ]);
-                ControlFlow::Continue(())
-            })?;
             let mut out = out;
-            let width = rows
-                .iter()
-                .map(|r| r[0].chars().count())
-                .max()
-                .unwrap_or(5)
-                .max(5);
-            writeln!(
-                out,
-                "{:<width$}  {:<8}  {:<12}  {:<30}  TITLE",
-                "LOGIN", "STATUS", "ORIGIN", "E-MAIL"
-            )?;
-            for [login, status, origin, email, title] in &rows {
-                writeln!(
-                    out,
-                    "{login:<width$}  {status:<8}  {origin:<12}  {email:<30}  {title}"
-                )?;
-            }
-            let n = rows.len();
-            writeln!(out, "{n} user{}", if n == 1 { "" } else { "s" })?;
-            out.flush()?;
+            super::table::users(&mut out, source)?;
         }
     }
     Ok(())
 }
 
 /// The CSV export's header.
-const CSV_COLUMNS: [&str; 17] = [
+pub(super) const CSV_COLUMNS: [&str; 17] = [
     "id",
     "login",
     "title",
@@ -446,7 +416,7 @@ const CSV_COLUMNS: [&str; 17] = [
 
 /// One user as a CSV row (lists joined with `|`, attributes as JSON), before
 /// [`spreadsheet_safe`].
-fn csv_row(u: &UserView) -> [String; 17] {
+pub(super) fn csv_row(u: &UserView) -> [String; 17] {
     [
         u.id.to_string(),
         u.login.clone(),
@@ -472,7 +442,7 @@ fn csv_row(u: &UserView) -> [String; 17] {
 /// `@`, a tab or a carriage return would be read as a formula (and could run
 /// one), so it gets a leading `'`, as OWASP's CSV-injection advice says (and a
 /// leading NUL too, as ASVS 1.2.10 adds). The JSON output keeps the exact values.
-fn spreadsheet_safe(cell: String) -> String {
+pub(super) fn spreadsheet_safe(cell: String) -> String {
     if cell.starts_with(['=', '+', '-', '@', '\t', '\r', '\0']) {
         format!("'{cell}")
     } else {
@@ -537,29 +507,39 @@ fn write_user_detail(d: &UserDetail, format: Format) -> io::Result<()> {
                 .unwrap_or_default()
         )?;
     }
-    writeln!(out, "history:")?;
-    for h in &d.history {
-        let what = match (&h.field, &h.old, &h.new) {
-            (Some(f), Some(o), Some(n)) => format!("{f}: {o} → {n}"),
-            (Some(f), None, Some(n)) => format!("{f}: + {n}"),
-            (Some(f), Some(o), None) => format!("{f}: - {o}"),
-            _ => String::new(),
-        };
+    writeln!(out, "mail:")?;
+    if d.mail.is_empty() {
+        writeln!(out, "  -")?;
+    }
+    for m in &d.mail {
+        let when =
+            crate::cli::status::rfc3339(m.sent_ms.unwrap_or(m.updated_ms)).unwrap_or_default();
         writeln!(
             out,
-            "  {}  {:<7} {}{}{}",
-            h.at,
-            h.action,
-            h.source
+            "  {}  {:<25} {:<9} to {}{}",
+            when,
+            m.kind.as_str(),
+            m.state.as_str(),
+            visible(&m.recipient),
+            m.last_error
                 .as_deref()
-                .map(|s| format!("[{}] ", visible(s)))
-                .unwrap_or_default(),
-            h.actor
-                .as_deref()
-                .map(|a| format!("by {} ", visible(a)))
-                .unwrap_or_default(),
-            visible(&what)
+                .map(|e| format!("  ({})", visible(e)))
+                .unwrap_or_default()
         )?;
+    }
+    let earlier = d.history_total.saturating_sub(d.history.len() as u64);
+    if earlier > 0 {
+        writeln!(
+            out,
+            "history (the latest {}; {earlier} earlier: liaison users history {}):",
+            d.history.len(),
+            visible(&u.login)
+        )?;
+    } else {
+        writeln!(out, "history:")?;
+    }
+    for h in &d.history {
+        writeln!(out, "  {}", super::table::history_line(h))?;
     }
     out.flush()
 }

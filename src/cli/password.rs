@@ -1,4 +1,5 @@
-//! `users set-password`: a password from standard input, checked against the
+//! `users set-password`: a password from standard input or typed on the
+//! terminal (twice, echo off), checked against the
 //! policy, stored as an Argon2id hash — for a login, or through a set-password
 //! token. The password and its hash are never printed or logged.
 
@@ -13,7 +14,7 @@ use crate::password::{check_policy, hash_password, token_hash};
 use crate::store::{Store, TokenCheck};
 
 /// Runs `users set-password`. Exit 2 for a password the policy refuses (every
-/// broken rule listed) or a terminal on stdin, 1 for an unknown login or a
+/// broken rule listed), 1 for two different passwords typed, an unknown login or a
 /// token that is unknown, used or expired.
 pub(super) fn set_password(
     config: &Config,
@@ -21,11 +22,8 @@ pub(super) fn set_password(
     args: &SetPasswordArgs,
 ) -> anyhow::Result<u8> {
     let Some(password) = read_password()? else {
-        output::error_line(
-            "error: the password is read from standard input (one line); \
-             pipe it in, e.g. `liaison users set-password LOGIN < file`",
-        );
-        return Ok(exit::INVALID);
+        output::error_line("error: the two passwords differ; nothing was set");
+        return Ok(exit::FAILURE);
     };
     let broken = check_policy(&config.password_policy, &password);
     if !broken.is_empty() {
@@ -49,7 +47,17 @@ pub(super) fn set_password(
             }
         }
         (Some(login), None) => {
-            if store.set_password(login, &hash, now, &actor)? {
+            // An admin write: it waits for a running sync, as `sync` does.
+            let wait = super::lock_wait()?;
+            store.lock_writer(wait, &mut |holder| {
+                output::error_line(&format!(
+                    "waiting for the store's writer lock, held by {holder} (up to {} s)",
+                    wait.as_secs()
+                ));
+            })?;
+            let set = store.set_password(login, &hash, now, &actor);
+            store.unlock_writer()?;
+            if set? {
                 Ok(exit::OK)
             } else {
                 output::error_line(&format!("no user with login {}", quoted(login)));
@@ -70,13 +78,15 @@ fn refusal(check: TokenCheck) -> &'static str {
     }
 }
 
-/// One line of standard input without its line end; `None` when standard
-/// input is a terminal (reading it without echo needs unsafe code or a new
-/// dependency: decision 0022).
+/// The password: one line of standard input without its line end, or, on a
+/// terminal, typed twice at a prompt on stderr with echo off (rustix's
+/// termios, no unsafe code of ours); `None` when the two differ.
 fn read_password() -> anyhow::Result<Option<String>> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        return Ok(None);
+        let first = read_hidden(&stdin, "password: ")?;
+        let again = read_hidden(&stdin, "the same password again: ")?;
+        return Ok((first == again).then_some(first));
     }
     let mut line = String::new();
     stdin.lock().read_line(&mut line)?;
@@ -84,9 +94,46 @@ fn read_password() -> anyhow::Result<Option<String>> {
     Ok(Some(trimmed.to_owned()))
 }
 
-/// The OS user, for the journal.
+/// One line from the terminal on `stdin` with echo off, after `prompt`;
+/// the terminal's modes are put back whatever the read did.
+fn read_hidden(stdin: &std::io::Stdin, prompt: &str) -> anyhow::Result<String> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    use std::io::Write;
+    let saved = tcgetattr(stdin)?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    quiet.local_modes.insert(LocalModes::ECHONL);
+    let mut err = std::io::stderr().lock();
+    write!(err, "{prompt}")?;
+    err.flush()?;
+    tcsetattr(stdin, OptionalActions::Flush, &quiet)?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    tcsetattr(stdin, OptionalActions::Now, &saved)?;
+    read?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// The OS user, for the journal: `$USER`, else `$LOGNAME`, else the name
+/// `/etc/passwd` gives this process's uid, else `uid N`.
 pub(super) fn os_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".to_owned())
+    if let Some(name) = ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|n| !n.trim().is_empty())
+    {
+        return name;
+    }
+    let uid = rustix::process::getuid().as_raw();
+    let named = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let found = fields.nth(1)?.parse::<u32>().ok()? == uid;
+                found.then(|| name.to_owned())
+            })
+        });
+    named.unwrap_or_else(|| format!("uid {uid}"))
 }

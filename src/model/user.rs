@@ -1,5 +1,6 @@
 //! External users, their contacts and accounts.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -135,6 +136,12 @@ pub struct ExternalUser {
     pub grants: Vec<String>,
     /// Custom attributes.
     pub attributes: Attributes,
+    /// The fields an admin set on this `sync` user that none of its contacts
+    /// gives (SPEC §1 names, `attributes.KEY` for one attribute): sync keeps
+    /// them as they are instead of resetting them to what the contacts say
+    /// (see [`crate::reconcile::UserFields::keep_admin_fields`]). Users of
+    /// other origins keep every field no contact gives without being listed.
+    pub admin_fields: BTreeSet<String>,
 }
 
 #[cfg(test)]

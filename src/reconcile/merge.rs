@@ -3,7 +3,49 @@
 use serde_json::json;
 
 use super::FieldChange;
-use crate::model::{Attributes, ContactRecord, Email, ExternalUser, Flags};
+use crate::model::{Attributes, ContactRecord, Email, ExternalUser, Flags, Origin};
+
+/// The user fields an admin may set, as SPEC §1 names them (one attribute is
+/// `attributes.KEY`, see [`attribute_field`]).
+pub const ADMIN_FIELDS: [&str; 9] = [
+    "title",
+    "description",
+    "email",
+    "locale",
+    "account_contacts",
+    "account_tickets",
+    "external_comments",
+    "grants",
+    "attributes",
+];
+
+/// The field name of one attribute, as [`gives`] and
+/// [`ExternalUser::admin_fields`] name it.
+pub fn attribute_field(key: &str) -> String {
+    format!("attributes.{key}")
+}
+
+/// Whether `record` gives the user field `field` (see [`ADMIN_FIELDS`]): a
+/// contact always gives a title and an e-mail; the other fields only when
+/// its source said something (a value, a flag, at least one grant, that
+/// attribute). A field a linked contact gives belongs to that contact's
+/// source: the next sync sets it from the contact again.
+pub fn gives(record: &ContactRecord, field: &str) -> bool {
+    match field {
+        "title" | "email" => true,
+        "description" => record.description().is_some(),
+        "locale" => record.locale().is_some(),
+        "account_contacts" => record.account_contacts.is_some(),
+        "account_tickets" => record.account_tickets.is_some(),
+        "external_comments" => record.external_comments.is_some(),
+        "grants" => record.grants().next().is_some(),
+        "attributes" => record.attributes().next().is_some(),
+        other => match other.strip_prefix("attributes.") {
+            Some(key) => record.attributes().any(|(k, _)| k == key),
+            None => false,
+        },
+    }
+}
 
 /// The fields of an external user that sources decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +113,41 @@ pub fn merge_fields(
 }
 
 impl UserFields {
+    /// Puts back the fields of `user` that its linked `contacts` do not give
+    /// and that are not theirs to reset: on a `sync` user those an admin set
+    /// ([`ExternalUser::admin_fields`]), on a user of another origin (made by
+    /// an admin or a registration) every one. What a contact gives always
+    /// wins. Keeps a merge idempotent: kept values are the stored ones.
+    pub fn keep_admin_fields(&mut self, user: &ExternalUser, contacts: &[&ContactRecord]) {
+        let keeps = |field: &str| {
+            (user.origin != Origin::Sync || user.admin_fields.contains(field))
+                && !contacts.iter().any(|r| gives(r, field))
+        };
+        if keeps("description") {
+            self.description = user.description.clone();
+        }
+        if keeps("locale") {
+            self.locale = user.locale.clone();
+        }
+        if keeps("account_contacts") {
+            self.flags.account_contacts = user.flags.account_contacts;
+        }
+        if keeps("account_tickets") {
+            self.flags.account_tickets = user.flags.account_tickets;
+        }
+        if keeps("external_comments") {
+            self.flags.external_comments = user.flags.external_comments;
+        }
+        if keeps("grants") {
+            self.grants = user.grants.clone();
+        }
+        for (k, v) in user.attributes.iter() {
+            if keeps(&attribute_field(k)) {
+                self.attributes.insert(k.clone(), v.clone());
+            }
+        }
+    }
+
     /// The fields of a stored user, for comparison.
     pub fn of(user: &ExternalUser) -> Option<UserFields> {
         Some(UserFields {

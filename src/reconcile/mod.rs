@@ -19,7 +19,7 @@ pub(crate) mod testing;
 mod tests;
 
 pub use guard::{guard, GuardLimits};
-pub use merge::{merge_fields, UserFields};
+pub use merge::{attribute_field, gives, merge_fields, UserFields, ADMIN_FIELDS};
 pub use plan::{
     Conflict, ContactChange, Deprovision, DeprovisionAction, FieldChange, Held, NewUser, Plan,
     PlanCounts, UserUpdate,

@@ -305,6 +305,7 @@ impl<'a> Planner<'a> {
         // 1. Group by e-mail; within a group, by contact id. One sort, no map:
         // a big creation run has a million groups.
         let mut records = input.records;
+        self.drop_held(&mut records);
         // Sources usually list contacts by id; then read order is id order.
         let ids_sorted = records.is_sorted_by(|a, b| a.contact_id() <= b.contact_id());
         let (read_order, ends) = sort_by_email(&mut records);
@@ -316,6 +317,32 @@ impl<'a> Planner<'a> {
         self.plan_creates(records, &creates);
         self.resolve_moves_to_new();
         self.plan
+    }
+
+    /// Leaves out the records an admin took out of sync: contacts held by
+    /// hand ([`State::held_contacts`]) and unlinked contacts of an account an
+    /// admin unlinked their user from ([`State::unlinked_accounts`]). They
+    /// are neither linked nor made into users, as if the source had not
+    /// sent them (SPEC §5 `users unlink`).
+    fn drop_held(&self, records: &mut Vec<ContactRecord>) {
+        let state = self.state;
+        if state.held_contacts.is_empty() && state.unlinked_accounts.is_empty() {
+            return;
+        }
+        records.retain(|r| {
+            if state.held_contacts.contains(r.contact_id()) {
+                return false;
+            }
+            let Some(anchor) = self.anchors.get(r.contact_id()) else {
+                return true;
+            };
+            let unlinked = |account: &str| {
+                state
+                    .unlinked_accounts
+                    .contains(&(anchor.user, account.to_owned()))
+            };
+            anchor.linked || !r.account_id().is_some_and(unlinked)
+        });
     }
 
     /// Names the new users that contacts moved to; a contact whose new user was
@@ -1025,6 +1052,8 @@ impl<'a> Planner<'a> {
             }
         }
         if let Some(mut fields) = merge_fields(&contacts, &self.opts.default_locale) {
+            let records: Vec<&ContactRecord> = contacts.iter().map(|(_, r)| *r).collect();
+            fields.keep_admin_fields(user, &records);
             if let (true, Some(own)) = (keep_email, &user.email) {
                 if fields.email != *own {
                     if let Some(p) = primary(&contacts) {

@@ -44,6 +44,15 @@ pub struct State {
     pub contacts: Vec<StoredContact>,
     /// Logins taken by existing users or retired with deleted ones.
     pub taken_logins: BTreeSet<String>,
+    /// Contact ids of the planned source an admin took out of sync (unlinked
+    /// from their user by hand, or their user deleted): their records are
+    /// left alone — not linked, not made into users — until an admin links
+    /// them again.
+    pub held_contacts: BTreeSet<String>,
+    /// (user, account id) pairs an admin unlinked (`users unlink --account`):
+    /// a contact of that account anchored to that user and not linked now
+    /// stays unlinked.
+    pub unlinked_accounts: BTreeSet<(UserId, String)>,
 }
 
 /// Settings and facts the plan depends on that are not records or state.

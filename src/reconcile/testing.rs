@@ -71,6 +71,7 @@ impl Model {
                     flags: f.flags,
                     grants: f.grants.clone(),
                     attributes: f.attributes.clone(),
+                    admin_fields: Default::default(),
                 },
             );
             for r in plan.contacts_of(n) {

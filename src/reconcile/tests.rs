@@ -64,6 +64,7 @@ fn manual_user(id: i64, login: &str, email: &str) -> ExternalUser {
         flags: Flags::default(),
         grants: vec![],
         attributes: Attributes::new(),
+        admin_fields: Default::default(),
     }
 }
 
@@ -910,4 +911,124 @@ fn a_user_whose_email_a_new_contact_in_a_conflict_carries_is_not_deleted() {
         "deleted: {:#?}",
         p.deprovisions
     );
+}
+
+/// The one user `state` holds.
+fn only_user(state: &mut Model) -> &mut ExternalUser {
+    state.users.values_mut().next().unwrap()
+}
+
+#[test]
+fn fields_an_admin_set_that_no_contact_gives_are_kept_by_sync() {
+    let mut state = Model::default();
+    let mut ann = rec("1", "Ann Smith", "ann@x.cz");
+    ann.attributes.insert("licence".into(), "L-1".into());
+    run(&mut state, "csv", vec![ann.clone()], 0);
+    {
+        let u = only_user(&mut state);
+        u.grants = vec!["sales".into()];
+        u.flags.account_tickets = true;
+        u.description = Some("VIP".into());
+        u.attributes.insert("tier".into(), "gold".into());
+        u.admin_fields = [
+            "grants",
+            "account_tickets",
+            "description",
+            "attributes.tier",
+        ]
+        .map(String::from)
+        .into();
+    }
+    // A changed record replans the user: what the admin set stays.
+    ann.name = "Ann Smith-Lee".into();
+    let p = run(&mut state, "csv", vec![ann.clone()], DAY);
+    let fields: Vec<&str> = p.updates[0].changes.iter().map(|c| &*c.field).collect();
+    assert_eq!(fields, ["title"], "{:#?}", p.updates);
+    let u = only_user(&mut state);
+    assert_eq!(u.grants, ["sales"]);
+    assert!(u.flags.account_tickets);
+    assert_eq!(u.description.as_deref(), Some("VIP"));
+    assert_eq!(u.attributes.get("tier"), Some("gold"));
+    assert_eq!(u.attributes.get("licence"), Some("L-1"));
+    // Idempotent: the same record again changes nothing.
+    assert!(run(&mut state, "csv", vec![ann.clone()], DAY).is_empty());
+    // Once the source gives a field, the source's value wins.
+    ann.grants = vec!["support".into()];
+    run(&mut state, "csv", vec![ann], 2 * DAY);
+    assert_eq!(only_user(&mut state).grants, ["support"]);
+    assert!(only_user(&mut state).flags.account_tickets);
+}
+
+#[test]
+fn a_sync_user_without_admin_fields_follows_its_contacts_entirely() {
+    let mut state = Model::default();
+    let mut ann = rec("1", "Ann Smith", "ann@x.cz");
+    ann.description = Some("Buyer".into());
+    run(&mut state, "csv", vec![ann.clone()], 0);
+    ann.description = None;
+    run(&mut state, "csv", vec![ann], DAY);
+    assert_eq!(
+        only_user(&mut state).description,
+        None,
+        "a cleared cell clears it"
+    );
+}
+
+#[test]
+fn a_manual_user_keeps_every_field_its_contact_does_not_give() {
+    let mut state = Model::default();
+    let mut u = manual_user(7, "ann", "ann@x.cz");
+    u.description = Some("Partner".into());
+    u.locale = "cs".into();
+    u.grants = vec!["recordings".into()];
+    state.users.insert(UserId(7), u);
+    let p = run(
+        &mut state,
+        "csv",
+        vec![rec("1", "Ann Smith", "ann@x.cz")],
+        0,
+    );
+    let fields: Vec<&str> = p.updates[0].changes.iter().map(|c| &*c.field).collect();
+    assert_eq!(
+        fields,
+        ["title"],
+        "the contact gives the title, nothing else"
+    );
+    let u = only_user(&mut state);
+    assert_eq!(
+        (
+            u.description.as_deref(),
+            u.locale.as_str(),
+            u.grants.clone()
+        ),
+        (Some("Partner"), "cs", vec!["recordings".to_owned()])
+    );
+}
+
+#[test]
+fn held_contacts_and_unlinked_accounts_are_left_out_of_a_plan() {
+    let mut state = Model::default();
+    let mut ann = rec("1", "Ann Smith", "ann@x.cz");
+    ann.account_id = Some("acme".into());
+    let mut bob = rec("2", "Bob Berg", "bob@x.cz");
+    bob.account_id = Some("acme".into());
+    run(&mut state, "csv", vec![ann.clone(), bob.clone()], 0);
+    let id_of = |state: &Model, login: &str| user_by_login(state, login).id;
+    let ann_id = id_of(&state, "ann.smith");
+    // An admin unlinked Ann from acme and Bob's contact by hand.
+    for c in state.contacts.iter_mut() {
+        c.linked = false;
+    }
+    state.unlinked_accounts.insert((ann_id, "acme".into()));
+    state.held_contacts.insert("2".into());
+    let p = run(&mut state, "csv", vec![ann.clone(), bob.clone()], DAY);
+    assert!(p.is_empty(), "neither linked again nor made a user: {p:#?}");
+    // Another account's contact of Ann is no longer that company's.
+    ann.account_id = Some("globex".into());
+    let p = run(&mut state, "csv", vec![ann, bob], DAY);
+    assert!(
+        matches!(&p.contacts[..], [ContactChange::Upsert { user, linked_now: true, .. }] if *user == ann_id),
+        "{p:#?}"
+    );
+    assert!(p.creates.is_empty(), "the held contact makes no user");
 }

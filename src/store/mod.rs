@@ -2,6 +2,7 @@
 //! run history. [`Store`] is the seam a PostgreSQL implementation joins; SQLite is
 //! the embedded default.
 
+pub mod admin;
 mod cursors;
 pub mod daemon_state;
 mod error;
@@ -18,6 +19,10 @@ use std::collections::{BTreeSet, HashSet};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
+pub use admin::{
+    AddedUser, Admin, AdminChange, ContactRef, DeletedUser, Edit, FoundContact, MergeRules,
+    NewManualUser, StatusChanged, StoredContactInfo, UnlinkedAccount,
+};
 pub use cursors::{CursorWrite, SourceCursor};
 pub use daemon_state::DaemonState;
 pub use error::{DriverError, StoreError};
@@ -103,11 +108,12 @@ pub struct RunRecord {
     pub cursor: Option<CursorWrite>,
 }
 
-/// Persistence of users, links, journal, runs, the outbox ([`Outbox`]) and
-/// the admin lifecycle of users ([`Registrations`]). Implementations apply a
+/// Persistence of users, links, journal, runs, the outbox ([`Outbox`]), the
+/// admin lifecycle of registered users ([`Registrations`]) and the
+/// administration of users ([`Admin`]). Implementations apply a
 /// plan atomically: either everything in it is written, with its journal,
 /// outbox and run record, or nothing is.
-pub trait Store: Outbox + Registrations + Send {
+pub trait Store: Outbox + Registrations + Admin + Send {
     /// Calls `visit` with every anchor of `source` and its contact id, without
     /// collecting them (a big source has a million).
     fn for_each_anchor(

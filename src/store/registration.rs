@@ -177,9 +177,84 @@ pub enum AdminError {
     /// The user has no e-mail address to send to.
     #[error("user {0:?} has no e-mail address")]
     NoAddress(String),
+    /// The login asked for is another user's.
+    #[error("login {0:?} is taken by another user")]
+    LoginTaken(String),
+    /// The login asked for was a deleted user's: a login is never given again.
+    #[error("login {0:?} belonged to a deleted user and is never given again")]
+    LoginRetired(String),
+    /// Another user has the address (compared without case).
+    #[error("e-mail {email:?} is the address of user {login:?}")]
+    DuplicateEmail {
+        /// The address.
+        email: String,
+        /// The user who has it.
+        login: String,
+    },
+    /// The contact is linked to a user already.
+    #[error("contact {contact} is already linked to user {login:?}")]
+    ContactLinked {
+        /// The contact, as `SOURCE:ID`.
+        contact: String,
+        /// The user it is linked to.
+        login: String,
+    },
+    /// A field one of the user's linked contacts gives: the next sync would
+    /// undo an edit of it.
+    #[error(
+        "{field} of user {login:?} is given by source {owner} (contact {contact}): \
+         the next sync would undo the edit; change it in the source"
+    )]
+    SourceOwned {
+        /// The user.
+        login: String,
+        /// The field (SPEC §1 name, `attributes.KEY` for an attribute).
+        field: String,
+        /// The source giving it.
+        owner: String,
+        /// The contact giving it, as `SOURCE:ID`.
+        contact: String,
+    },
+    /// A `sync` user none of whose contacts is linked: enabling it would
+    /// give access no source grants.
+    #[error(
+        "user {login:?} is a sync user none of whose contacts is linked: every one has left \
+         source {} ({}); sync enables it when one comes back, or an admin links one \
+         (liaison users edit {login} --link-contact SOURCE:ID)",
+        sources_of(.contacts), .contacts.join(", ")
+    )]
+    ContactsLeft {
+        /// The user.
+        login: String,
+        /// Its contacts, as `SOURCE:ID`.
+        contacts: Vec<String>,
+    },
+    /// The user is not linked to the account.
+    #[error("user {login:?} is not linked to account {account:?}")]
+    NotLinked {
+        /// The user.
+        login: String,
+        /// The account.
+        account: String,
+    },
+    /// Anything else the command cannot do, said whole.
+    #[error("{0}")]
+    Refused(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The distinct sources of `SOURCE:ID` anchors, joined for a message.
+fn sources_of(contacts: &[String]) -> String {
+    let mut sources: Vec<&str> = contacts
+        .iter()
+        .map(|c| c.split_once(':').map_or(c.as_str(), |(s, _)| s))
+        .collect();
+    sources.dedup();
+    sources.sort_unstable();
+    sources.dedup();
+    sources.join(", ")
 }
 
 impl AdminError {

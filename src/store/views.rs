@@ -87,7 +87,8 @@ pub struct HistoryEntry {
     pub run: Option<i64>,
     /// Source of the run.
     pub source: Option<String>,
-    /// Who made an admin write (its `--actor`); `None` for a sync run's.
+    /// Who made it: an admin write's `--actor` (default the OS user), or
+    /// `sync:SOURCE` for a sync run's.
     pub actor: Option<String>,
     /// `create`, `update`, `link`, `unlink`, `enable`, `disable`, `delete`,
     /// `approve`, `reject`, `password_set`, `resend_welcome`,
@@ -114,6 +115,10 @@ pub struct UserDetail {
     /// The ids of the accounts linked to the user directly, not through a
     /// contact (a registration's, an admin's), sorted.
     pub direct_accounts: Vec<String>,
-    /// Journal, oldest first.
+    /// Its mail (outbox rows), newest first: the latest 20.
+    pub mail: Vec<crate::store::OutboxEntry>,
+    /// Its latest journal entries (20), oldest first; `users history` has all.
     pub history: Vec<HistoryEntry>,
+    /// How many journal entries it has in all.
+    pub history_total: u64,
 }

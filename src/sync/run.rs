@@ -637,6 +637,7 @@ fn close_over_addresses(
             ..StateRequest::default()
         };
         let more = store.load_state(&request)?;
+        state.unlinked_accounts.extend(more.unlinked_accounts);
         let before = state.users.len();
         for (id, user) in more.users {
             state.users.entry(id).or_insert(user);

@@ -11,10 +11,10 @@ use crate::store::{DriverError, StoreError};
 /// Columns of `users` in the order [`user_from_row`] reads them.
 pub const USER_COLUMNS: &str = "id, login, title, description, email, locale, status, \
      disabled_by, disabled_at, origin, account_contacts, account_tickets, external_comments, \
-     grants, attributes, created_at, updated_at";
+     grants, attributes, created_at, updated_at, admin_fields";
 
 /// How many columns [`USER_COLUMNS`] names.
-pub const USER_COLUMN_COUNT: usize = 17;
+pub const USER_COLUMN_COUNT: usize = 18;
 
 /// Columns of `contacts` (record part) in the order [`contact_from_row`] reads them, from `offset`.
 pub const CONTACT_COLUMNS: &str = "contact_id, name, email, phone, account_id, account_name, \
@@ -97,6 +97,10 @@ pub fn user_from_row(row: &Row<'_>) -> Result<(ExternalUser, i64, i64), StoreErr
         },
         grants: parse_grants(&get_s(13)?)?,
         attributes: parse_attributes(&get_s(14)?)?,
+        admin_fields: match get_o(17)? {
+            Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("admin_fields", e))?,
+            None => Default::default(),
+        },
     };
     Ok((user, row.get(15).map_err(sql)?, row.get(16).map_err(sql)?))
 }

@@ -57,6 +57,10 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0008_source_cursors.sql"),
         fill: None,
     },
+    Migration {
+        sql: include_str!("migrations/0009_admin.sql"),
+        fill: None,
+    },
 ];
 
 /// The latest schema version this build knows.
@@ -336,7 +340,8 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(d.direct_accounts.is_empty() && d.user.accounts.is_empty());
-        assert_eq!(d.history[0].actor, None);
+        // A sync entry's actor is its source's, `sync:SOURCE`.
+        assert_eq!(d.history[0].actor.as_deref(), Some("sync:p"));
         let confirmed: Option<i64> = conn
             .query_row("SELECT confirmation_queued_at FROM users", [], |r| r.get(0))
             .unwrap();

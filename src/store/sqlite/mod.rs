@@ -1,6 +1,7 @@
 //! The embedded SQLite store (rusqlite, bundled SQLite, WAL).
 
 mod accounts;
+mod admin;
 mod batch;
 mod codec;
 mod daemon;

@@ -211,6 +211,29 @@ const ADDRESSEE: &str = "SELECT u.login, u.title, u.status, \
          LEFT JOIN accounts a ON a.id = l.account_id ORDER BY 1)) \
      FROM users u WHERE u.id = ?1";
 
+/// Every message of `user`, newest first, at most `limit`: what `users
+/// show` lists as the user's mail.
+pub(crate) fn mail_of(
+    conn: &Connection,
+    user: UserId,
+    limit: usize,
+) -> Result<Vec<OutboxEntry>, StoreError> {
+    let err = q("reading a user's mail");
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM outbox WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2"
+        ))
+        .map_err(&err)?;
+    let rows = stmt
+        .query_map(params![user.0, limit as i64], entry)
+        .map_err(&err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row.map_err(&err)??);
+    }
+    Ok(out)
+}
+
 const ENTRY_COLUMNS: &str = "id, kind, user_id, recipient, locale, not_before, attempts, \
      last_error, state, message_id, run_id, created_at, updated_at, sent_at";
 

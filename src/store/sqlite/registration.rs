@@ -73,25 +73,30 @@ fn by_address(tx: &Connection, email_norm: &str) -> Result<Option<Found>, StoreE
     find(tx, &sql, email_norm)
 }
 
-fn begin(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
+pub(super) fn begin(conn: &mut Connection) -> Result<Transaction<'_>, StoreError> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(q("starting an admin write"))
 }
 
-fn commit(tx: Transaction<'_>) -> Result<(), StoreError> {
+pub(super) fn commit(tx: Transaction<'_>) -> Result<(), StoreError> {
     tx.commit().map_err(q("committing an admin write"))
 }
 
 /// One journal entry of an admin write; `old` and `new` are JSON texts.
-struct Entry<'a> {
-    user: UserId,
-    action: &'a str,
-    field: Option<&'a str>,
-    old: Option<String>,
-    new: Option<String>,
+pub(super) struct Entry<'a> {
+    pub(super) user: UserId,
+    pub(super) action: &'a str,
+    pub(super) field: Option<&'a str>,
+    pub(super) old: Option<String>,
+    pub(super) new: Option<String>,
 }
 
-fn journal(tx: &Connection, e: &Entry<'_>, actor: &str, now: i64) -> Result<(), StoreError> {
+pub(super) fn journal(
+    tx: &Connection,
+    e: &Entry<'_>,
+    actor: &str,
+    now: i64,
+) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO journal (run_id, source, user_id, login, at, action, field, old, new, actor) \
          SELECT NULL, NULL, id, login, ?2, ?3, ?4, ?5, ?6, ?7 FROM users WHERE id = ?1",
@@ -143,7 +148,7 @@ fn require(user: &Found, needed: Status) -> Result<(), AdminError> {
     })
 }
 
-fn account_exists(tx: &Connection, id: &AccountId) -> Result<bool, StoreError> {
+pub(super) fn account_exists(tx: &Connection, id: &AccountId) -> Result<bool, StoreError> {
     tx.prepare_cached("SELECT 1 FROM accounts WHERE id = ?1")
         .and_then(|mut s| s.exists([id.as_str()]))
         .map_err(q("reading an account"))
@@ -151,7 +156,7 @@ fn account_exists(tx: &Connection, id: &AccountId) -> Result<bool, StoreError> {
 
 /// The first login from `base` (then `base2`, `base3` …) that no user has
 /// and no deleted user had.
-fn free_login(tx: &Connection, base: &str) -> Result<Login, StoreError> {
+pub(super) fn free_login(tx: &Connection, base: &str) -> Result<Login, StoreError> {
     let mut taken = std::collections::HashSet::new();
     let mut stmt = tx
         .prepare_cached(

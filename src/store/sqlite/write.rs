@@ -609,6 +609,25 @@ fn field_params<'a>(f: &'a UserFields, texts: &'a [&'a str; 4]) -> [&'a dyn ToSq
     ]
 }
 
+/// Writes contact `r` of `source` as linked to `user` (an admin's link),
+/// with [`UPSERT_CONTACTS`]: a stored row of it moves to `user`.
+pub(super) fn upsert_contact(
+    tx: &Connection,
+    source: &str,
+    user: UserId,
+    r: &ContactRecord,
+) -> Result<(), StoreError> {
+    let mut stmt = tx
+        .prepare_cached(&UPSERT_CONTACTS.with_rows(1))
+        .map_err(q("writing a contact"))?;
+    for (i, v) in contact_row(source, user.0, r).iter().enumerate() {
+        stmt.raw_bind_parameter(i + 1, v)
+            .map_err(q("writing a contact"))?;
+    }
+    stmt.raw_execute().map_err(q("writing a contact"))?;
+    Ok(())
+}
+
 /// One row of [`UPSERT_CONTACTS`]: contact `r` of `source`, linked to `user`.
 fn contact_row<'r>(source: &'r str, user: i64, r: &'r ContactRecord) -> [ToSqlOutput<'r>; 19] {
     [
