@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::common::slapd::{fixed_uuids, person, uuid_of, Slapd, SlapdOptions, PEOPLE};
+use crate::common::slapd::{fixed_uuids, generated, person, uuid_of, Slapd, SlapdOptions, PEOPLE};
 use crate::common::Sandbox;
 use crate::ldap_source::{config, run, sync, three, user, users};
 
@@ -70,6 +70,60 @@ fn a_sync_changes_read_applies_adds_modifications_and_deletions() {
     let out = sync(&s, 0);
     assert_eq!(out["read"]["mode"], "changes");
     assert_eq!((&out["created"], &out["updated"]), (&json!(0), &json!(0)));
+}
+
+#[test]
+fn a_delete_phase_bigger_than_the_bridge_streams_every_change_and_its_cookie() {
+    // A deletion first, so the server's delete phase is known at once and
+    // the changed entries go to the host as they come: more of them than
+    // the bridge to the host holds, so the reader waits for the host with
+    // the connection held (it is read only at the reader's pace).
+    const N: usize = 3000;
+    let options = SlapdOptions {
+        sessionlog_size: 10_000,
+        ..SlapdOptions::default()
+    };
+    let slapd = Slapd::start(options, &generated(N));
+    let s = Sandbox::new(&config(&slapd.url(), &[]));
+    assert_eq!(sync(&s, 0)["created"], N);
+    let mut ldif = format!("dn: {}\nchangetype: delete\n\n", dn("user000001"));
+    for i in 2..=N {
+        ldif.push_str(&format!(
+            "dn: {}\nchangetype: modify\nreplace: cn\ncn: Renamed {i}\n\n",
+            dn(&format!("user{i:06}"))
+        ));
+    }
+    slapd.modify(&ldif);
+    let debug = [
+        ("LDAP_PASSWORD", crate::common::slapd::READER_PASSWORD),
+        ("RUST_LOG", "liaison=debug"),
+    ];
+    let run = s
+        .run_with_env(&["sync", "--once", "--format", "json"], &debug)
+        .expect(0);
+    let out = run.json();
+    assert_eq!(out["read"]["mode"], "changes", "{out}");
+    assert_eq!(out["read"]["deletions"], 1, "{out}");
+    assert_eq!(
+        (&out["updated"], &out["disabled"], &out["created"]),
+        (&json!(N - 1), &json!(1), &json!(0)),
+        "{out}"
+    );
+    assert!(
+        run.stderr.contains(&format!("source read rows={}", N - 1)),
+        "{}",
+        run.stderr
+    );
+    let last = users(&s)
+        .into_iter()
+        .find(|u| u["title"] == format!("Renamed {N}"));
+    assert!(last.is_some(), "the last change arrived");
+    // The cookie came after all of them: the next read has nothing to read.
+    let run = s
+        .run_with_env(&["sync", "--once", "--format", "json"], &debug)
+        .expect(0);
+    assert_eq!(run.json()["read"]["mode"], "changes");
+    assert!(run.stderr.contains("source read rows=0 "), "{}", run.stderr);
 }
 
 #[test]

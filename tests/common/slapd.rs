@@ -44,6 +44,9 @@ pub struct SlapdOptions {
     pub syncprov: bool,
     /// syncprov's session log (delete phases for recent cookies).
     pub sessionlog: bool,
+    /// How many operations the session log keeps (a cookie older than
+    /// that many changes gets a present phase).
+    pub sessionlog_size: u32,
     /// The memberof overlay.
     pub memberof: bool,
     /// Listen on ldaps:// too and offer StartTLS, with a fresh test CA.
@@ -60,6 +63,7 @@ impl Default for SlapdOptions {
         SlapdOptions {
             syncprov: true,
             sessionlog: true,
+            sessionlog_size: 1000,
             memberof: true,
             tls: false,
             size_limit: None,
@@ -211,7 +215,10 @@ impl Slapd {
                 "overlay syncprov\nsyncprov-checkpoint 100 10\nsyncprov-reloadhint TRUE\n",
             );
             if self.options.sessionlog {
-                conf.push_str("syncprov-sessionlog 1000\n");
+                conf.push_str(&format!(
+                    "syncprov-sessionlog {}\n",
+                    self.options.sessionlog_size
+                ));
             }
         }
         if self.options.memberof {

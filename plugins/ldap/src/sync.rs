@@ -21,9 +21,10 @@
 //! The search cannot be paged (RFC 4533 and paged results do not combine),
 //! and ldap3 queues a search's replies without a bound as fast as the
 //! server sends them; so the connection is read at this reader's pace
-//! ([`crate::conn::Pace`]): only while it waits for the next message. What
-//! is in memory is then the held items, a batch for the host and what the
-//! driver decodes in one poll — not the change set, however large.
+//! ([`crate::conn::Pace`]): only when it has taken every decoded message,
+//! a few socket reads at a time. What is in memory is then the held items,
+//! the batches for the host and a few buffers' worth of decoded entries —
+//! not the change set, however large.
 
 use ldap3::controls::{parse_syncinfo, Control, ControlType, EntryState, SyncInfo, SyncState};
 use liaison_plugin_api::{Deletion, Item, Location, SourceError};
@@ -83,15 +84,12 @@ pub(crate) async fn changes(
     let mut cookie_seen: Option<Vec<u8>> = None;
     // Why the read must be full instead, once known.
     let mut full: Option<String> = None;
-    // One unpaged search: the connection is read only while this loop waits
-    // for the next message, never while it hands entries to the host, so
-    // what the server sends meanwhile stays in its socket, not in memory.
+    // One unpaged search: the connection is read only when this loop has
+    // taken every decoded message, never while it hands entries to the host,
+    // so what the server sends meanwhile waits in the TCP buffers.
     let pace = session.pace();
     loop {
-        pace.wait();
-        let next = stream.next().await;
-        pace.got();
-        let message = match next {
+        let message = match pace.next(&mut stream).await {
             Ok(Some(message)) => message,
             Ok(None) => break,
             Err(e) => return Err(session.failed(config, doing, &e).await),
